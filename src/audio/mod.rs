@@ -1,0 +1,310 @@
+//! Probe and decode (DESIGN §1): a spooled object → mono `f32` PCM, handed to a sink chunk by chunk
+//! so no whole recording is ever held in memory. symphonia does the work; this module guards it:
+//!
+//! - the container is sniffed before symphonia's probe, because the probe scans forward for any
+//!   known marker and finds the WAV header an APE file stores inside itself, then "decodes" the
+//!   compressed bytes as PCM noise without an error. Formats symphonia cannot decode (APE, AMR,
+//!   WMA, Opus) are named and refused as [`AudioError::UnsupportedCodec`];
+//! - the probe's scan depth is limited, for the same reason;
+//! - decoding runs to the real end of the stream, never to the frame count a header estimates
+//!   (a VBR MP3 without a Xing header estimates its length from the first frame's bitrate);
+//! - the duration cap is enforced while decoding, so an overlong file stops early.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+
+use symphonia::core::codecs::audio::AudioDecoderOptions;
+use symphonia::core::errors::Error as SymphoniaError;
+use symphonia::core::formats::probe::{Hint, Probe, ProbeOptions};
+use symphonia::core::formats::{FormatOptions, TrackType};
+use symphonia::core::io::{MediaSourceStream, MediaSourceStreamOptions};
+use symphonia::core::meta::MetadataOptions;
+
+/// What decoding found out about a recording.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AudioInfo {
+    /// The container, e.g. `mp3`, `wav`, `mp4`, `ogg`.
+    pub container: String,
+    pub codec: String,
+    pub sample_rate: u32,
+    pub channels: usize,
+    /// Frames decoded (samples per channel).
+    pub frames: u64,
+    /// Packets the decoder rejected and skipped.
+    pub bad_packets: u64,
+    /// The stream ended inside a packet (a cut-off upload); what came before was decoded.
+    pub truncated: bool,
+}
+
+impl AudioInfo {
+    pub fn duration_secs(&self) -> f64 {
+        if self.sample_rate == 0 {
+            0.0
+        } else {
+            self.frames as f64 / f64::from(self.sample_rate)
+        }
+    }
+}
+
+/// Why a file could not be decoded. None of these is worth retrying.
+#[derive(Debug, thiserror::Error)]
+pub enum AudioError {
+    #[error("the object is empty (0 bytes)")]
+    Empty,
+    #[error("not a recognised audio file: {0}")]
+    UnrecognisedFormat(String),
+    #[error("unsupported codec: {0}")]
+    UnsupportedCodec(String),
+    #[error("corrupt audio: {0}")]
+    Corrupt(String),
+    #[error("audio is longer than the {limit_secs} s limit (stopped decoding at {decoded_secs:.0} s)")]
+    TooLong { limit_secs: u64, decoded_secs: f64 },
+    #[error("reading the spooled object failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Limits applied while decoding.
+#[derive(Debug, Clone, Copy)]
+pub struct DecodeLimits {
+    pub max_duration_secs: u64,
+}
+
+/// How far symphonia's probe may scan for a container marker. Enough for ID3 tags with cover art
+/// (metadata is skipped separately), small enough not to wander into an unknown container's body.
+const MAX_PROBE_DEPTH: u32 = 256 * 1024;
+
+/// Decodes `path` to mono PCM, calling `sink(samples, sample_rate)` for each decoded packet.
+///
+/// `suffix` is a hint (the key's suffix); the content decides.
+///
+/// # Errors
+/// See [`AudioError`]: empty, not audio, a codec symphonia cannot decode, corrupt, or too long.
+pub fn decode_file(
+    path: &Path,
+    suffix: Option<&str>,
+    limits: DecodeLimits,
+    sink: &mut dyn FnMut(&[f32], u32),
+) -> Result<AudioInfo, AudioError> {
+    let mut file = File::open(path)?;
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Err(AudioError::Empty);
+    }
+    let mut head = [0u8; 64];
+    let got = read_up_to(&mut file, &mut head)?;
+    if let Some(refusal) = sniff_unsupported(&head[..got]) {
+        return Err(refusal);
+    }
+    file.seek(SeekFrom::Start(0))?;
+
+    let mut probe = Probe::new_with_options(&ProbeOptions {
+        max_probe_depth: MAX_PROBE_DEPTH,
+        ..ProbeOptions::default()
+    });
+    symphonia::default::register_enabled_formats(&mut probe);
+    let mut hint = Hint::new();
+    if let Some(suffix) = suffix {
+        hint.with_extension(suffix);
+    }
+    let mss = MediaSourceStream::new(Box::new(file), MediaSourceStreamOptions::default());
+    let mut format = probe
+        .probe(
+            &hint,
+            mss,
+            FormatOptions::default(),
+            MetadataOptions::default(),
+        )
+        .map_err(|e| match e {
+            SymphoniaError::IoError(_) | SymphoniaError::Unsupported(_) => AudioError::UnrecognisedFormat(
+                "no known container or codec signature in the first bytes".to_owned(),
+            ),
+            other => AudioError::Corrupt(format!("container header unreadable: {other}")),
+        })?;
+    let container = format.format_info().short_name.to_owned();
+
+    let track = format
+        .default_track(TrackType::Audio)
+        .ok_or_else(|| AudioError::UnrecognisedFormat(format!("{container} file has no audio track")))?;
+    let track_id = track.id;
+    let params = track
+        .codec_params
+        .as_ref()
+        .and_then(|p| p.audio())
+        .ok_or_else(|| AudioError::UnsupportedCodec(format!("{container} track has no audio codec parameters")))?
+        .clone();
+    let codecs = symphonia::default::get_codecs();
+    let mut decoder = codecs
+        .make_audio_decoder(&params, &AudioDecoderOptions::default())
+        .map_err(|_| {
+            AudioError::UnsupportedCodec(format!("codec {} in a {container} container", params.codec))
+        })?;
+    let codec = decoder.codec_info().short_name.to_owned();
+
+    let mut info = AudioInfo {
+        container,
+        codec,
+        sample_rate: params.sample_rate.unwrap_or(0),
+        channels: params.channels.as_ref().map_or(0, |c| c.count()),
+        frames: 0,
+        bad_packets: 0,
+        truncated: false,
+    };
+    let mut good_packets: u64 = 0;
+    let mut planes: Vec<Vec<f32>> = Vec::new();
+    let mut mono: Vec<f32> = Vec::new();
+    loop {
+        let packet = match format.next_packet() {
+            Ok(Some(packet)) => packet,
+            Ok(None) => break,
+            Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                info.truncated = true;
+                break;
+            }
+            Err(SymphoniaError::ResetRequired) => break,
+            Err(SymphoniaError::DecodeError(_)) => {
+                info.bad_packets += 1;
+                if info.bad_packets > 64 && info.bad_packets > good_packets {
+                    break;
+                }
+                continue;
+            }
+            Err(e) => return Err(AudioError::Corrupt(format!("reading packets failed: {e}"))),
+        };
+        if packet.track_id != track_id {
+            continue;
+        }
+        let buffer = match decoder.decode(&packet) {
+            Ok(buffer) => buffer,
+            Err(SymphoniaError::DecodeError(_) | SymphoniaError::IoError(_)) => {
+                info.bad_packets += 1;
+                if info.bad_packets > 64 && info.bad_packets > good_packets {
+                    break;
+                }
+                continue;
+            }
+            Err(e) => return Err(AudioError::Corrupt(format!("decoder failed: {e}"))),
+        };
+        good_packets += 1;
+        let rate = buffer.spec().rate();
+        let frames = buffer.frames();
+        if frames == 0 {
+            continue;
+        }
+        info.sample_rate = rate;
+        info.channels = buffer.num_planes();
+        buffer.copy_to_vecs_planar::<f32>(&mut planes);
+        downmix(&planes, frames, &mut mono);
+        info.frames += frames as u64;
+        if info.frames > limits.max_duration_secs.saturating_mul(u64::from(rate)) {
+            return Err(AudioError::TooLong {
+                limit_secs: limits.max_duration_secs,
+                decoded_secs: info.duration_secs(),
+            });
+        }
+        sink(&mono, rate);
+    }
+    if info.frames == 0 {
+        return Err(AudioError::Corrupt(format!(
+            "no audio could be decoded from the {} stream ({} bad packets)",
+            info.codec, info.bad_packets
+        )));
+    }
+    if info.bad_packets > good_packets {
+        return Err(AudioError::Corrupt(format!(
+            "{} of {} packets failed to decode",
+            info.bad_packets,
+            info.bad_packets + good_packets
+        )));
+    }
+    Ok(info)
+}
+
+fn downmix(planes: &[Vec<f32>], frames: usize, mono: &mut Vec<f32>) {
+    mono.clear();
+    match planes {
+        [] => mono.resize(frames, 0.0),
+        [only] => mono.extend_from_slice(&only[..frames]),
+        many => {
+            let scale = 1.0 / many.len() as f32;
+            mono.extend_from_slice(&many[0][..frames]);
+            for plane in &many[1..] {
+                for (m, s) in mono.iter_mut().zip(&plane[..frames]) {
+                    *m += s;
+                }
+            }
+            for m in mono.iter_mut() {
+                *m *= scale;
+            }
+        }
+    }
+}
+
+fn read_up_to(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}
+
+/// Recognises containers symphonia would misread or cannot decode, by their leading bytes.
+fn sniff_unsupported(head: &[u8]) -> Option<AudioError> {
+    let refuse = |what: &str| Some(AudioError::UnsupportedCodec(what.to_owned()));
+    if head.starts_with(b"MAC ") {
+        return refuse("Monkey's Audio (APE)");
+    }
+    if head.starts_with(b"#!AMR-WB\n") {
+        return refuse("AMR-WB");
+    }
+    if head.starts_with(b"#!AMR") {
+        return refuse("AMR-NB");
+    }
+    const ASF_HEADER: [u8; 16] = [
+        0x30, 0x26, 0xB2, 0x75, 0x8E, 0x66, 0xCF, 0x11, 0xA6, 0xD9, 0x00, 0xAA, 0x00, 0x62, 0xCE,
+        0x6C,
+    ];
+    if head.starts_with(&ASF_HEADER) {
+        return refuse("Windows Media Audio (ASF/WMA)");
+    }
+    if head.starts_with(b"OggS") && head.windows(8).any(|w| w == b"OpusHead") {
+        return refuse("Opus in Ogg");
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffing_names_what_symphonia_cannot_decode() {
+        let cases: &[(&[u8], Option<&str>)] = &[
+            (b"MAC \x96\x0f\x00\x00", Some("APE")),
+            (b"#!AMR\n\x3c", Some("AMR-NB")),
+            (b"#!AMR-WB\n\x04", Some("AMR-WB")),
+            (b"OggS\x00\x02\x00\x00\x00\x00\x00\x00\x00\x00\x01\x02\x03\x04\x00\x00\x00\x00\x00\x00\x00\x00\x01\x13OpusHead", Some("Opus")),
+            (b"OggS\x00\x02\x00\x00\x00\x00\x00\x00\x00\x00\x01\x02\x03\x04\x00\x00\x00\x00\x00\x00\x00\x00\x01\x1e\x01vorbis", None),
+            (b"RIFF\x24\x00\x00\x00WAVEfmt ", None),
+            (b"ID3\x04\x00\x00\x00\x00\x00\x00", None),
+        ];
+        for (head, want) in cases {
+            let got = sniff_unsupported(head).map(|e| e.to_string());
+            match (want, got) {
+                (None, None) => {}
+                (Some(word), Some(message)) => assert!(message.contains(word), "{message}"),
+                (want, got) => panic!("{head:?}: want {want:?}, got {got:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn downmix_averages_channels() {
+        let mut mono = Vec::new();
+        downmix(&[vec![1.0, 0.0], vec![0.0, 0.5]], 2, &mut mono);
+        assert_eq!(mono, vec![0.5, 0.25]);
+    }
+}

@@ -1,0 +1,633 @@
+//! Configuration (DESIGN §7): built-in defaults → a TOML file → `EARSHOT_…` environment variables
+//! (nested keys joined by `__`), merged by figment, then validated into a [`Config`].
+//!
+//! Parse errors come from figment and name the key and the file; the checks serde cannot express
+//! (score range, suffix list, engine references, overlapping rules) are made in [`Config::validate`]
+//! and name the key and the file the same way.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// Where a config file is looked for when neither `--config` nor `EARSHOT_CONFIG` names one.
+pub const DEFAULT_CONFIG_PATH: &str = "config/earshot.toml";
+
+/// The audio suffixes a rule may name (COS's list).
+pub const SUPPORTED_SUFFIXES: [&str; 10] = [
+    "mp3", "wav", "aac", "flac", "amr", "3gp", "m4a", "wma", "ogg", "ape",
+];
+
+/// What a secret is replaced with when the config is printed.
+const REDACTED: &str = "<redacted>";
+
+/// The whole configuration as parsed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub s3: S3Config,
+    #[serde(default)]
+    pub rules: Vec<RuleConfig>,
+    #[serde(default)]
+    pub engines: BTreeMap<String, EngineConfig>,
+    #[serde(default)]
+    pub sources: SourcesConfig,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let mut engines = BTreeMap::new();
+        engines.insert(
+            "local".to_owned(),
+            EngineConfig::Local(LocalEngineConfig {
+                library: "./library".to_owned(),
+            }),
+        );
+        Config {
+            s3: S3Config::default(),
+            rules: Vec::new(),
+            engines,
+            sources: SourcesConfig::default(),
+            limits: LimitsConfig::default(),
+        }
+    }
+}
+
+/// How S3 is reached. Omit `endpoint_url` for AWS; credentials come from the AWS default chain
+/// unless given here (MinIO, LocalStack).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    pub endpoint_url: Option<String>,
+    pub region: Option<String>,
+    #[serde(default)]
+    pub force_path_style: bool,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+}
+
+/// One moderation rule (DESIGN §3).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    pub id: String,
+    pub bucket: String,
+    /// Key prefix in scope; `""` is the whole bucket.
+    #[serde(default)]
+    pub prefix: String,
+    /// Case-insensitive suffixes without the dot; empty means all supported formats.
+    #[serde(default)]
+    pub suffixes: Vec<String>,
+    #[serde(default = "default_scenes")]
+    pub scenes: Vec<Scene>,
+    #[serde(default = "default_engine")]
+    pub engine: String,
+    #[serde(default)]
+    pub block: BlockConfig,
+    pub callback: Option<CallbackConfig>,
+}
+
+fn default_scenes() -> Vec<Scene> {
+    vec![Scene::Porn, Scene::Ads, Scene::Illegal]
+}
+
+fn default_engine() -> String {
+    "local".to_owned()
+}
+
+/// A moderation scene (DESIGN §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scene {
+    Porn,
+    Ads,
+    Illegal,
+    Abuse,
+}
+
+impl Scene {
+    pub const ALL: [Scene; 4] = [Scene::Porn, Scene::Ads, Scene::Illegal, Scene::Abuse];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scene::Porn => "porn",
+            Scene::Ads => "ads",
+            Scene::Illegal => "illegal",
+            Scene::Abuse => "abuse",
+        }
+    }
+}
+
+impl fmt::Display for Scene {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Scene {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Scene::ALL
+            .into_iter()
+            .find(|scene| scene.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| format!("unknown scene {s:?}; expected one of porn, ads, illegal, abuse"))
+    }
+}
+
+/// What happens to a non-compliant object (DESIGN §5).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlockConfig {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub mode: BlockMode,
+    #[serde(default)]
+    pub review: Review,
+    /// Block when the highest configured-scene score is at least this (60–100).
+    #[serde(default = "default_min_score")]
+    pub min_score: u8,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_min_score() -> u8 {
+    90
+}
+
+impl Default for BlockConfig {
+    fn default() -> Self {
+        BlockConfig {
+            enabled: true,
+            mode: BlockMode::default(),
+            review: Review::default(),
+            min_score: default_min_score(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BlockMode {
+    /// `PutObjectAcl private`: anonymous reads answer 403.
+    #[default]
+    AclPrivate,
+    /// Copy to `audit_freeze_backup/increment_audit/<key>`, verify, delete: reads answer 404.
+    Move,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Review {
+    #[default]
+    Machine,
+    Human,
+}
+
+/// Where and how a rule's results are POSTed (DESIGN §6).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallbackConfig {
+    pub url: String,
+    /// With a seed, `X-Signature` = hex(sha256(seed + body)).
+    pub seed: Option<String>,
+    #[serde(default = "default_attempts")]
+    pub max_attempts: u32,
+    #[serde(default = "default_backoff_ms")]
+    pub initial_backoff_ms: u64,
+    #[serde(default = "default_callback_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn default_attempts() -> u32 {
+    5
+}
+
+fn default_backoff_ms() -> u64 {
+    500
+}
+
+fn default_callback_timeout() -> u64 {
+    10
+}
+
+/// A moderation engine, by `type`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EngineConfig {
+    Local(LocalEngineConfig),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalEngineConfig {
+    /// A directory, or `s3://bucket/prefix/`.
+    pub library: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourcesConfig {
+    pub sqs: Option<SqsConfig>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqsConfig {
+    pub queue_url: String,
+    /// Omit for AWS.
+    pub endpoint_url: Option<String>,
+    #[serde(default = "default_concurrency")]
+    pub max_concurrency: usize,
+    #[serde(default = "default_wait")]
+    pub wait_time_secs: u32,
+    /// How long a received message stays hidden; extended while its job runs.
+    #[serde(default = "default_visibility")]
+    pub visibility_timeout_secs: u32,
+}
+
+fn default_concurrency() -> usize {
+    8
+}
+
+fn default_wait() -> u32 {
+    20
+}
+
+fn default_visibility() -> u32 {
+    60
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    #[serde(default = "default_max_bytes")]
+    pub max_object_bytes: u64,
+    #[serde(default = "default_max_duration")]
+    pub max_duration_secs: u64,
+}
+
+fn default_max_bytes() -> u64 {
+    600 * 1024 * 1024
+}
+
+fn default_max_duration() -> u64 {
+    3 * 60 * 60
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_object_bytes: default_max_bytes(),
+            max_duration_secs: default_max_duration(),
+        }
+    }
+}
+
+/// A configuration error: the key it concerns, where that key came from, and what is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Parse(Box<figment::Error>),
+    #[error("`{key}` in {source_name}: {message}")]
+    Invalid {
+        key: String,
+        source_name: String,
+        message: String,
+    },
+    #[error("config file {path}: {message}")]
+    File { path: PathBuf, message: String },
+}
+
+/// Where the config was read from, for error messages.
+#[derive(Debug, Clone)]
+pub enum ConfigSource {
+    /// A file, possibly overridden by the environment.
+    File(PathBuf),
+    /// Built-in defaults and the environment only.
+    Defaults,
+}
+
+impl Config {
+    /// Loads defaults → `path` (if given, or `config/earshot.toml` if it exists) → `EARSHOT_…`.
+    ///
+    /// # Errors
+    /// A named file that does not exist, a parse error, or a failed validation.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let file = match path {
+            Some(path) if !path.is_file() => {
+                return Err(ConfigError::File {
+                    path: path.to_owned(),
+                    message: "no such file".to_owned(),
+                });
+            }
+            Some(path) => Some(path.to_owned()),
+            None => Some(PathBuf::from(DEFAULT_CONFIG_PATH)).filter(|p| p.is_file()),
+        };
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = &file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment = figment.merge(
+            Env::prefixed("EARSHOT_")
+                .split("__")
+                .filter(|key| key != "config" && key != "log_format"),
+        );
+        Self::from_figment(figment)
+    }
+
+    /// Parses a TOML text over the built-in defaults (no file, no environment).
+    ///
+    /// # Errors
+    /// A parse error or a failed validation.
+    pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
+        Self::from_figment(
+            Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(text)),
+        )
+    }
+
+    fn from_figment(figment: Figment) -> Result<Config, ConfigError> {
+        let config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError::Parse(Box::new(e)))?;
+        config.validate(&figment)?;
+        Ok(config)
+    }
+
+    fn validate(&self, figment: &Figment) -> Result<(), ConfigError> {
+        let invalid = |key: String, message: String| {
+            let source_name = figment
+                .find_metadata(&key)
+                .or_else(|| figment.find_metadata(key.split('.').next().unwrap_or(&key)))
+                .map(|meta| match &meta.source {
+                    Some(source) => format!("{} ({source})", meta.name),
+                    None => meta.name.to_string(),
+                })
+                .unwrap_or_else(|| "the configuration".to_owned());
+            ConfigError::Invalid {
+                key,
+                source_name,
+                message,
+            }
+        };
+        let mut seen_ids = std::collections::HashSet::new();
+        for (i, rule) in self.rules.iter().enumerate() {
+            let key = |field: &str| format!("rules.{i}.{field}");
+            if rule.id.is_empty() {
+                return Err(invalid(key("id"), "must not be empty".to_owned()));
+            }
+            if !seen_ids.insert(rule.id.as_str()) {
+                return Err(invalid(key("id"), format!("duplicate rule id {:?}", rule.id)));
+            }
+            if rule.bucket.is_empty() {
+                return Err(invalid(key("bucket"), "must not be empty".to_owned()));
+            }
+            for suffix in &rule.suffixes {
+                let bare = suffix.trim_start_matches('.').to_ascii_lowercase();
+                if !SUPPORTED_SUFFIXES.contains(&bare.as_str()) {
+                    return Err(invalid(
+                        key("suffixes"),
+                        format!(
+                            "unknown suffix {suffix:?}; supported: {}",
+                            SUPPORTED_SUFFIXES.join(" ")
+                        ),
+                    ));
+                }
+            }
+            if rule.scenes.is_empty() {
+                return Err(invalid(key("scenes"), "must name at least one scene".to_owned()));
+            }
+            if !self.engines.contains_key(&rule.engine) {
+                return Err(invalid(
+                    key("engine"),
+                    format!(
+                        "names engine {:?}, which no [engines.{}] section defines",
+                        rule.engine, rule.engine
+                    ),
+                ));
+            }
+            if !(60..=100).contains(&rule.block.min_score) {
+                return Err(invalid(
+                    key("block.min_score"),
+                    format!(
+                        "must be an integer from 60 to 100, got {}",
+                        rule.block.min_score
+                    ),
+                ));
+            }
+            if rule.block.review == Review::Human {
+                return Err(invalid(
+                    key("block.review"),
+                    "\"human\" review is not available yet; use \"machine\"".to_owned(),
+                ));
+            }
+            if let Some(callback) = &rule.callback {
+                let parsed = url::Url::parse(&callback.url);
+                if !matches!(parsed.as_ref().map(|u| u.scheme()), Ok("http" | "https")) {
+                    return Err(invalid(
+                        key("callback.url"),
+                        format!("must be an http(s) URL, got {:?}", callback.url),
+                    ));
+                }
+                if callback.max_attempts == 0 {
+                    return Err(invalid(
+                        key("callback.max_attempts"),
+                        "must be at least 1".to_owned(),
+                    ));
+                }
+            }
+        }
+        for (i, a) in self.rules.iter().enumerate() {
+            for (j, b) in self.rules.iter().enumerate().skip(i + 1) {
+                if rules_overlap(a, b) {
+                    return Err(invalid(
+                        format!("rules.{j}.prefix"),
+                        format!(
+                            "rule {:?} overlaps rule {:?}: same bucket {:?}, prefixes {:?} and {:?} \
+                             nest, and their suffixes share a format; a key must match one rule",
+                            b.id, a.id, a.bucket, b.prefix, a.prefix
+                        ),
+                    ));
+                }
+            }
+        }
+        for (name, engine) in &self.engines {
+            match engine {
+                EngineConfig::Local(local) if local.library.is_empty() => {
+                    return Err(invalid(
+                        format!("engines.{name}.library"),
+                        "must name a directory or an s3:// prefix".to_owned(),
+                    ));
+                }
+                EngineConfig::Local(_) => {}
+            }
+        }
+        if self.limits.max_object_bytes == 0 {
+            return Err(invalid(
+                "limits.max_object_bytes".to_owned(),
+                "must be positive".to_owned(),
+            ));
+        }
+        if self.limits.max_duration_secs == 0 {
+            return Err(invalid(
+                "limits.max_duration_secs".to_owned(),
+                "must be positive".to_owned(),
+            ));
+        }
+        if let Some(sqs) = &self.sources.sqs {
+            if sqs.max_concurrency == 0 {
+                return Err(invalid(
+                    "sources.sqs.max_concurrency".to_owned(),
+                    "must be at least 1".to_owned(),
+                ));
+            }
+            if sqs.wait_time_secs > 20 {
+                return Err(invalid(
+                    "sources.sqs.wait_time_secs".to_owned(),
+                    format!("SQS allows at most 20, got {}", sqs.wait_time_secs),
+                ));
+            }
+            if !(10..=43_200).contains(&sqs.visibility_timeout_secs) {
+                return Err(invalid(
+                    "sources.sqs.visibility_timeout_secs".to_owned(),
+                    format!(
+                        "must be from 10 to 43200, got {}",
+                        sqs.visibility_timeout_secs
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A copy with every secret replaced, for printing.
+    pub fn redacted(&self) -> Config {
+        let mut config = self.clone();
+        if config.s3.secret_access_key.is_some() {
+            config.s3.secret_access_key = Some(REDACTED.to_owned());
+        }
+        for rule in &mut config.rules {
+            if let Some(seed) = rule.callback.as_mut().and_then(|c| c.seed.as_mut()) {
+                *seed = REDACTED.to_owned();
+            }
+        }
+        config
+    }
+}
+
+/// Two rules overlap when a key could match both: same bucket, one prefix contains the other, and
+/// their suffix sets intersect (an empty set is all suffixes).
+fn rules_overlap(a: &RuleConfig, b: &RuleConfig) -> bool {
+    if a.bucket != b.bucket {
+        return false;
+    }
+    if !(a.prefix.starts_with(&b.prefix) || b.prefix.starts_with(&a.prefix)) {
+        return false;
+    }
+    let set = |rule: &RuleConfig| -> Vec<String> {
+        if rule.suffixes.is_empty() {
+            SUPPORTED_SUFFIXES.iter().map(|s| s.to_string()).collect()
+        } else {
+            rule.suffixes
+                .iter()
+                .map(|s| s.trim_start_matches('.').to_ascii_lowercase())
+                .collect()
+        }
+    };
+    let (sa, sb) = (set(a), set(b));
+    sa.iter().any(|s| sb.contains(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+        [[rules]]
+        id = "podcasts"
+        bucket = "media"
+        prefix = "audio/"
+        suffixes = ["MP3", "wav"]
+        callback = { url = "http://127.0.0.1:9000/hook", seed = "s3cret" }
+    "#;
+
+    #[test]
+    fn a_minimal_rule_gets_the_documented_defaults() {
+        let config = Config::from_toml_str(BASE).expect("valid");
+        let rule = &config.rules[0];
+        assert_eq!(rule.engine, "local");
+        assert_eq!(rule.scenes, vec![Scene::Porn, Scene::Ads, Scene::Illegal]);
+        assert_eq!(rule.block.min_score, 90);
+        assert_eq!(rule.block.mode, BlockMode::AclPrivate);
+        assert_eq!(config.limits.max_object_bytes, 629_145_600);
+        assert_eq!(config.limits.max_duration_secs, 10_800);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases: &[(&str, &str)] = &[
+            ("[[rules]]\nid='a'\nbucket='b'\nblock={min_score=50}", "rules.0.block.min_score"),
+            ("[[rules]]\nid='a'\nbucket='b'\nblock={min_score=101}", "rules.0.block.min_score"),
+            ("[[rules]]\nid='a'\nbucket='b'\nsuffixes=['mp4']", "rules.0.suffixes"),
+            ("[[rules]]\nid='a'\nbucket='b'\nscenes=['violence']", "scenes"),
+            ("[[rules]]\nid='a'\nbucket='b'\nengine='ams'", "rules.0.engine"),
+            ("[[rules]]\nid='a'\nbucket='b'\ncolour='red'", "colour"),
+            ("[limits]\nmax_object_bytes=0", "limits.max_object_bytes"),
+            (
+                "[[rules]]\nid='a'\nbucket='b'\n[[rules]]\nid='c'\nbucket='b'\nprefix='x/'",
+                "rules.1.prefix",
+            ),
+        ];
+        for (text, key) in cases {
+            let error = Config::from_toml_str(text).expect_err(text).to_string();
+            assert!(error.contains(key), "{text:?}: {error:?} does not name {key}");
+        }
+    }
+
+    #[test]
+    fn rules_that_differ_in_prefix_or_suffix_do_not_overlap() {
+        let text = r#"
+            [[rules]]
+            id = "a"
+            bucket = "media"
+            prefix = "audio/"
+            suffixes = ["mp3"]
+            [[rules]]
+            id = "b"
+            bucket = "media"
+            prefix = "audio/"
+            suffixes = ["wav"]
+            [[rules]]
+            id = "c"
+            bucket = "media"
+            prefix = "voice/"
+        "#;
+        Config::from_toml_str(text).expect("no overlap");
+    }
+
+    #[test]
+    fn redaction_hides_seeds_and_keys() {
+        let mut config = Config::from_toml_str(BASE).expect("valid");
+        config.s3.secret_access_key = Some("hunter2".to_owned());
+        let printed = toml::to_string(&config.redacted()).expect("serialises");
+        assert!(!printed.contains("s3cret"));
+        assert!(!printed.contains("hunter2"));
+        assert!(printed.contains(REDACTED));
+    }
+
+    #[test]
+    fn the_shipped_config_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_CONFIG_PATH);
+        let text = std::fs::read_to_string(path).expect("config/earshot.toml exists");
+        Config::from_toml_str(&text).expect("config/earshot.toml is valid");
+    }
+}

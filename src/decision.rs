@@ -1,0 +1,167 @@
+//! The decision (DESIGN §4–5): a pure function of an engine's scores and the rule.
+//!
+//! Score bands follow COS: 0–60 normal, (60, 90] suspicious, (90, 100] sensitive.
+//! `hit_flag`: 0 miss, 1 hit, 2 suspected. `result`: 0 normal, 1 sensitive, 2 suspicious.
+//! With `review = "machine"`, block when the highest configured-scene score ≥ `min_score`.
+
+use std::collections::BTreeMap;
+
+use crate::config::{BlockConfig, Scene};
+use crate::engines::{SceneScore, Verdict};
+
+/// One scene as the callback reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SceneResult {
+    pub hit_flag: u8,
+    pub score: u8,
+    pub label: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// 0 normal, 1 sensitive, 2 suspicious.
+    pub result: u8,
+    /// Every configured scene, scored (0 when the engine had nothing to say).
+    pub scenes: BTreeMap<Scene, SceneResult>,
+    pub block: bool,
+}
+
+/// `hit_flag` for a score: 1 above 90, 2 above 60, else 0.
+pub fn hit_flag(score: u8) -> u8 {
+    match score {
+        91.. => 1,
+        61..=90 => 2,
+        _ => 0,
+    }
+}
+
+/// `result` for a score: 1 sensitive, 2 suspicious, 0 normal.
+pub fn result_for(score: u8) -> u8 {
+    hit_flag(score)
+}
+
+pub fn decide(verdict: &Verdict, scenes: &[Scene], block: &BlockConfig) -> Decision {
+    let mut results = BTreeMap::new();
+    let mut top: u8 = 0;
+    for &scene in scenes {
+        let SceneScore { score, label } = verdict.score(scene).cloned().unwrap_or(SceneScore {
+            score: 0,
+            label: String::new(),
+        });
+        let score = score.min(100);
+        top = top.max(score);
+        results.insert(
+            scene,
+            SceneResult {
+                hit_flag: hit_flag(score),
+                score,
+                label,
+            },
+        );
+    }
+    Decision {
+        result: result_for(top),
+        scenes: results,
+        block: block.enabled && top >= block.min_score,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{BlockMode, Review};
+
+    fn verdict(scores: &[(Scene, u8)]) -> Verdict {
+        let mut v = Verdict::default();
+        for &(scene, score) in scores {
+            v.scenes.insert(
+                scene,
+                SceneScore {
+                    score,
+                    label: format!("{scene}-label"),
+                },
+            );
+        }
+        v
+    }
+
+    fn block(min_score: u8) -> BlockConfig {
+        BlockConfig {
+            enabled: true,
+            mode: BlockMode::Move,
+            review: Review::Machine,
+            min_score,
+        }
+    }
+
+    #[test]
+    fn bands_at_every_boundary() {
+        // (score, hit_flag, result)
+        let table = [
+            (0, 0, 0),
+            (59, 0, 0),
+            (60, 0, 0),
+            (61, 2, 2),
+            (89, 2, 2),
+            (90, 2, 2),
+            (91, 1, 1),
+            (100, 1, 1),
+        ];
+        for (score, flag, result) in table {
+            let d = decide(&verdict(&[(Scene::Porn, score)]), &[Scene::Porn], &block(100));
+            assert_eq!(d.scenes[&Scene::Porn].hit_flag, flag, "score {score}");
+            assert_eq!(d.result, result, "score {score}");
+        }
+    }
+
+    #[test]
+    fn block_at_and_above_min_score() {
+        // (min_score, score, blocks)
+        let table = [
+            (60, 59, false),
+            (60, 60, true),
+            (60, 61, true),
+            (90, 89, false),
+            (90, 90, true),
+            (90, 91, true),
+            (91, 90, false),
+            (91, 91, true),
+            (100, 99, false),
+            (100, 100, true),
+        ];
+        for (min_score, score, blocks) in table {
+            let d = decide(&verdict(&[(Scene::Ads, score)]), &[Scene::Ads], &block(min_score));
+            assert_eq!(d.block, blocks, "min_score {min_score}, score {score}");
+        }
+    }
+
+    #[test]
+    fn disabled_block_never_blocks() {
+        let mut b = block(60);
+        b.enabled = false;
+        let d = decide(&verdict(&[(Scene::Porn, 100)]), &[Scene::Porn], &b);
+        assert!(!d.block);
+        assert_eq!(d.result, 1);
+    }
+
+    #[test]
+    fn only_configured_scenes_count_and_all_are_reported() {
+        let v = verdict(&[(Scene::Illegal, 100), (Scene::Porn, 30)]);
+        let d = decide(&v, &[Scene::Porn, Scene::Ads], &block(90));
+        assert!(!d.block);
+        assert_eq!(d.result, 0);
+        assert_eq!(d.scenes.len(), 2);
+        assert_eq!(d.scenes[&Scene::Ads].score, 0);
+        assert_eq!(d.scenes[&Scene::Porn].label, "porn-label");
+    }
+
+    #[test]
+    fn the_highest_scene_decides() {
+        let v = verdict(&[(Scene::Porn, 70), (Scene::Ads, 95)]);
+        let d = decide(&v, &[Scene::Porn, Scene::Ads], &block(90));
+        assert!(d.block);
+        assert_eq!(d.result, 1);
+        assert_eq!(d.scenes[&Scene::Porn].hit_flag, 2);
+        assert_eq!(d.scenes[&Scene::Ads].hit_flag, 1);
+    }
+}

@@ -1,0 +1,408 @@
+//! The `local` engine: offline matching against a reference library of known non-compliant audio.
+//! Nothing leaves the user's servers.
+//!
+//! The library lives in a directory or under an S3 prefix, one JSON document per reference:
+//! `<library>/entries/<sha256>.json` ([`Entry`]). One file per entry keeps adds and removes
+//! independent (no shared index to rewrite), and lets later per-entry data (acoustic
+//! fingerprints) sit beside it under the same id.
+//!
+//! Matching today is exact: an upload whose SHA-256 equals an entry's scores 100 on that entry's
+//! scene.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::primitives::ByteStream;
+use serde::{Deserialize, Serialize};
+
+use super::{Clip, Engine, EngineError, SceneScore, Verdict};
+use crate::config::Scene;
+use crate::storage::S3Failure;
+
+/// One reference recording.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    /// Lowercase hex SHA-256 of the recording's bytes.
+    pub id: String,
+    pub scene: Scene,
+    pub label: String,
+    /// Where the recording came from (file name or s3:// URL), for people.
+    pub source: String,
+    pub bytes: u64,
+    pub duration_secs: f64,
+    /// Seconds since the Unix epoch.
+    pub added_at: u64,
+}
+
+/// Where a library is kept.
+#[derive(Debug, Clone)]
+pub enum LibraryStore {
+    Dir(PathBuf),
+    S3 {
+        client: Client,
+        bucket: String,
+        prefix: String,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LibraryError {
+    #[error("library {location}: {message}")]
+    Io { location: String, message: String },
+    #[error("library entry {location} is not valid: {message}")]
+    BadEntry { location: String, message: String },
+}
+
+impl From<LibraryError> for EngineError {
+    fn from(error: LibraryError) -> Self {
+        EngineError::Failed {
+            engine: "local".to_owned(),
+            message: error.to_string(),
+        }
+    }
+}
+
+impl LibraryStore {
+    /// A directory path, or `s3://bucket/prefix/`.
+    pub fn open(location: &str, s3: &Client) -> LibraryStore {
+        match location.strip_prefix("s3://") {
+            Some(rest) => {
+                let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+                let mut prefix = prefix.to_owned();
+                if !prefix.is_empty() && !prefix.ends_with('/') {
+                    prefix.push('/');
+                }
+                LibraryStore::S3 {
+                    client: s3.clone(),
+                    bucket: bucket.to_owned(),
+                    prefix,
+                }
+            }
+            None => LibraryStore::Dir(PathBuf::from(location)),
+        }
+    }
+
+    pub fn location(&self) -> String {
+        match self {
+            LibraryStore::Dir(dir) => dir.display().to_string(),
+            LibraryStore::S3 { bucket, prefix, .. } => format!("s3://{bucket}/{prefix}"),
+        }
+    }
+
+    fn io_error(&self, message: impl std::fmt::Display) -> LibraryError {
+        LibraryError::Io {
+            location: self.location(),
+            message: message.to_string(),
+        }
+    }
+
+    /// Every entry. A directory that does not exist yet is an empty library.
+    ///
+    /// # Errors
+    /// The store cannot be listed or an entry cannot be read or parsed.
+    pub async fn list(&self) -> Result<Vec<Entry>, LibraryError> {
+        let mut entries = Vec::new();
+        match self {
+            LibraryStore::Dir(dir) => {
+                let entries_dir = dir.join("entries");
+                let mut reader = match tokio::fs::read_dir(&entries_dir).await {
+                    Ok(reader) => reader,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(entries),
+                    Err(e) => return Err(self.io_error(e)),
+                };
+                while let Some(item) = reader.next_entry().await.map_err(|e| self.io_error(e))? {
+                    let path = item.path();
+                    if path.extension().is_some_and(|e| e == "json") {
+                        let bytes = tokio::fs::read(&path).await.map_err(|e| self.io_error(e))?;
+                        entries.push(parse_entry(&path.display().to_string(), &bytes)?);
+                    }
+                }
+            }
+            LibraryStore::S3 {
+                client,
+                bucket,
+                prefix,
+            } => {
+                let mut pages = client
+                    .list_objects_v2()
+                    .bucket(bucket)
+                    .prefix(format!("{prefix}entries/"))
+                    .into_paginator()
+                    .send();
+                while let Some(page) = pages.next().await {
+                    let page = page.map_err(|e| self.io_error(S3Failure::from_sdk(&e)))?;
+                    for object in page.contents() {
+                        let Some(key) = object.key().filter(|k| k.ends_with(".json")) else {
+                            continue;
+                        };
+                        let out = client
+                            .get_object()
+                            .bucket(bucket)
+                            .key(key)
+                            .send()
+                            .await
+                            .map_err(|e| self.io_error(S3Failure::from_sdk(&e)))?;
+                        let bytes = out
+                            .body
+                            .collect()
+                            .await
+                            .map_err(|e| self.io_error(e))?
+                            .into_bytes();
+                        entries.push(parse_entry(&format!("s3://{bucket}/{key}"), &bytes)?);
+                    }
+                }
+            }
+        }
+        entries.sort_by(|a, b| a.added_at.cmp(&b.added_at).then(a.id.cmp(&b.id)));
+        Ok(entries)
+    }
+
+    /// Adds or replaces the entry with this id.
+    ///
+    /// # Errors
+    /// The store cannot be written.
+    pub async fn put(&self, entry: &Entry) -> Result<(), LibraryError> {
+        let body = serde_json::to_vec_pretty(entry).expect("an entry always serialises");
+        match self {
+            LibraryStore::Dir(dir) => {
+                let entries_dir = dir.join("entries");
+                tokio::fs::create_dir_all(&entries_dir)
+                    .await
+                    .map_err(|e| self.io_error(e))?;
+                // Write then rename, so a reader never sees half an entry.
+                let path = entries_dir.join(format!("{}.json", entry.id));
+                let partial = entries_dir.join(format!(".{}.json.partial", entry.id));
+                tokio::fs::write(&partial, &body)
+                    .await
+                    .map_err(|e| self.io_error(e))?;
+                tokio::fs::rename(&partial, &path)
+                    .await
+                    .map_err(|e| self.io_error(e))?;
+            }
+            LibraryStore::S3 {
+                client,
+                bucket,
+                prefix,
+            } => {
+                client
+                    .put_object()
+                    .bucket(bucket)
+                    .key(format!("{prefix}entries/{}.json", entry.id))
+                    .content_type("application/json")
+                    .body(ByteStream::from(body))
+                    .send()
+                    .await
+                    .map_err(|e| self.io_error(S3Failure::from_sdk(&e)))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the entry with this id; false when there was none.
+    ///
+    /// # Errors
+    /// The store cannot be written.
+    pub async fn remove(&self, id: &str) -> Result<bool, LibraryError> {
+        match self {
+            LibraryStore::Dir(dir) => {
+                let path = dir.join("entries").join(format!("{id}.json"));
+                match tokio::fs::remove_file(&path).await {
+                    Ok(()) => Ok(true),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+                    Err(e) => Err(self.io_error(e)),
+                }
+            }
+            LibraryStore::S3 {
+                client,
+                bucket,
+                prefix,
+            } => {
+                let key = format!("{prefix}entries/{id}.json");
+                let exists = client.head_object().bucket(bucket).key(&key).send().await;
+                if let Err(e) = exists {
+                    let failure = S3Failure::from_sdk(&e);
+                    return if failure.is_not_found() {
+                        Ok(false)
+                    } else {
+                        Err(self.io_error(failure))
+                    };
+                }
+                client
+                    .delete_object()
+                    .bucket(bucket)
+                    .key(&key)
+                    .send()
+                    .await
+                    .map_err(|e| self.io_error(S3Failure::from_sdk(&e)))?;
+                Ok(true)
+            }
+        }
+    }
+}
+
+fn parse_entry(location: &str, bytes: &[u8]) -> Result<Entry, LibraryError> {
+    let entry: Entry = serde_json::from_slice(bytes).map_err(|e| LibraryError::BadEntry {
+        location: location.to_owned(),
+        message: e.to_string(),
+    })?;
+    let valid_id = entry.id.len() == 64 && entry.id.bytes().all(|b| b.is_ascii_hexdigit());
+    if !valid_id {
+        return Err(LibraryError::BadEntry {
+            location: location.to_owned(),
+            message: format!("id {:?} is not a SHA-256 in hex", entry.id),
+        });
+    }
+    Ok(entry)
+}
+
+/// The running engine: the library's entries indexed by SHA-256.
+pub struct LocalEngine {
+    name: String,
+    by_sha256: HashMap<[u8; 32], Entry>,
+}
+
+impl LocalEngine {
+    /// Loads the library at `location`.
+    ///
+    /// # Errors
+    /// The library cannot be read.
+    pub async fn load(name: &str, location: &str, s3: &Client) -> Result<LocalEngine, EngineError> {
+        let store = LibraryStore::open(location, s3);
+        let entries = store.list().await?;
+        Ok(Self::from_entries(name, entries))
+    }
+
+    pub fn from_entries(name: &str, entries: Vec<Entry>) -> LocalEngine {
+        let mut by_sha256 = HashMap::new();
+        for entry in entries {
+            let mut sha = [0u8; 32];
+            if hex::decode_to_slice(&entry.id, &mut sha).is_ok() {
+                by_sha256.insert(sha, entry);
+            }
+        }
+        tracing::info!(engine = name, entries = by_sha256.len(), "Reference library loaded.");
+        LocalEngine {
+            name: name.to_owned(),
+            by_sha256,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_sha256.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_sha256.is_empty()
+    }
+}
+
+#[async_trait::async_trait]
+impl Engine for LocalEngine {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn moderate(&self, clip: &Clip, scenes: &[Scene]) -> Result<Verdict, EngineError> {
+        let mut verdict = Verdict::default();
+        if let Some(entry) = self.by_sha256.get(&clip.sha256)
+            && scenes.contains(&entry.scene)
+        {
+            verdict.scenes.insert(
+                entry.scene,
+                SceneScore {
+                    score: 100,
+                    label: entry.label.clone(),
+                },
+            );
+        }
+        Ok(verdict)
+    }
+}
+
+/// The SHA-256 of a file, streamed.
+///
+/// # Errors
+/// The file cannot be read.
+pub fn sha256_file(path: &Path) -> std::io::Result<[u8; 32]> {
+    use sha2::{Digest, Sha256};
+    let mut file = std::fs::File::open(path)?;
+    let mut hash = Sha256::new();
+    std::io::copy(&mut file, &mut hash)?;
+    Ok(hash.finalize().into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audio::AudioInfo;
+
+    fn clip(sha: [u8; 32]) -> Clip {
+        Clip {
+            sha256: sha,
+            size: 1,
+            audio: AudioInfo {
+                container: "wav".into(),
+                codec: "pcm".into(),
+                sample_rate: 8000,
+                channels: 1,
+                frames: 8000,
+                bad_packets: 0,
+                truncated: false,
+            },
+        }
+    }
+
+    fn entry(sha: [u8; 32], scene: Scene) -> Entry {
+        Entry {
+            id: hex::encode(sha),
+            scene,
+            label: "known-clip".into(),
+            source: "test".into(),
+            bytes: 1,
+            duration_secs: 1.0,
+            added_at: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_exact_match_scores_100_on_its_scene_only() {
+        let engine = LocalEngine::from_entries("local", vec![entry([7; 32], Scene::Porn)]);
+        let hit = engine
+            .moderate(&clip([7; 32]), &[Scene::Porn, Scene::Ads])
+            .await
+            .expect("moderates");
+        assert_eq!(hit.score(Scene::Porn).map(|s| s.score), Some(100));
+        assert_eq!(hit.score(Scene::Ads), None);
+        let unconfigured = engine
+            .moderate(&clip([7; 32]), &[Scene::Ads])
+            .await
+            .expect("moderates");
+        assert!(unconfigured.scenes.is_empty());
+        let miss = engine
+            .moderate(&clip([8; 32]), &[Scene::Porn])
+            .await
+            .expect("moderates");
+        assert!(miss.scenes.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_directory_library_round_trips() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        let store = LibraryStore::open(
+            dir.path().join("lib").to_str().expect("utf-8"),
+            &Client::from_conf(config),
+        );
+        assert!(store.list().await.expect("lists").is_empty());
+        let e = entry([1; 32], Scene::Ads);
+        store.put(&e).await.expect("puts");
+        assert_eq!(store.list().await.expect("lists"), vec![e.clone()]);
+        assert!(store.remove(&e.id).await.expect("removes"));
+        assert!(!store.remove(&e.id).await.expect("removes"));
+        assert!(store.list().await.expect("lists").is_empty());
+    }
+}

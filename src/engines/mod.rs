@@ -1,0 +1,79 @@
+//! Moderation engines (DESIGN §4). An engine scores a decoded [`Clip`] per scene; the pipeline
+//! asks the one its rule names. Engines are built once from `[engines.NAME]`.
+//!
+//! - [`local`]: the offline engine over a reference library of known non-compliant audio.
+
+pub mod local;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::audio::AudioInfo;
+use crate::config::{Config, EngineConfig, Scene};
+
+/// What an engine is given: the recording's identity and what decoding learned of it.
+#[derive(Debug, Clone)]
+pub struct Clip {
+    pub sha256: [u8; 32],
+    pub size: u64,
+    pub audio: AudioInfo,
+}
+
+/// One scene's score.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SceneScore {
+    /// 0–100.
+    pub score: u8,
+    pub label: String,
+}
+
+/// An engine's answer: a score per scene it has an opinion on. Missing scenes score 0.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Verdict {
+    pub scenes: BTreeMap<Scene, SceneScore>,
+}
+
+impl Verdict {
+    pub fn score(&self, scene: Scene) -> Option<&SceneScore> {
+        self.scenes.get(&scene)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("engine {engine}: {message}")]
+    Failed {
+        engine: String,
+        message: String,
+    },
+}
+
+#[async_trait::async_trait]
+pub trait Engine: Send + Sync {
+    fn name(&self) -> &str;
+    /// Scores the clip on `scenes`.
+    ///
+    /// # Errors
+    /// The engine could not judge the clip.
+    async fn moderate(&self, clip: &Clip, scenes: &[Scene]) -> Result<Verdict, EngineError>;
+}
+
+/// The engines of a config, by name.
+pub type Engines = BTreeMap<String, Arc<dyn Engine>>;
+
+/// Builds every configured engine.
+///
+/// # Errors
+/// An engine's reference data could not be loaded.
+pub async fn build(config: &Config, s3: &aws_sdk_s3::Client) -> Result<Engines, EngineError> {
+    let mut engines = Engines::new();
+    for (name, engine) in &config.engines {
+        let built: Arc<dyn Engine> = match engine {
+            EngineConfig::Local(local) => {
+                Arc::new(local::LocalEngine::load(name, &local.library, s3).await?)
+            }
+        };
+        engines.insert(name.clone(), built);
+    }
+    Ok(engines)
+}

@@ -1,0 +1,350 @@
+//! The `earshot` command line (DESIGN §8). Parses arguments, loads the config, runs a command, and
+//! maps the outcome to an exit code: 0 ok, 1 runtime failure, 2 usage or config error.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use earshot::config::{Config, EngineConfig, Scene};
+use earshot::engines::local::{Entry, LibraryStore, sha256_file};
+use earshot::job::Job;
+use earshot::pipeline::{CallbackOutcome, Outcome, Pipeline};
+use earshot::{audio, callback, state, storage};
+
+#[derive(Parser)]
+#[command(name = "earshot", version, about = "Automatic moderation of audio uploaded to S3-compatible storage")]
+struct Cli {
+    /// Config file [default: config/earshot.toml if it exists]
+    #[arg(long, global = true, env = "EARSHOT_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the configured sources until SIGTERM or Ctrl-C (jobs in flight are finished first).
+    Serve,
+    /// Moderate one local file or s3://bucket/key and print the verdict as callback JSON.
+    Moderate {
+        /// A file path or s3://bucket/key
+        target: String,
+        /// For s3:// targets: judge only, do not block or call back.
+        #[arg(long)]
+        dry_run: bool,
+        /// For local files: the engine to use.
+        #[arg(long, default_value = "local")]
+        engine: String,
+        /// For local files: the scenes to judge (repeatable).
+        #[arg(long = "scene", value_parser = parse_scene, default_values = ["porn", "ads", "illegal"])]
+        scenes: Vec<Scene>,
+    },
+    /// Manage the local engine's reference library.
+    Library {
+        /// The engine whose library to manage.
+        #[arg(long, default_value = "local", global = true)]
+        engine: String,
+        #[command(subcommand)]
+        action: LibraryAction,
+    },
+    /// Undelivered callbacks.
+    Callbacks {
+        #[command(subcommand)]
+        action: CallbacksAction,
+    },
+    /// Validate the config and print it, secrets redacted.
+    CheckConfig,
+}
+
+#[derive(Subcommand)]
+enum LibraryAction {
+    /// Add recordings as known non-compliant audio.
+    Add {
+        #[arg(long, value_parser = parse_scene)]
+        scene: Scene,
+        #[arg(long)]
+        label: String,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// List the library's entries.
+    List,
+    /// Remove entries by id (or a unique prefix of one).
+    Remove {
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum CallbacksAction {
+    /// Re-send every dead-lettered callback in a bucket; delivered ones are removed.
+    Replay {
+        /// s3://bucket
+        bucket: String,
+        /// Send to this URL instead of the one each callback was meant for.
+        #[arg(long)]
+        to: Option<String>,
+    },
+}
+
+fn parse_scene(text: &str) -> Result<Scene, String> {
+    text.parse()
+}
+
+/// An error that is the user's to fix in arguments or config: exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct UsageError(String);
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    init_logging();
+    let runtime = tokio::runtime::Runtime::new().expect("the tokio runtime starts");
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let usage = e.downcast_ref::<UsageError>().is_some()
+                || e.downcast_ref::<earshot::config::ConfigError>().is_some();
+            eprintln!("earshot: {e:#}");
+            ExitCode::from(if usage { 2 } else { 1 })
+        }
+    }
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = match std::env::var("EARSHOT_LOG_FORMAT").as_deref() {
+        Ok("json") => true,
+        Ok("human" | "text") => false,
+        _ => !std::io::stderr().is_terminal(),
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().flatten_event(true).with_current_span(true).init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::CheckConfig => {
+            let text = toml::to_string_pretty(&config.redacted()).context("printing the config")?;
+            print!("{text}");
+            eprintln!("Config is valid.");
+            Ok(())
+        }
+        Command::Serve => serve(config).await,
+        Command::Moderate {
+            target,
+            dry_run,
+            engine,
+            scenes,
+        } => moderate(config, &target, dry_run, &engine, &scenes).await,
+        Command::Library { engine, action } => library(config, &engine, action).await,
+        Command::Callbacks {
+            action: CallbacksAction::Replay { bucket, to },
+        } => replay(config, &bucket, to).await,
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let Some(sqs_config) = config.sources.sqs.clone() else {
+        return Err(UsageError("no source configured: add a [sources.sqs] section".to_owned()).into());
+    };
+    let sqs = storage::sqs_client(&config.s3, sqs_config.endpoint_url.as_deref()).await;
+    let pipeline = Arc::new(Pipeline::new(config).await?);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let signals = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("Signal received; finishing jobs in flight.");
+        signals.cancel();
+    });
+    earshot::sources::sqs::run(pipeline, sqs, sqs_config, shutdown).await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// Splits `s3://bucket/key` (the key may be empty).
+fn parse_s3_url(url: &str) -> Option<(String, String)> {
+    let rest = url.strip_prefix("s3://")?;
+    let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+    (!bucket.is_empty()).then(|| (bucket.to_owned(), key.to_owned()))
+}
+
+async fn moderate(config: Config, target: &str, dry_run: bool, engine: &str, scenes: &[Scene]) -> anyhow::Result<()> {
+    let pipeline = Pipeline::new(config).await?;
+    let body = match parse_s3_url(target) {
+        None => {
+            let path = PathBuf::from(target);
+            if !path.is_file() {
+                return Err(UsageError(format!("{target}: no such file (or use s3://bucket/key)")).into());
+            }
+            pipeline.moderate_file(&path, engine, scenes).await?
+        }
+        Some((bucket, key)) => {
+            let job = Job::new(bucket, key);
+            let rule = pipeline
+                .rules()
+                .find(&job.bucket, &job.key)
+                .map_err(|skip| UsageError(format!("{target}: {skip}")))?
+                .clone();
+            if dry_run {
+                pipeline.judge(&job, &rule, &job.trace_id(), false).await?
+            } else {
+                match pipeline.process(&job).await? {
+                    Outcome::Finished { body, callback, .. } => {
+                        if let CallbackOutcome::DeadLettered { key, error } = callback {
+                            eprintln!("Callback undeliverable ({error}); kept at s3://{}/{key}", job.bucket);
+                        }
+                        body
+                    }
+                    Outcome::Duplicate { trace_id } => {
+                        let record = state::finished_job(&pipeline.s3, &job.bucket, &trace_id)
+                            .await?
+                            .context("the job is being judged by another process right now")?;
+                        eprintln!("Already judged; printing the recorded verdict.");
+                        record.body
+                    }
+                    Outcome::Skipped(skip) => bail!("{target}: {skip}"),
+                }
+            }
+        }
+    };
+    println!("{}", serde_json::to_string_pretty(&body)?);
+    Ok(())
+}
+
+async fn library(config: Config, engine: &str, action: LibraryAction) -> anyhow::Result<()> {
+    let Some(EngineConfig::Local(local)) = config.engines.get(engine) else {
+        return Err(UsageError(format!("no local engine named {engine:?} in the config")).into());
+    };
+    let s3 = storage::s3_client(&config.s3).await;
+    let store = LibraryStore::open(&local.library, &s3);
+    match action {
+        LibraryAction::Add { scene, label, files } => {
+            for file in files {
+                let entry = reference_entry(&file, scene, &label, config.limits.max_duration_secs)
+                    .await
+                    .with_context(|| format!("adding {}", file.display()))?;
+                store.put(&entry).await?;
+                println!("{}  {}  {}  {}", entry.id, entry.scene, entry.label, entry.source);
+            }
+            Ok(())
+        }
+        LibraryAction::List => {
+            let entries = store.list().await?;
+            for entry in &entries {
+                println!(
+                    "{}  {:<7}  {:>8.1}s  {}  {}",
+                    entry.id, entry.scene, entry.duration_secs, entry.label, entry.source
+                );
+            }
+            eprintln!("{} entries in {}", entries.len(), store.location());
+            Ok(())
+        }
+        LibraryAction::Remove { ids } => {
+            let entries = store.list().await?;
+            for id in ids {
+                let matching: Vec<&Entry> = entries.iter().filter(|e| e.id.starts_with(&id)).collect();
+                match matching.as_slice() {
+                    [] => bail!("no entry with id {id}"),
+                    [entry] => {
+                        store.remove(&entry.id).await?;
+                        println!("removed {}", entry.id);
+                    }
+                    many => bail!("id prefix {id} matches {} entries; give more of it", many.len()),
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Hashes and decodes a reference recording (it must be audio earshot can decode).
+async fn reference_entry(file: &std::path::Path, scene: Scene, label: &str, max_duration_secs: u64) -> anyhow::Result<Entry> {
+    let path = file.to_owned();
+    let (sha, bytes, info) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let bytes = std::fs::metadata(&path)?.len();
+        let sha = sha256_file(&path)?;
+        let suffix = earshot::rules::key_suffix(&path.to_string_lossy());
+        let info = audio::decode_file(
+            &path,
+            suffix.as_deref(),
+            audio::DecodeLimits { max_duration_secs },
+            &mut |_, _| {},
+        )?;
+        Ok((sha, bytes, info))
+    })
+    .await??;
+    Ok(Entry {
+        id: hex::encode(sha),
+        scene,
+        label: label.to_owned(),
+        source: file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        bytes,
+        duration_secs: info.duration_secs(),
+        added_at: state::now_secs(),
+    })
+}
+
+async fn replay(config: Config, bucket_url: &str, to: Option<String>) -> anyhow::Result<()> {
+    let Some((bucket, _)) = parse_s3_url(bucket_url) else {
+        return Err(UsageError(format!("{bucket_url}: expected s3://bucket")).into());
+    };
+    let s3 = storage::s3_client(&config.s3).await;
+    let notifier = callback::Notifier::default();
+    let letters = state::dead_letters(&s3, &bucket).await?;
+    let (mut delivered, mut failed) = (0, 0);
+    for (key, letter) in letters {
+        let mut request = letter.request.clone();
+        if let Some(url) = &to {
+            request.url = url.clone();
+        }
+        let settings = earshot::config::CallbackConfig {
+            url: request.url.clone(),
+            seed: None,
+            max_attempts: 3,
+            initial_backoff_ms: 500,
+            timeout_secs: 10,
+        };
+        match notifier.deliver(&settings, &request).await {
+            callback::Delivery::Delivered { .. } => {
+                state::delete(&s3, &bucket, &key).await?;
+                println!("delivered {} to {}", letter.trace_id, request.url);
+                delivered += 1;
+            }
+            callback::Delivery::Failed { error, .. } => {
+                println!("still failing {}: {error}", letter.trace_id);
+                failed += 1;
+            }
+        }
+    }
+    eprintln!("{delivered} delivered, {failed} still failing");
+    if failed > 0 {
+        bail!("{failed} callbacks could not be delivered");
+    }
+    Ok(())
+}

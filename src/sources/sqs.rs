@@ -1,0 +1,159 @@
+//! The SQS source: long polling, at most `max_concurrency` jobs at once, visibility extended while
+//! a job runs, and a message deleted only when every job in it finished (or it holds nothing to
+//! do). A message whose job failed for a passing reason is left to reappear after its visibility
+//! timeout (and to reach the queue's dead-letter queue after its redrive count); a message that
+//! is not an event at all is logged with its body and left for the dead-letter queue too.
+//!
+//! Several daemons may share one queue: SQS hands each message to one of them at a time, and the
+//! job markers of [`crate::state`] make a redelivered message harmless.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::types::Message;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::SqsConfig;
+use crate::job::parse_event;
+use crate::pipeline::{Disposition, Outcome, Pipeline};
+use crate::storage::S3Failure;
+
+/// Runs until `shutdown` is cancelled, then waits for the jobs in flight and returns.
+pub async fn run(
+    pipeline: Arc<Pipeline>,
+    sqs: Client,
+    config: SqsConfig,
+    shutdown: CancellationToken,
+) {
+    let permits = Arc::new(Semaphore::new(config.max_concurrency));
+    let mut tasks = JoinSet::new();
+    tracing::info!(queue_url = %config.queue_url, max_concurrency = config.max_concurrency, "Polling SQS.");
+    loop {
+        // Wait for a free slot before asking for work, so received messages never wait in memory.
+        let first = tokio::select! {
+            permit = permits.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+            () = shutdown.cancelled() => break,
+        };
+        let wanted = (1 + permits.available_permits()).min(10) as i32;
+        let receive = sqs
+            .receive_message()
+            .queue_url(&config.queue_url)
+            .max_number_of_messages(wanted)
+            .wait_time_seconds(config.wait_time_secs as i32)
+            .visibility_timeout(config.visibility_timeout_secs as i32)
+            .send();
+        let received = tokio::select! {
+            received = receive => received,
+            () = shutdown.cancelled() => break,
+        };
+        let messages = match received {
+            Ok(out) => out.messages.unwrap_or_default(),
+            Err(e) => {
+                let failure = S3Failure::from_sdk(&e);
+                tracing::warn!(queue_url = %config.queue_url, error = %failure, "ReceiveMessage failed; retrying in 5 s.");
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(5)) => continue,
+                    () = shutdown.cancelled() => break,
+                }
+            }
+        };
+        let mut first = Some(first);
+        for message in messages {
+            let permit = match first.take() {
+                Some(permit) => permit,
+                None => permits
+                    .clone()
+                    .try_acquire_owned()
+                    .expect("no more messages were asked for than there were free slots"),
+            };
+            let (pipeline, sqs, config) = (pipeline.clone(), sqs.clone(), config.clone());
+            tasks.spawn(async move {
+                handle(&pipeline, &sqs, &config, message).await;
+                drop(permit);
+            });
+        }
+        while tasks.try_join_next().is_some() {}
+    }
+    let in_flight = tasks.len();
+    if in_flight > 0 {
+        tracing::info!(in_flight, "Shutting down: draining jobs in flight.");
+    }
+    while tasks.join_next().await.is_some() {}
+    tracing::info!("SQS source stopped.");
+}
+
+async fn handle(pipeline: &Pipeline, sqs: &Client, config: &SqsConfig, message: Message) {
+    let Some(receipt) = message.receipt_handle().map(str::to_owned) else {
+        return;
+    };
+    let message_id = message.message_id().unwrap_or_default().to_owned();
+    let body = message.body().unwrap_or_default();
+    let parsed = match parse_event(body.as_bytes()) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            tracing::error!(%message_id, error = %e, body, "Malformed event; left for the queue's dead-letter queue.");
+            return;
+        }
+    };
+    for ignored in &parsed.ignored {
+        tracing::info!(%message_id, reason = %ignored.reason, "Event acknowledged and ignored.");
+    }
+
+    // Keep the message hidden while its jobs run, however long they take.
+    let keeper = extend_visibility(sqs.clone(), config.clone(), receipt.clone());
+    let mut disposition = Disposition::Skip;
+    for job in &parsed.jobs {
+        match pipeline.process(job).await {
+            Ok(Outcome::Finished { .. } | Outcome::Duplicate { .. } | Outcome::Skipped(_)) => {}
+            Err(e) => {
+                tracing::warn!(%message_id, bucket = %job.bucket, key = %job.key, error = %e, "Job failed; message left for redelivery.");
+                disposition = e.disposition();
+            }
+        }
+    }
+    keeper.cancel();
+
+    if disposition == Disposition::Retry {
+        return;
+    }
+    if let Err(e) = sqs
+        .delete_message()
+        .queue_url(&config.queue_url)
+        .receipt_handle(&receipt)
+        .send()
+        .await
+    {
+        // The jobs are recorded as finished, so a redelivery is a harmless duplicate.
+        tracing::warn!(%message_id, error = %S3Failure::from_sdk(&e), "DeleteMessage failed; the message will come back as a duplicate.");
+    }
+}
+
+/// Extends the message's visibility every half timeout until cancelled.
+fn extend_visibility(sqs: Client, config: SqsConfig, receipt: String) -> CancellationToken {
+    let token = CancellationToken::new();
+    let stop = token.clone();
+    let period = Duration::from_secs(u64::from(config.visibility_timeout_secs / 2).max(1));
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(period) => {}
+                () = stop.cancelled() => return,
+            }
+            let result = sqs
+                .change_message_visibility()
+                .queue_url(&config.queue_url)
+                .receipt_handle(&receipt)
+                .visibility_timeout(config.visibility_timeout_secs as i32)
+                .send()
+                .await;
+            match result {
+                Ok(_) => tracing::debug!("Message visibility extended."),
+                Err(e) => tracing::warn!(error = %S3Failure::from_sdk(&e), "Could not extend message visibility."),
+            }
+        }
+    });
+    token
+}

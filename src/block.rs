@@ -12,7 +12,9 @@
 //! `acl-private`: `PutObjectAcl private`, then read the ACL back to prove no public grant remains.
 
 use aws_sdk_s3::Client;
-use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, MetadataDirective, ObjectCannedAcl, TaggingDirective};
+use aws_sdk_s3::types::{
+    ChecksumAlgorithm, ChecksumMode, MetadataDirective, ObjectCannedAcl, TaggingDirective,
+};
 use base64::Engine as _;
 
 use crate::config::BlockMode;
@@ -70,7 +72,9 @@ pub enum BlockError {
     },
     #[error("s3://{bucket}/{key} is gone and no backup holds it; nothing left to block")]
     Gone { bucket: String, key: String },
-    #[error("s3://{bucket}/{key} was replaced by a newer upload before it could be blocked; the newer one is judged on its own")]
+    #[error(
+        "s3://{bucket}/{key} was replaced by a newer upload before it could be blocked; the newer one is judged on its own"
+    )]
     Changed { bucket: String, key: String },
     #[error("the backup s3://{bucket}/{backup_key} does not match the original: {detail}")]
     CopyMismatch {
@@ -112,10 +116,16 @@ pub fn backup_key(key: &str) -> String {
 ///
 /// # Errors
 /// See [`BlockError`].
-pub async fn block(s3: &Client, mode: BlockMode, target: &Target<'_>) -> Result<Blocked, BlockError> {
+pub async fn block(
+    s3: &Client,
+    mode: BlockMode,
+    target: &Target<'_>,
+) -> Result<Blocked, BlockError> {
     match mode {
         BlockMode::AclPrivate => make_private(s3, target).await.map(|()| Blocked::Acl),
-        BlockMode::Move => move_object(s3, target, &mut |_| Ok(())).await.map(|()| Blocked::Moved),
+        BlockMode::Move => move_object(s3, target, &mut |_| Ok(()))
+            .await
+            .map(|()| Blocked::Moved),
     }
 }
 
@@ -145,13 +155,13 @@ pub async fn make_private(s3: &Client, target: &Target<'_>) -> Result<(), BlockE
     {
         let failure = S3Failure::from_sdk(&e);
         return Err(match failure.code.as_deref() {
-            Some(code @ ("AccessControlListNotSupported" | "NotImplemented" | "InvalidRequest")) => {
-                BlockError::AclNotSupported {
-                    bucket: bucket.to_owned(),
-                    key: key.to_owned(),
-                    code: code.to_owned(),
-                }
-            }
+            Some(
+                code @ ("AccessControlListNotSupported" | "NotImplemented" | "InvalidRequest"),
+            ) => BlockError::AclNotSupported {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+                code: code.to_owned(),
+            },
             _ if failure.is_not_found() => BlockError::Gone {
                 bucket: bucket.to_owned(),
                 key: key.to_owned(),
@@ -282,7 +292,11 @@ pub async fn move_object(
 }
 
 /// True when the backup key already holds exactly the target's bytes (size and SHA-256).
-async fn backup_matches(s3: &Client, target: &Target<'_>, backup: &str) -> Result<bool, BlockError> {
+async fn backup_matches(
+    s3: &Client,
+    target: &Target<'_>,
+    backup: &str,
+) -> Result<bool, BlockError> {
     let head = s3
         .head_object()
         .bucket(target.bucket)

@@ -119,7 +119,10 @@ impl Request {
         let body = serde_json::to_string(body).expect("a callback body always serialises");
         Request {
             url: config.url.clone(),
-            signature: config.seed.as_deref().map(|seed| signature(seed, body.as_bytes())),
+            signature: config
+                .seed
+                .as_deref()
+                .map(|seed| signature(seed, body.as_bytes())),
             body,
         }
     }

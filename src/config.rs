@@ -137,7 +137,9 @@ impl std::str::FromStr for Scene {
         Scene::ALL
             .into_iter()
             .find(|scene| scene.as_str().eq_ignore_ascii_case(s))
-            .ok_or_else(|| format!("unknown scene {s:?}; expected one of porn, ads, illegal, abuse"))
+            .ok_or_else(|| {
+                format!("unknown scene {s:?}; expected one of porn, ads, illegal, abuse")
+            })
     }
 }
 
@@ -386,7 +388,10 @@ impl Config {
                 return Err(invalid(key("id"), "must not be empty".to_owned()));
             }
             if !seen_ids.insert(rule.id.as_str()) {
-                return Err(invalid(key("id"), format!("duplicate rule id {:?}", rule.id)));
+                return Err(invalid(
+                    key("id"),
+                    format!("duplicate rule id {:?}", rule.id),
+                ));
             }
             if rule.bucket.is_empty() {
                 return Err(invalid(key("bucket"), "must not be empty".to_owned()));
@@ -404,7 +409,10 @@ impl Config {
                 }
             }
             if rule.scenes.is_empty() {
-                return Err(invalid(key("scenes"), "must name at least one scene".to_owned()));
+                return Err(invalid(
+                    key("scenes"),
+                    "must name at least one scene".to_owned(),
+                ));
             }
             if !self.engines.contains_key(&rule.engine) {
                 return Err(invalid(
@@ -575,11 +583,26 @@ mod tests {
     #[test]
     fn errors_name_the_key() {
         let cases: &[(&str, &str)] = &[
-            ("[[rules]]\nid='a'\nbucket='b'\nblock={min_score=50}", "rules.0.block.min_score"),
-            ("[[rules]]\nid='a'\nbucket='b'\nblock={min_score=101}", "rules.0.block.min_score"),
-            ("[[rules]]\nid='a'\nbucket='b'\nsuffixes=['mp4']", "rules.0.suffixes"),
-            ("[[rules]]\nid='a'\nbucket='b'\nscenes=['violence']", "scenes"),
-            ("[[rules]]\nid='a'\nbucket='b'\nengine='ams'", "rules.0.engine"),
+            (
+                "[[rules]]\nid='a'\nbucket='b'\nblock={min_score=50}",
+                "rules.0.block.min_score",
+            ),
+            (
+                "[[rules]]\nid='a'\nbucket='b'\nblock={min_score=101}",
+                "rules.0.block.min_score",
+            ),
+            (
+                "[[rules]]\nid='a'\nbucket='b'\nsuffixes=['mp4']",
+                "rules.0.suffixes",
+            ),
+            (
+                "[[rules]]\nid='a'\nbucket='b'\nscenes=['violence']",
+                "scenes",
+            ),
+            (
+                "[[rules]]\nid='a'\nbucket='b'\nengine='ams'",
+                "rules.0.engine",
+            ),
             ("[[rules]]\nid='a'\nbucket='b'\ncolour='red'", "colour"),
             ("[limits]\nmax_object_bytes=0", "limits.max_object_bytes"),
             (
@@ -589,7 +612,10 @@ mod tests {
         ];
         for (text, key) in cases {
             let error = Config::from_toml_str(text).expect_err(text).to_string();
-            assert!(error.contains(key), "{text:?}: {error:?} does not name {key}");
+            assert!(
+                error.contains(key),
+                "{text:?}: {error:?} does not name {key}"
+            );
         }
     }
 

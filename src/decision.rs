@@ -108,7 +108,11 @@ mod tests {
             (100, 1, 1),
         ];
         for (score, flag, result) in table {
-            let d = decide(&verdict(&[(Scene::Porn, score)]), &[Scene::Porn], &block(100));
+            let d = decide(
+                &verdict(&[(Scene::Porn, score)]),
+                &[Scene::Porn],
+                &block(100),
+            );
             assert_eq!(d.scenes[&Scene::Porn].hit_flag, flag, "score {score}");
             assert_eq!(d.result, result, "score {score}");
         }
@@ -130,7 +134,11 @@ mod tests {
             (100, 100, true),
         ];
         for (min_score, score, blocks) in table {
-            let d = decide(&verdict(&[(Scene::Ads, score)]), &[Scene::Ads], &block(min_score));
+            let d = decide(
+                &verdict(&[(Scene::Ads, score)]),
+                &[Scene::Ads],
+                &block(min_score),
+            );
             assert_eq!(d.block, blocks, "min_score {min_score}, score {score}");
         }
     }

@@ -35,7 +35,9 @@ pub struct Spooled {
 pub enum FetchError {
     #[error("object s3://{bucket}/{key} does not exist (deleted before it could be fetched)")]
     Gone { bucket: String, key: String },
-    #[error("object s3://{bucket}/{key} changed since its event (ETag or version no longer matches)")]
+    #[error(
+        "object s3://{bucket}/{key} changed since its event (ETag or version no longer matches)"
+    )]
     Changed { bucket: String, key: String },
     #[error("object s3://{bucket}/{key} is {size} bytes, over the {limit}-byte limit")]
     TooLarge {

@@ -166,12 +166,20 @@ fn parse_record(index: usize, value: &Value) -> Result<Result<Job, Ignored>, Eve
         index,
         message: "ObjectCreated record without an s3 section".to_owned(),
     })?;
-    let key = decode_key(&s3.object.key).map_err(|message| EventError::BadRecord { index, message })?;
+    let key =
+        decode_key(&s3.object.key).map_err(|message| EventError::BadRecord { index, message })?;
     Ok(Ok(Job {
         bucket: s3.bucket.name,
         key,
-        version_id: s3.object.version_id.filter(|v| !v.is_empty() && v != "null"),
-        etag: s3.object.e_tag.map(|e| unquote(&e)).filter(|e| !e.is_empty()),
+        version_id: s3
+            .object
+            .version_id
+            .filter(|v| !v.is_empty() && v != "null"),
+        etag: s3
+            .object
+            .e_tag
+            .map(|e| unquote(&e))
+            .filter(|e| !e.is_empty()),
         size: s3.object.size,
     }))
 }
@@ -189,7 +197,9 @@ fn parse_eventbridge(detail_type: &str, value: &Value) -> Result<Parsed, EventEr
         .pointer("/bucket/name")
         .and_then(Value::as_str)
         .ok_or_else(|| bad("no detail.bucket.name"))?;
-    let object = detail.get("object").ok_or_else(|| bad("no detail.object"))?;
+    let object = detail
+        .get("object")
+        .ok_or_else(|| bad("no detail.object"))?;
     let raw_key = object
         .get("key")
         .and_then(Value::as_str)
@@ -259,8 +269,12 @@ mod tests {
     #[test]
     fn unknown_shapes_are_errors() {
         assert!(matches!(parse_event(b"{}"), Err(EventError::UnknownShape)));
-        assert!(matches!(parse_event(b"not json"), Err(EventError::NotJson(_))));
-        let no_bucket = br#"{"Records":[{"eventName":"ObjectCreated:Put","s3":{"object":{"key":"a"}}}]}"#;
+        assert!(matches!(
+            parse_event(b"not json"),
+            Err(EventError::NotJson(_))
+        ));
+        let no_bucket =
+            br#"{"Records":[{"eventName":"ObjectCreated:Put","s3":{"object":{"key":"a"}}}]}"#;
         assert!(matches!(
             parse_event(no_bucket),
             Err(EventError::BadRecord { index: 0, .. })

@@ -15,7 +15,11 @@ use earshot::pipeline::{CallbackOutcome, Outcome, Pipeline};
 use earshot::{audio, callback, state, storage};
 
 #[derive(Parser)]
-#[command(name = "earshot", version, about = "Automatic moderation of audio uploaded to S3-compatible storage")]
+#[command(
+    name = "earshot",
+    version,
+    about = "Automatic moderation of audio uploaded to S3-compatible storage"
+)]
 struct Cli {
     /// Config file [default: config/earshot.toml if it exists]
     #[arg(long, global = true, env = "EARSHOT_CONFIG")]
@@ -130,9 +134,15 @@ fn init_logging() {
         Ok("human" | "text") => false,
         _ => !std::io::stderr().is_terminal(),
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
-        builder.json().flatten_event(true).with_current_span(true).init();
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init();
     } else {
         builder.init();
     }
@@ -163,7 +173,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let Some(sqs_config) = config.sources.sqs.clone() else {
-        return Err(UsageError("no source configured: add a [sources.sqs] section".to_owned()).into());
+        return Err(
+            UsageError("no source configured: add a [sources.sqs] section".to_owned()).into(),
+        );
     };
     let sqs = storage::sqs_client(&config.s3, sqs_config.endpoint_url.as_deref()).await;
     let pipeline = Arc::new(Pipeline::new(config).await?);
@@ -194,13 +206,21 @@ fn parse_s3_url(url: &str) -> Option<(String, String)> {
     (!bucket.is_empty()).then(|| (bucket.to_owned(), key.to_owned()))
 }
 
-async fn moderate(config: Config, target: &str, dry_run: bool, engine: &str, scenes: &[Scene]) -> anyhow::Result<()> {
+async fn moderate(
+    config: Config,
+    target: &str,
+    dry_run: bool,
+    engine: &str,
+    scenes: &[Scene],
+) -> anyhow::Result<()> {
     let pipeline = Pipeline::new(config).await?;
     let body = match parse_s3_url(target) {
         None => {
             let path = PathBuf::from(target);
             if !path.is_file() {
-                return Err(UsageError(format!("{target}: no such file (or use s3://bucket/key)")).into());
+                return Err(
+                    UsageError(format!("{target}: no such file (or use s3://bucket/key)")).into(),
+                );
             }
             pipeline.moderate_file(&path, engine, scenes).await?
         }
@@ -217,7 +237,10 @@ async fn moderate(config: Config, target: &str, dry_run: bool, engine: &str, sce
                 match pipeline.process(&job).await? {
                     Outcome::Finished { body, callback, .. } => {
                         if let CallbackOutcome::DeadLettered { key, error } = callback {
-                            eprintln!("Callback undeliverable ({error}); kept at s3://{}/{key}", job.bucket);
+                            eprintln!(
+                                "Callback undeliverable ({error}); kept at s3://{}/{key}",
+                                job.bucket
+                            );
                         }
                         body
                     }
@@ -244,13 +267,20 @@ async fn library(config: Config, engine: &str, action: LibraryAction) -> anyhow:
     let s3 = storage::s3_client(&config.s3).await;
     let store = LibraryStore::open(&local.library, &s3);
     match action {
-        LibraryAction::Add { scene, label, files } => {
+        LibraryAction::Add {
+            scene,
+            label,
+            files,
+        } => {
             for file in files {
                 let entry = reference_entry(&file, scene, &label, config.limits.max_duration_secs)
                     .await
                     .with_context(|| format!("adding {}", file.display()))?;
                 store.put(&entry).await?;
-                println!("{}  {}  {}  {}", entry.id, entry.scene, entry.label, entry.source);
+                println!(
+                    "{}  {}  {}  {}",
+                    entry.id, entry.scene, entry.label, entry.source
+                );
             }
             Ok(())
         }
@@ -268,14 +298,18 @@ async fn library(config: Config, engine: &str, action: LibraryAction) -> anyhow:
         LibraryAction::Remove { ids } => {
             let entries = store.list().await?;
             for id in ids {
-                let matching: Vec<&Entry> = entries.iter().filter(|e| e.id.starts_with(&id)).collect();
+                let matching: Vec<&Entry> =
+                    entries.iter().filter(|e| e.id.starts_with(&id)).collect();
                 match matching.as_slice() {
                     [] => bail!("no entry with id {id}"),
                     [entry] => {
                         store.remove(&entry.id).await?;
                         println!("removed {}", entry.id);
                     }
-                    many => bail!("id prefix {id} matches {} entries; give more of it", many.len()),
+                    many => bail!(
+                        "id prefix {id} matches {} entries; give more of it",
+                        many.len()
+                    ),
                 }
             }
             Ok(())
@@ -284,7 +318,12 @@ async fn library(config: Config, engine: &str, action: LibraryAction) -> anyhow:
 }
 
 /// Hashes and decodes a reference recording (it must be audio earshot can decode).
-async fn reference_entry(file: &std::path::Path, scene: Scene, label: &str, max_duration_secs: u64) -> anyhow::Result<Entry> {
+async fn reference_entry(
+    file: &std::path::Path,
+    scene: Scene,
+    label: &str,
+    max_duration_secs: u64,
+) -> anyhow::Result<Entry> {
     let path = file.to_owned();
     let (sha, bytes, info) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let bytes = std::fs::metadata(&path)?.len();
@@ -303,7 +342,10 @@ async fn reference_entry(file: &std::path::Path, scene: Scene, label: &str, max_
         id: hex::encode(sha),
         scene,
         label: label.to_owned(),
-        source: file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        source: file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
         bytes,
         duration_secs: info.duration_secs(),
         added_at: state::now_secs(),

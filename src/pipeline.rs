@@ -73,9 +73,14 @@ pub enum Outcome {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CallbackOutcome {
-    Delivered { attempts: u32 },
+    Delivered {
+        attempts: u32,
+    },
     /// Delivery failed; the request is kept at this key for replay.
-    DeadLettered { key: String, error: String },
+    DeadLettered {
+        key: String,
+        error: String,
+    },
     /// The rule has no callback.
     None,
 }
@@ -143,10 +148,17 @@ impl Pipeline {
         };
         let trace_id = job.trace_id();
         let span = tracing::info_span!("job", %trace_id, bucket = %job.bucket, key = %job.key, rule = %rule.id);
-        self.process_in_rule(job, rule, trace_id).instrument(span).await
+        self.process_in_rule(job, rule, trace_id)
+            .instrument(span)
+            .await
     }
 
-    async fn process_in_rule(&self, job: &Job, rule: &RuleConfig, trace_id: String) -> Result<Outcome, JobError> {
+    async fn process_in_rule(
+        &self,
+        job: &Job,
+        rule: &RuleConfig,
+        trace_id: String,
+    ) -> Result<Outcome, JobError> {
         let newly_in_flight = self
             .in_flight
             .lock()
@@ -160,7 +172,10 @@ impl Pipeline {
             set: &self.in_flight,
             trace_id: trace_id.clone(),
         };
-        if state::finished_job(&self.s3, &job.bucket, &trace_id).await?.is_some() {
+        if state::finished_job(&self.s3, &job.bucket, &trace_id)
+            .await?
+            .is_some()
+        {
             tracing::info!("Object version was judged before; duplicate event ignored.");
             return Ok(Outcome::Duplicate { trace_id });
         }
@@ -223,7 +238,13 @@ impl Pipeline {
     ///
     /// # Errors
     /// A passing failure; see [`JobError`].
-    pub async fn judge(&self, job: &Job, rule: &RuleConfig, trace_id: &str, enforce: bool) -> Result<Body, JobError> {
+    pub async fn judge(
+        &self,
+        job: &Job,
+        rule: &RuleConfig,
+        trace_id: &str,
+        enforce: bool,
+    ) -> Result<Body, JobError> {
         let report = Report {
             config: &self.config,
             job,
@@ -308,12 +329,16 @@ impl Pipeline {
     ///
     /// # Errors
     /// The file cannot be read.
-    pub async fn moderate_file(&self, path: &Path, engine: &str, scenes: &[Scene]) -> Result<Body, JobError> {
-        let engine = self
-            .engines
-            .get(engine)
-            .cloned()
-            .ok_or_else(|| JobError::Local(format!("no engine named {engine:?} is configured")))?;
+    pub async fn moderate_file(
+        &self,
+        path: &Path,
+        engine: &str,
+        scenes: &[Scene],
+    ) -> Result<Body, JobError> {
+        let engine =
+            self.engines.get(engine).cloned().ok_or_else(|| {
+                JobError::Local(format!("no engine named {engine:?} is configured"))
+            })?;
         let owned = path.to_owned();
         let (sha256, size) = tokio::task::spawn_blocking(move || {
             let size = std::fs::metadata(&owned)?.len();
@@ -322,7 +347,10 @@ impl Pipeline {
         .await
         .map_err(|e| JobError::Local(e.to_string()))?
         .map_err(|e| JobError::Local(format!("{}: {e}", path.display())))?;
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let rule = RuleConfig {
             id: "local-file".to_owned(),
             bucket: String::new(),
@@ -359,7 +387,12 @@ impl Pipeline {
             Ok(decision) => report.judged(&decision, 0, None, None),
             Err((code, message)) => report.unjudged(code, message),
         };
-        body.data.url = format!("file://{}", std::path::absolute(path).unwrap_or_else(|_| path.to_owned()).display());
+        body.data.url = format!(
+            "file://{}",
+            std::path::absolute(path)
+                .unwrap_or_else(|_| path.to_owned())
+                .display()
+        );
         body.data.rule_id = None;
         Ok(body)
     }
@@ -390,7 +423,9 @@ async fn assess(
     .map_err(|e| JobError::Local(format!("decoder task failed: {e}")))?;
     let info = match decoded {
         Ok(info) => info,
-        Err(AudioError::Io(e)) => return Err(JobError::Local(format!("reading the spool file: {e}"))),
+        Err(AudioError::Io(e)) => {
+            return Err(JobError::Local(format!("reading the spool file: {e}")));
+        }
         Err(e) => {
             let code = match e {
                 AudioError::Empty => Code::EmptyObject,
@@ -405,7 +440,10 @@ async fn assess(
         }
     };
     if info.truncated {
-        tracing::warn!(decoded_secs = info.duration_secs(), "Audio ends mid-packet; judged what decoded.");
+        tracing::warn!(
+            decoded_secs = info.duration_secs(),
+            "Audio ends mid-packet; judged what decoded."
+        );
     }
     let clip = Clip {
         sha256,

@@ -16,7 +16,9 @@ pub enum Skip {
 impl std::fmt::Display for Skip {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Skip::BackupDirectory => write!(f, "key is under {BACKUP_ROOT}, which is never moderated"),
+            Skip::BackupDirectory => {
+                write!(f, "key is under {BACKUP_ROOT}, which is never moderated")
+            }
             Skip::NoRule => write!(f, "no rule covers this bucket, prefix and suffix"),
         }
     }

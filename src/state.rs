@@ -65,7 +65,11 @@ pub fn now_secs() -> u64 {
 ///
 /// # Errors
 /// S3 failed (not a 404).
-pub async fn finished_job(s3: &Client, bucket: &str, trace_id: &str) -> Result<Option<JobRecord>, StateError> {
+pub async fn finished_job(
+    s3: &Client,
+    bucket: &str,
+    trace_id: &str,
+) -> Result<Option<JobRecord>, StateError> {
     let key = format!("{JOBS_PREFIX}{trace_id}.json");
     get_json(s3, bucket, &key).await
 }
@@ -83,7 +87,11 @@ pub async fn record_job(s3: &Client, bucket: &str, record: &JobRecord) -> Result
 ///
 /// # Errors
 /// S3 failed.
-pub async fn dead_letter(s3: &Client, bucket: &str, letter: &DeadLetter) -> Result<String, StateError> {
+pub async fn dead_letter(
+    s3: &Client,
+    bucket: &str,
+    letter: &DeadLetter,
+) -> Result<String, StateError> {
     let key = format!("{DEAD_LETTER_PREFIX}{}.json", letter.trace_id);
     put_json(s3, bucket, &key, letter).await?;
     Ok(key)
@@ -93,7 +101,10 @@ pub async fn dead_letter(s3: &Client, bucket: &str, letter: &DeadLetter) -> Resu
 ///
 /// # Errors
 /// S3 failed or a letter is not valid JSON.
-pub async fn dead_letters(s3: &Client, bucket: &str) -> Result<Vec<(String, DeadLetter)>, StateError> {
+pub async fn dead_letters(
+    s3: &Client,
+    bucket: &str,
+) -> Result<Vec<(String, DeadLetter)>, StateError> {
     let mut letters = Vec::new();
     let mut pages = s3
         .list_objects_v2()
@@ -143,13 +154,23 @@ async fn get_json<T: serde::de::DeserializeOwned>(
             };
         }
     };
-    let bytes = out.body.collect().await.map_err(|e| error(bucket, key, e))?.into_bytes();
+    let bytes = out
+        .body
+        .collect()
+        .await
+        .map_err(|e| error(bucket, key, e))?
+        .into_bytes();
     serde_json::from_slice(&bytes)
         .map(Some)
         .map_err(|e| error(bucket, key, format!("not valid JSON: {e}")))
 }
 
-async fn put_json<T: Serialize>(s3: &Client, bucket: &str, key: &str, value: &T) -> Result<(), StateError> {
+async fn put_json<T: Serialize>(
+    s3: &Client,
+    bucket: &str,
+    key: &str,
+    value: &T,
+) -> Result<(), StateError> {
     let body = serde_json::to_vec_pretty(value).expect("state records always serialise");
     s3.put_object()
         .bucket(bucket)

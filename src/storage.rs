@@ -66,7 +66,10 @@ impl S3Failure {
                 .message()
                 .map(str::to_owned)
                 .unwrap_or_else(|| service.err().to_string()),
-            other => format!("{}", aws_smithy_types::error::display::DisplayErrorContext(other)),
+            other => format!(
+                "{}",
+                aws_smithy_types::error::display::DisplayErrorContext(other)
+            ),
         };
         S3Failure {
             status,
@@ -77,7 +80,10 @@ impl S3Failure {
 
     pub fn is_not_found(&self) -> bool {
         self.status == Some(404)
-            || matches!(self.code.as_deref(), Some("NoSuchKey" | "NoSuchVersion" | "NotFound"))
+            || matches!(
+                self.code.as_deref(),
+                Some("NoSuchKey" | "NoSuchVersion" | "NotFound")
+            )
     }
 
     pub fn is_precondition_failed(&self) -> bool {
@@ -134,7 +140,10 @@ mod tests {
 
     #[test]
     fn keys_are_encoded_for_urls() {
-        assert_eq!(encode_key("audio/a b+c/声.mp3"), "audio/a%20b%2Bc/%E5%A3%B0.mp3");
+        assert_eq!(
+            encode_key("audio/a b+c/声.mp3"),
+            "audio/a%20b%2Bc/%E5%A3%B0.mp3"
+        );
         let s3 = S3Config {
             endpoint_url: Some("http://127.0.0.1:4566/".into()),
             ..S3Config::default()

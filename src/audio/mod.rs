@@ -17,8 +17,10 @@ use std::path::Path;
 use symphonia::core::codecs::audio::AudioDecoderOptions;
 use symphonia::core::errors::Error as SymphoniaError;
 use symphonia::core::formats::probe::{Hint, Probe, ProbeOptions};
-use symphonia::core::formats::{FormatOptions, TrackType};
-use symphonia::core::io::{MediaSourceStream, MediaSourceStreamOptions};
+use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
+use symphonia::core::io::{
+    MediaSource, MediaSourceStream, MediaSourceStreamOptions, ReadOnlySource,
+};
 use symphonia::core::meta::MetadataOptions;
 
 /// What decoding found out about a recording.
@@ -31,6 +33,9 @@ pub struct AudioInfo {
     pub channels: usize,
     /// Frames decoded (samples per channel).
     pub frames: u64,
+    /// The frame count the container declared or estimated, if any. Never trusted: decoding runs
+    /// to the real end.
+    pub estimated_frames: Option<u64>,
     /// Packets the decoder rejected and skipped.
     pub bad_packets: u64,
     /// The stream ended inside a packet (a cut-off upload); what came before was decoded.
@@ -58,7 +63,9 @@ pub enum AudioError {
     UnsupportedCodec(String),
     #[error("corrupt audio: {0}")]
     Corrupt(String),
-    #[error("audio is longer than the {limit_secs} s limit (stopped decoding at {decoded_secs:.0} s)")]
+    #[error(
+        "audio is longer than the {limit_secs} s limit (stopped decoding at {decoded_secs:.0} s)"
+    )]
     TooLong { limit_secs: u64, decoded_secs: f64 },
     #[error("reading the spooled object failed: {0}")]
     Io(#[from] std::io::Error),
@@ -107,37 +114,38 @@ pub fn decode_file(
     if let Some(suffix) = suffix {
         hint.with_extension(suffix);
     }
-    let mss = MediaSourceStream::new(Box::new(file), MediaSourceStreamOptions::default());
-    let mut format = probe
-        .probe(
-            &hint,
-            mss,
-            FormatOptions::default(),
-            MetadataOptions::default(),
-        )
-        .map_err(|e| match e {
-            SymphoniaError::IoError(_) | SymphoniaError::Unsupported(_) => AudioError::UnrecognisedFormat(
-                "no known container or codec signature in the first bytes".to_owned(),
-            ),
-            other => AudioError::Corrupt(format!("container header unreadable: {other}")),
-        })?;
+    let mut format = open_format(&probe, &hint, Box::new(file), &head[..got])?;
+    if matches!(format.format_info().short_name, "mp1" | "mp2" | "mp3") {
+        // Without a Xing/Info/VBRI tag, symphonia's MPEG reader estimates the frame count from
+        // the first frames' bitrate (only when the source is seekable) and trims every packet
+        // past that estimate: a VBR file is cut short. Read MPEG audio as a plain stream, so an
+        // exact tag is still honoured but no estimate is made, and decoding runs to the real end.
+        let stream = ReadOnlySource::new(File::open(path)?);
+        format = open_format(&probe, &hint, Box::new(stream), &head[..got])?;
+    }
     let container = format.format_info().short_name.to_owned();
 
-    let track = format
-        .default_track(TrackType::Audio)
-        .ok_or_else(|| AudioError::UnrecognisedFormat(format!("{container} file has no audio track")))?;
+    let track = format.default_track(TrackType::Audio).ok_or_else(|| {
+        AudioError::UnrecognisedFormat(format!("{container} file has no audio track"))
+    })?;
     let track_id = track.id;
+    let estimated_frames = track.num_frames;
     let params = track
         .codec_params
         .as_ref()
         .and_then(|p| p.audio())
-        .ok_or_else(|| AudioError::UnsupportedCodec(format!("{container} track has no audio codec parameters")))?
+        .ok_or_else(|| {
+            AudioError::UnsupportedCodec(format!("{container} track has no audio codec parameters"))
+        })?
         .clone();
     let codecs = symphonia::default::get_codecs();
     let mut decoder = codecs
         .make_audio_decoder(&params, &AudioDecoderOptions::default())
         .map_err(|_| {
-            AudioError::UnsupportedCodec(format!("codec {} in a {container} container", params.codec))
+            AudioError::UnsupportedCodec(format!(
+                "codec {} in a {container} container",
+                params.codec
+            ))
         })?;
     let codec = decoder.codec_info().short_name.to_owned();
 
@@ -147,6 +155,7 @@ pub fn decode_file(
         sample_rate: params.sample_rate.unwrap_or(0),
         channels: params.channels.as_ref().map_or(0, |c| c.count()),
         frames: 0,
+        estimated_frames,
         bad_packets: 0,
         truncated: false,
     };
@@ -220,6 +229,30 @@ pub fn decode_file(
     Ok(info)
 }
 
+fn open_format(
+    probe: &Probe,
+    hint: &Hint,
+    source: Box<dyn MediaSource>,
+    head: &[u8],
+) -> Result<Box<dyn FormatReader>, AudioError> {
+    let mss = MediaSourceStream::new(source, MediaSourceStreamOptions::default());
+    probe
+        .probe(
+            hint,
+            mss,
+            FormatOptions::default(),
+            MetadataOptions::default(),
+        )
+        .map_err(|e| match sniff_container(head) {
+            Some(container) => AudioError::Corrupt(format!(
+                "{container} header found but the stream is unreadable: {e}"
+            )),
+            None => AudioError::UnrecognisedFormat(
+                "no known container or codec signature in the first bytes".to_owned(),
+            ),
+        })
+}
+
 fn downmix(planes: &[Vec<f32>], frames: usize, mono: &mut Vec<f32>) {
     mono.clear();
     match planes {
@@ -249,6 +282,35 @@ fn read_up_to(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
         }
     }
     Ok(filled)
+}
+
+/// Names the container whose signature opens the file, if any: a file that starts like audio but
+/// cannot be read is corrupt, not "not audio".
+fn sniff_container(head: &[u8]) -> Option<&'static str> {
+    match head {
+        [b'f', b'L', b'a', b'C', ..] => Some("FLAC"),
+        [
+            b'R',
+            b'I',
+            b'F',
+            b'F',
+            _,
+            _,
+            _,
+            _,
+            b'W',
+            b'A',
+            b'V',
+            b'E',
+            ..,
+        ] => Some("WAV"),
+        [b'O', b'g', b'g', b'S', ..] => Some("Ogg"),
+        [b'I', b'D', b'3', ..] => Some("MP3 (ID3)"),
+        [_, _, _, _, b'f', b't', b'y', b'p', ..] => Some("MP4/3GP"),
+        [0xFF, second, ..] if second & 0xF6 == 0xF0 => Some("AAC (ADTS)"),
+        [0xFF, second, ..] if second & 0xE0 == 0xE0 => Some("MPEG audio"),
+        _ => None,
+    }
 }
 
 /// Recognises containers symphonia would misread or cannot decode, by their leading bytes.

@@ -282,7 +282,11 @@ impl LocalEngine {
                 by_sha256.insert(sha, entry);
             }
         }
-        tracing::info!(engine = name, entries = by_sha256.len(), "Reference library loaded.");
+        tracing::info!(
+            engine = name,
+            entries = by_sha256.len(),
+            "Reference library loaded."
+        );
         LocalEngine {
             name: name.to_owned(),
             by_sha256,
@@ -348,6 +352,7 @@ mod tests {
                 sample_rate: 8000,
                 channels: 1,
                 frames: 8000,
+                estimated_frames: None,
                 bad_packets: 0,
                 truncated: false,
             },

@@ -42,10 +42,7 @@ impl Verdict {
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error("engine {engine}: {message}")]
-    Failed {
-        engine: String,
-        message: String,
-    },
+    Failed { engine: String, message: String },
 }
 
 #[async_trait::async_trait]

@@ -151,7 +151,9 @@ fn extend_visibility(sqs: Client, config: SqsConfig, receipt: String) -> Cancell
                 .await;
             match result {
                 Ok(_) => tracing::debug!("Message visibility extended."),
-                Err(e) => tracing::warn!(error = %S3Failure::from_sdk(&e), "Could not extend message visibility."),
+                Err(e) => {
+                    tracing::warn!(error = %S3Failure::from_sdk(&e), "Could not extend message visibility.")
+                }
             }
         }
     });

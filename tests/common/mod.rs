@@ -1,0 +1,375 @@
+//! Helpers shared by the integration tests: the real LocalStack (and moto server) reached through
+//! earshot's own SDK client, a fresh bucket per test so tests run in parallel, a real HTTP
+//! listener for callbacks, and audio made by ffmpeg/sox/espeak-ng at test time.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::primitives::ByteStream;
+use earshot::config::{Config, S3Config};
+
+pub const LOCALSTACK: &str = "http://127.0.0.1:4566";
+
+/// The moto server address: `EARSHOT_TEST_MOTO` or 127.0.0.1:5055.
+pub fn moto_endpoint() -> String {
+    std::env::var("EARSHOT_TEST_MOTO").unwrap_or_else(|_| "http://127.0.0.1:5055".to_owned())
+}
+
+/// Panics with the command to run when LocalStack does not answer: never skips.
+pub fn require_localstack() {
+    require(
+        &format!("{LOCALSTACK}/_localstack/health"),
+        "LocalStack",
+        "localstack/start.sh",
+    );
+}
+
+pub fn require_moto() {
+    require(
+        &format!("{}/moto-api/", moto_endpoint()),
+        "moto server",
+        "localstack/start-moto.sh",
+    );
+}
+
+fn require(url: &str, what: &str, start: &str) {
+    let ok = std::process::Command::new("curl")
+        .args(["-fsS", "-o", "/dev/null", "--max-time", "5", url])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "{what} does not answer at {url}. Start it with `{start}` (or run the whole suite with \
+         `scripts/test.sh`, which starts and stops it)."
+    );
+}
+
+pub fn s3_config(endpoint: &str) -> S3Config {
+    S3Config {
+        endpoint_url: Some(endpoint.to_owned()),
+        region: Some("us-east-1".to_owned()),
+        force_path_style: true,
+        access_key_id: Some("test".to_owned()),
+        secret_access_key: Some("test".to_owned()),
+    }
+}
+
+/// earshot's own S3 client, pointed at `endpoint`.
+pub async fn s3(endpoint: &str) -> aws_sdk_s3::Client {
+    earshot::storage::s3_client(&s3_config(endpoint)).await
+}
+
+/// A name no other test (or earlier run) uses.
+pub fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .subsec_nanos();
+    format!("{prefix}-{}-{n}-{nanos}", std::process::id())
+}
+
+pub async fn fresh_bucket(s3: &aws_sdk_s3::Client) -> String {
+    let bucket = unique("t");
+    s3.create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create bucket {bucket}: {e:?}"));
+    bucket
+}
+
+pub async fn put_file(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    path: &Path,
+    content_type: &str,
+) {
+    s3.put_object()
+        .bucket(bucket)
+        .key(key)
+        .content_type(content_type)
+        .body(ByteStream::from_path(path).await.expect("readable"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("put {bucket}/{key}: {e:?}"));
+}
+
+pub async fn put_bytes(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, bytes: Vec<u8>) {
+    s3.put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(ByteStream::from(bytes))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("put {bucket}/{key}: {e:?}"));
+}
+
+/// The status of a HEAD on the object (200, 404…).
+pub async fn head_status(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> u16 {
+    match s3.head_object().bucket(bucket).key(key).send().await {
+        Ok(_) => 200,
+        Err(e) => e.raw_response().map_or(0, |r| r.status().as_u16()),
+    }
+}
+
+pub async fn get_bytes(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
+    s3.get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("get {bucket}/{key}: {e:?}"))
+        .body
+        .collect()
+        .await
+        .expect("body")
+        .to_vec()
+}
+
+/// A callback received by [`Listener`].
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub signature: Option<String>,
+    pub content_type: Option<String>,
+    pub body: Vec<u8>,
+}
+
+impl Received {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).expect("callback body is JSON")
+    }
+}
+
+/// A real HTTP server on 127.0.0.1 that records every POST to /hook.
+pub struct Listener {
+    pub url: String,
+    received: Arc<Mutex<Vec<Received>>>,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+impl Listener {
+    pub async fn start() -> Listener {
+        use axum::Router;
+        use axum::http::HeaderMap;
+        use axum::routing::post;
+        let received: Arc<Mutex<Vec<Received>>> = Arc::default();
+        let store = received.clone();
+        let app = Router::new().route(
+            "/hook",
+            post(move |headers: HeaderMap, body: axum::body::Bytes| {
+                let store = store.clone();
+                async move {
+                    let header = |name: &str| {
+                        headers
+                            .get(name)
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_owned)
+                    };
+                    store.lock().expect("not poisoned").push(Received {
+                        signature: header("x-signature"),
+                        content_type: header("content-type"),
+                        body: body.to_vec(),
+                    });
+                    "ok"
+                }
+            }),
+        );
+        let socket = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1");
+        let addr: SocketAddr = socket.local_addr().expect("bound");
+        let server = tokio::spawn(async move {
+            axum::serve(socket, app).await.expect("listener serves");
+        });
+        Listener {
+            url: format!("http://{addr}/hook"),
+            received,
+            _server: server,
+        }
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().expect("not poisoned").clone()
+    }
+
+    /// Waits until `n` callbacks arrived (or panics after `timeout`).
+    pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Received> {
+        let start = Instant::now();
+        loop {
+            let got = self.received();
+            if got.len() >= n {
+                return got;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "expected {n} callbacks within {timeout:?}, got {}: {:?}",
+                got.len(),
+                got.iter()
+                    .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+                    .collect::<Vec<_>>()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// An address nothing listens on.
+pub fn unreachable_url() -> String {
+    let socket = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = socket.local_addr().expect("bound").port();
+    drop(socket);
+    format!("http://127.0.0.1:{port}/hook")
+}
+
+/// A rule config for one test bucket, over LocalStack.
+pub fn config(
+    bucket: &str,
+    callback_url: &str,
+    mode: &str,
+    library: &Path,
+    extra_rule: &str,
+) -> Config {
+    let text = format!(
+        r#"
+        [s3]
+        endpoint_url = "{LOCALSTACK}"
+        region = "us-east-1"
+        force_path_style = true
+        access_key_id = "test"
+        secret_access_key = "test"
+
+        [[rules]]
+        id = "uploads"
+        bucket = "{bucket}"
+        prefix = "audio/"
+        scenes = ["porn", "ads", "illegal"]
+        block = {{ enabled = true, mode = "{mode}", min_score = 90 }}
+        callback = {{ url = "{callback_url}", seed = "s3cret", max_attempts = 3, initial_backoff_ms = 50, timeout_secs = 2 }}
+        {extra_rule}
+
+        [engines.local]
+        type = "local"
+        library = "{}"
+        "#,
+        library.display()
+    );
+    Config::from_toml_str(&text).unwrap_or_else(|e| panic!("test config: {e}"))
+}
+
+/// Runs a command, panicking with its stderr when it fails.
+pub fn run(command: &mut Command) {
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{command:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A test tone of `secs` seconds at `freq` Hz, encoded by ffmpeg from the output's extension (and
+/// `codec_args`, e.g. `["-c:a", "libvorbis"]`).
+pub fn tone(path: &Path, secs: f64, freq: u32, codec_args: &[&str]) -> PathBuf {
+    let source = format!("sine=frequency={freq}:sample_rate=44100:duration={secs}");
+    let mut command = Command::new("ffmpeg");
+    command.args([
+        "-nostdin",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        &source,
+    ]);
+    command.args(codec_args).arg(path);
+    run(&mut command);
+    path.to_owned()
+}
+
+/// Music-like material: a chord with a tremolo and noise, so VBR encoders vary their bitrate.
+pub fn music(path: &Path, secs: f64, codec_args: &[&str]) -> PathBuf {
+    let source = format!(
+        "aevalsrc=exprs='0.3*sin(2*PI*220*t)*(1+sin(2*PI*0.5*t))+0.2*sin(2*PI*330*t)+0.1*sin(2*PI*(440+200*sin(2*PI*0.2*t))*t)':s=44100:d={secs}"
+    );
+    let mut command = Command::new("ffmpeg");
+    command.args([
+        "-nostdin",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        &source,
+    ]);
+    command.args(codec_args).arg(path);
+    run(&mut command);
+    path.to_owned()
+}
+
+/// Speech from espeak-ng, encoded by ffmpeg from the output's extension.
+pub fn speech(path: &Path, text: &str) -> PathBuf {
+    let wav = path.with_extension("speech.wav");
+    run(Command::new("espeak-ng").args(["-w"]).arg(&wav).arg(text));
+    run(Command::new("ffmpeg")
+        .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i"])
+        .arg(&wav)
+        .arg(path));
+    path.to_owned()
+}
+
+/// Local engine library with `file` added as known `scene` content, through the CLI's own code.
+pub async fn library_with(dir: &Path, file: &Path, scene: earshot::config::Scene) -> PathBuf {
+    use earshot::engines::local::{Entry, LibraryStore, sha256_file};
+    let library = dir.join("library");
+    let sha = sha256_file(file).expect("readable");
+    let entry = Entry {
+        id: hex::encode(sha),
+        scene,
+        label: "known-bad".to_owned(),
+        source: file.display().to_string(),
+        bytes: std::fs::metadata(file).expect("exists").len(),
+        duration_secs: 0.0,
+        added_at: 0,
+    };
+    let unused = s3(LOCALSTACK).await;
+    LibraryStore::open(library.to_str().expect("utf-8"), &unused)
+        .put(&entry)
+        .await
+        .expect("library entry written");
+    library
+}
+
+/// Verifies `X-Signature` = hex(sha256(seed + body)).
+pub fn signature_ok(received: &Received, seed: &str) -> bool {
+    received.signature.as_deref()
+        == Some(earshot::callback::signature(seed, &received.body).as_str())
+}
+
+/// A FLAC file whose header is intact and whose audio frames are overwritten with noise.
+pub fn corrupt_flac(dir: &Path) -> PathBuf {
+    let path = tone(&dir.join("source-for-corrupt.flac"), 10.0, 440, &[]);
+    let mut bytes = std::fs::read(&path).expect("read");
+    let mut state: u32 = 0x9e37_79b9;
+    for byte in bytes.iter_mut().skip(8192) {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        *byte = state as u8;
+    }
+    let corrupt = dir.join("corrupt.flac");
+    std::fs::write(&corrupt, bytes).expect("write");
+    corrupt
+}

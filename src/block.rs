@@ -153,21 +153,7 @@ pub async fn make_private(s3: &Client, target: &Target<'_>) -> Result<(), BlockE
         .send()
         .await
     {
-        let failure = S3Failure::from_sdk(&e);
-        return Err(match failure.code.as_deref() {
-            Some(
-                code @ ("AccessControlListNotSupported" | "NotImplemented" | "InvalidRequest"),
-            ) => BlockError::AclNotSupported {
-                bucket: bucket.to_owned(),
-                key: key.to_owned(),
-                code: code.to_owned(),
-            },
-            _ if failure.is_not_found() => BlockError::Gone {
-                bucket: bucket.to_owned(),
-                key: key.to_owned(),
-            },
-            _ => s3_error("PutObjectAcl", bucket, key, failure),
-        });
+        return Err(acl_refusal(bucket, key, S3Failure::from_sdk(&e)));
     }
     let acl = s3
         .get_object_acl()
@@ -194,6 +180,26 @@ pub async fn make_private(s3: &Client, target: &Target<'_>) -> Result<(), BlockE
         });
     }
     Ok(())
+}
+
+/// Classifies a failed `PutObjectAcl`: a bucket that refuses ACLs (S3 Object Ownership "bucket
+/// owner enforced" answers `AccessControlListNotSupported`; MinIO answers `NotImplemented`) is a
+/// configuration problem named as such, never retried and never a silent pass.
+fn acl_refusal(bucket: &str, key: &str, failure: S3Failure) -> BlockError {
+    match failure.code.as_deref() {
+        Some(code @ ("AccessControlListNotSupported" | "NotImplemented")) => {
+            BlockError::AclNotSupported {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+                code: code.to_owned(),
+            }
+        }
+        _ if failure.is_not_found() => BlockError::Gone {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+        },
+        _ => s3_error("PutObjectAcl", bucket, key, failure),
+    }
 }
 
 /// Moves the target to [`backup_key`], calling `after` at each [`MoveStep`] (production passes a
@@ -326,4 +332,43 @@ async fn backup_matches(
     // ETag, which is the MD5 of the bytes for single-part objects on both sides.
     let etag = head.e_tag().map(unquote).unwrap_or_default();
     Ok(!target.etag.contains('-') && etag == target.etag)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(status: u16, code: &str) -> S3Failure {
+        S3Failure {
+            status: Some(status),
+            code: Some(code.to_owned()),
+            message: "m".to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_bucket_refusing_acls_is_a_named_permanent_error() {
+        for (status, code) in [
+            (400, "AccessControlListNotSupported"),
+            (501, "NotImplemented"),
+        ] {
+            let error = acl_refusal("media", "audio/a.mp3", failure(status, code));
+            assert!(
+                matches!(error, BlockError::AclNotSupported { .. }),
+                "{code}"
+            );
+            assert!(!error.is_transient());
+            let text = error.to_string();
+            assert!(
+                text.contains("media") && text.contains("block.mode = \"move\""),
+                "{text}"
+            );
+        }
+        let throttled = acl_refusal("media", "k", failure(503, "SlowDown"));
+        assert!(throttled.is_transient());
+        assert!(matches!(
+            acl_refusal("media", "k", failure(404, "NoSuchKey")),
+            BlockError::Gone { .. }
+        ));
+    }
 }

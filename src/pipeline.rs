@@ -17,7 +17,7 @@ use tracing::Instrument;
 use crate::audio::{self, AudioError, DecodeLimits};
 use crate::block::{self, BlockError, Blocked, Target};
 use crate::callback::{Body, Code, Data, Delivery, Notifier, Request, SceneInfo};
-use crate::config::{Config, RuleConfig, Scene};
+use crate::config::{BlockMode, Config, RuleConfig, Scene};
 use crate::decision::{self, Decision};
 use crate::engines::{self, Clip, Engine, Engines};
 use crate::fetch::{self, FetchError};
@@ -251,8 +251,19 @@ impl Pipeline {
             rule,
             trace_id,
         };
-        let head = match fetch::head(&self.s3, job).await {
-            Ok(head) => head,
+        // `source` is where the bytes are read from: the object itself, or its backup when an
+        // earlier run of this job moved it and was interrupted before calling back.
+        let (head, source) = match fetch::head(&self.s3, job).await {
+            Ok(head) => (head, job.clone()),
+            Err(FetchError::Gone { .. }) if enforce => match self.already_moved(job, rule).await? {
+                Some(found) => found,
+                None => {
+                    return report.unjudged_or_retry(FetchError::Gone {
+                        bucket: job.bucket.clone(),
+                        key: job.key.clone(),
+                    });
+                }
+            },
             Err(e) => return report.unjudged_or_retry(e),
         };
         if head.size == 0 {
@@ -268,10 +279,11 @@ impl Pipeline {
             };
             return Ok(report.unjudged(Code::TooLarge, e.to_string()));
         }
-        let spooled = match fetch::download(&self.s3, job, head, max_bytes, &self.spool_dir).await {
-            Ok(spooled) => spooled,
-            Err(e) => return report.unjudged_or_retry(e),
-        };
+        let spooled =
+            match fetch::download(&self.s3, &source, head, max_bytes, &self.spool_dir).await {
+                Ok(spooled) => spooled,
+                Err(e) => return report.unjudged_or_retry(e),
+            };
         let engine = self.engine_for(rule);
         let assessed = assess(
             engine,
@@ -291,10 +303,15 @@ impl Pipeline {
         if !(decision.block && enforce) {
             return Ok(report.judged(&decision, 0, None, None));
         }
+        let moved_before = source.key != job.key;
         let target = Target {
             bucket: &job.bucket,
             key: &job.key,
-            version_id: spooled.head.version_id.as_deref(),
+            version_id: if moved_before {
+                job.version_id.as_deref()
+            } else {
+                spooled.head.version_id.as_deref()
+            },
             etag: &spooled.head.etag,
             size: spooled.size,
             sha256: spooled.sha256,
@@ -315,6 +332,30 @@ impl Pipeline {
                 tracing::error!(error = %e, "Block failed; calling back with the scores and the reason.");
                 Ok(report.judged(&decision, 0, None, Some((code, e.to_string()))))
             }
+        }
+    }
+
+    /// When the object is gone and the rule moves blocked objects, the backup may hold it: an
+    /// earlier run of this job moved it and stopped before it called back. Returns the backup's
+    /// HEAD and a job reading from it.
+    async fn already_moved(
+        &self,
+        job: &Job,
+        rule: &RuleConfig,
+    ) -> Result<Option<(fetch::Head, Job)>, JobError> {
+        if rule.block.mode != BlockMode::Move {
+            return Ok(None);
+        }
+        let mut backup = Job::new(job.bucket.clone(), block::backup_key(&job.key));
+        // A copy keeps a single-part ETag (the MD5 of the bytes); a multipart one changes.
+        backup.etag = job.etag.clone().filter(|etag| !etag.contains('-'));
+        match fetch::head(&self.s3, &backup).await {
+            Ok(head) => {
+                tracing::info!(backup_key = %backup.key, "Object already moved by an earlier run; finishing that job.");
+                Ok(Some((head, backup)))
+            }
+            Err(FetchError::Gone { .. } | FetchError::Changed { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
         }
     }
 

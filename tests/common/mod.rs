@@ -229,18 +229,19 @@ pub fn unreachable_url() -> String {
     format!("http://127.0.0.1:{port}/hook")
 }
 
-/// A rule config for one test bucket, over LocalStack.
-pub fn config(
+/// A rule config for one test bucket on `endpoint`; `extra` is appended (e.g. a `[limits]` table).
+pub fn config_at(
+    endpoint: &str,
     bucket: &str,
     callback_url: &str,
     mode: &str,
     library: &Path,
-    extra_rule: &str,
+    extra: &str,
 ) -> Config {
     let text = format!(
         r#"
         [s3]
-        endpoint_url = "{LOCALSTACK}"
+        endpoint_url = "{endpoint}"
         region = "us-east-1"
         force_path_style = true
         access_key_id = "test"
@@ -253,15 +254,21 @@ pub fn config(
         scenes = ["porn", "ads", "illegal"]
         block = {{ enabled = true, mode = "{mode}", min_score = 90 }}
         callback = {{ url = "{callback_url}", seed = "s3cret", max_attempts = 3, initial_backoff_ms = 50, timeout_secs = 2 }}
-        {extra_rule}
 
         [engines.local]
         type = "local"
         library = "{}"
+
+        {extra}
         "#,
         library.display()
     );
     Config::from_toml_str(&text).unwrap_or_else(|e| panic!("test config: {e}"))
+}
+
+/// [`config_at`] on LocalStack.
+pub fn config(bucket: &str, callback_url: &str, mode: &str, library: &Path, extra: &str) -> Config {
+    config_at(LOCALSTACK, bucket, callback_url, mode, library, extra)
 }
 
 /// Runs a command, panicking with its stderr when it fails.

@@ -244,10 +244,13 @@ async fn moderate(
                         }
                         body
                     }
+                    Outcome::InProgress { .. } => {
+                        bail!("{target} is being judged by this process already")
+                    }
                     Outcome::Duplicate { trace_id } => {
                         let record = state::finished_job(&pipeline.s3, &job.bucket, &trace_id)
                             .await?
-                            .context("the job is being judged by another process right now")?;
+                            .context("the job record vanished")?;
                         eprintln!("Already judged; printing the recorded verdict.");
                         record.body
                     }

@@ -61,8 +61,12 @@ impl JobError {
 pub enum Outcome {
     /// No rule applies; nothing was done.
     Skipped(Skip),
-    /// This object version was already judged (or is being judged right now in this process).
+    /// This object version was already judged and called back.
     Duplicate { trace_id: String },
+    /// This object version is being judged right now by this process (the same event delivered
+    /// twice). The event must not be acknowledged: if the running job fails, it is this event's
+    /// redelivery that will retry it.
+    InProgress { trace_id: String },
     /// Judged, blocked if due, called back.
     Finished {
         trace_id: String,
@@ -165,8 +169,10 @@ impl Pipeline {
             .expect("the in-flight set is never poisoned")
             .insert(trace_id.clone());
         if !newly_in_flight {
-            tracing::info!("Same object version is being judged already; duplicate event ignored.");
-            return Ok(Outcome::Duplicate { trace_id });
+            tracing::info!(
+                "Same object version is being judged already; this delivery is left for later."
+            );
+            return Ok(Outcome::InProgress { trace_id });
         }
         let _guard = InFlight {
             set: &self.in_flight,

@@ -108,6 +108,7 @@ async fn handle(pipeline: &Pipeline, sqs: &Client, config: &SqsConfig, message: 
     for job in &parsed.jobs {
         match pipeline.process(job).await {
             Ok(Outcome::Finished { .. } | Outcome::Duplicate { .. } | Outcome::Skipped(_)) => {}
+            Ok(Outcome::InProgress { .. }) => disposition = Disposition::Retry,
             Err(e) => {
                 tracing::warn!(%message_id, bucket = %job.bucket, key = %job.key, error = %e, "Job failed; message left for redelivery.");
                 disposition = e.disposition();

@@ -152,21 +152,32 @@ impl Received {
 pub struct Listener {
     pub url: String,
     received: Arc<Mutex<Vec<Received>>>,
+    arrived: Arc<AtomicU32>,
     _server: tokio::task::JoinHandle<()>,
 }
 
 impl Listener {
     pub async fn start() -> Listener {
+        Self::start_with_delay(Duration::ZERO).await
+    }
+
+    /// A listener that holds each request for `delay` before answering (a slow receiver).
+    pub async fn start_with_delay(delay: Duration) -> Listener {
         use axum::Router;
         use axum::http::HeaderMap;
         use axum::routing::post;
         let received: Arc<Mutex<Vec<Received>>> = Arc::default();
+        let arrived: Arc<AtomicU32> = Arc::default();
         let store = received.clone();
+        let counter = arrived.clone();
         let app = Router::new().route(
             "/hook",
             post(move |headers: HeaderMap, body: axum::body::Bytes| {
                 let store = store.clone();
+                let counter = counter.clone();
                 async move {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(delay).await;
                     let header = |name: &str| {
                         headers
                             .get(name)
@@ -192,8 +203,14 @@ impl Listener {
         Listener {
             url: format!("http://{addr}/hook"),
             received,
+            arrived,
             _server: server,
         }
+    }
+
+    /// Requests that have arrived, answered or not.
+    pub fn arrived(&self) -> u32 {
+        self.arrived.load(Ordering::SeqCst)
     }
 
     pub fn received(&self) -> Vec<Received> {
@@ -238,7 +255,20 @@ pub fn config_at(
     library: &Path,
     extra: &str,
 ) -> Config {
-    let text = format!(
+    let text = config_text(endpoint, bucket, callback_url, mode, library, extra);
+    Config::from_toml_str(&text).unwrap_or_else(|e| panic!("test config: {e}"))
+}
+
+/// The TOML text of [`config_at`].
+pub fn config_text(
+    endpoint: &str,
+    bucket: &str,
+    callback_url: &str,
+    mode: &str,
+    library: &Path,
+    extra: &str,
+) -> String {
+    format!(
         r#"
         [s3]
         endpoint_url = "{endpoint}"
@@ -253,7 +283,7 @@ pub fn config_at(
         prefix = "audio/"
         scenes = ["porn", "ads", "illegal"]
         block = {{ enabled = true, mode = "{mode}", min_score = 90 }}
-        callback = {{ url = "{callback_url}", seed = "s3cret", max_attempts = 3, initial_backoff_ms = 50, timeout_secs = 2 }}
+        callback = {{ url = "{callback_url}", seed = "s3cret", max_attempts = 3, initial_backoff_ms = 50, timeout_secs = 30 }}
 
         [engines.local]
         type = "local"
@@ -262,8 +292,7 @@ pub fn config_at(
         {extra}
         "#,
         library.display()
-    );
-    Config::from_toml_str(&text).unwrap_or_else(|e| panic!("test config: {e}"))
+    )
 }
 
 /// [`config_at`] on LocalStack.

@@ -1,0 +1,361 @@
+//! `earshot serve` as users run it: the real binary, polling a LocalStack SQS queue that the
+//! bucket's ObjectCreated notifications feed, calling back a real listener.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::*;
+use earshot::config::Scene;
+use earshot::state::JOBS_PREFIX;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+struct Setup {
+    s3: aws_sdk_s3::Client,
+    sqs: aws_sdk_sqs::Client,
+    bucket: String,
+    queue_url: String,
+    dir: tempfile::TempDir,
+    known_bad: PathBuf,
+}
+
+/// A bucket whose ObjectCreated events go to a fresh queue, and a library with one known-bad clip.
+async fn setup() -> Setup {
+    require_localstack();
+    let s3 = s3(LOCALSTACK).await;
+    let sqs = earshot::storage::sqs_client(&s3_config(LOCALSTACK), Some(LOCALSTACK)).await;
+    let bucket = fresh_bucket(&s3).await;
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(unique("q"))
+        .send()
+        .await
+        .expect("create queue")
+        .queue_url
+        .expect("queue url");
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("queue attributes");
+    let queue_arn = attributes
+        .attributes()
+        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+        .expect("queue ARN")
+        .clone();
+    use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
+    s3.put_bucket_notification_configuration()
+        .bucket(&bucket)
+        .notification_configuration(
+            NotificationConfiguration::builder()
+                .queue_configurations(
+                    QueueConfiguration::builder()
+                        .queue_arn(queue_arn)
+                        .events(Event::from("s3:ObjectCreated:*"))
+                        .build()
+                        .expect("queue configuration"),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("bucket notification");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let known_bad = tone(
+        &dir.path().join("known-bad.mp3"),
+        4.0,
+        880,
+        &["-b:a", "96k"],
+    );
+    library_with(dir.path(), &known_bad, Scene::Porn).await;
+    Setup {
+        s3,
+        sqs,
+        bucket,
+        queue_url,
+        dir,
+        known_bad,
+    }
+}
+
+struct Daemon {
+    child: tokio::process::Child,
+    log: PathBuf,
+}
+
+impl Daemon {
+    async fn start(setup: &Setup, callback_url: &str, visibility_secs: u32) -> Daemon {
+        let extra = format!(
+            "[sources.sqs]\nqueue_url = \"{}\"\nendpoint_url = \"{LOCALSTACK}\"\nmax_concurrency = 4\n\
+             wait_time_secs = 1\nvisibility_timeout_secs = {visibility_secs}\n\n\
+             [limits]\nmax_object_bytes = 200000\n",
+            setup.queue_url
+        );
+        let library = setup.dir.path().join("library");
+        let text = config_text(
+            LOCALSTACK,
+            &setup.bucket,
+            callback_url,
+            "move",
+            &library,
+            &extra,
+        );
+        let config = setup.dir.path().join("earshot.toml");
+        std::fs::write(&config, text).expect("write config");
+        let log = setup.dir.path().join("earshot.log");
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_earshot"))
+            .arg("--config")
+            .arg(&config)
+            .arg("serve")
+            .env("EARSHOT_LOG_FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .kill_on_drop(true)
+            .spawn()
+            .expect("earshot serve starts");
+        Daemon { child, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn assert_running(&mut self) {
+        let status = self.child.try_wait().expect("status");
+        assert!(
+            status.is_none(),
+            "earshot serve exited ({status:?}); log:\n{}",
+            self.log()
+        );
+    }
+
+    /// SIGTERM, then the exit status (within 60 s).
+    async fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        let pid = self.child.id().expect("running").to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success());
+        let status = tokio::time::timeout(Duration::from_secs(60), self.child.wait())
+            .await
+            .expect("earshot exits within 60 s of SIGTERM")
+            .expect("exit status");
+        let log = self.log();
+        (status, log)
+    }
+}
+
+async fn upload(setup: &Setup, key: &str, path: &Path) -> String {
+    let out = setup
+        .s3
+        .put_object()
+        .bucket(&setup.bucket)
+        .key(key)
+        .body(
+            aws_sdk_s3::primitives::ByteStream::from_path(path)
+                .await
+                .expect("readable"),
+        )
+        .send()
+        .await
+        .expect("put");
+    out.e_tag().expect("etag").trim_matches('"').to_owned()
+}
+
+/// The callbacks received so far, by key: (code, forbidden_status).
+fn by_key(listener: &Listener) -> std::collections::BTreeMap<String, (i64, i64)> {
+    listener
+        .received()
+        .iter()
+        .map(|r| {
+            let json = r.json();
+            (
+                json["data"]["key"].as_str().expect("key").to_owned(),
+                (
+                    json["code"].as_i64().expect("code"),
+                    json["data"]["forbidden_status"]
+                        .as_i64()
+                        .expect("forbidden_status"),
+                ),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_daemon_judges_every_upload_and_keeps_serving_after_bad_input() {
+    let setup = setup().await;
+    let listener = Listener::start().await;
+    let mut daemon = Daemon::start(&setup, &listener.url, 30).await;
+
+    let dir = setup.dir.path();
+    let corrupt = corrupt_flac(dir);
+    let empty = dir.join("empty.mp3");
+    std::fs::write(&empty, b"").expect("write");
+    let text = dir.join("text.mp3");
+    std::fs::write(&text, "Not audio at all.\n".repeat(100)).expect("write");
+    let big = tone(&dir.join("big.wav"), 5.0, 440, &[]);
+    let clean = speech(&dir.join("clean.mp3"), "Hi, call me back when you can.");
+
+    // Garbage on the queue first: it must not stop the daemon.
+    for body in ["not json at all", r#"{"unexpected":"shape"}"#] {
+        setup
+            .sqs
+            .send_message()
+            .queue_url(&setup.queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .expect("send");
+    }
+    let known_etag = upload(&setup, "audio/known bad.mp3", &setup.known_bad).await;
+    upload(&setup, "audio/corrupt.flac", &corrupt).await;
+    upload(&setup, "audio/empty.mp3", &empty).await;
+    upload(&setup, "audio/text.mp3", &text).await;
+    upload(&setup, "audio/big.wav", &big).await;
+    upload(&setup, "audio/clean.mp3", &clean).await;
+    upload(&setup, "docs/readme.mp3", &clean).await; // out of scope: no callback
+
+    listener.wait_for(6, WAIT).await;
+    let results = by_key(&listener);
+    let want = [
+        ("audio/known bad.mp3", (0, 2)),
+        ("audio/corrupt.flac", (1003, 0)),
+        ("audio/empty.mp3", (1004, 0)),
+        ("audio/text.mp3", (1001, 0)),
+        ("audio/big.wav", (1005, 0)),
+        ("audio/clean.mp3", (0, 0)),
+    ];
+    for (key, expected) in want {
+        assert_eq!(results.get(key), Some(&expected), "{key}: {results:?}");
+    }
+    assert_eq!(
+        head_status(&setup.s3, &setup.bucket, "audio/known bad.mp3").await,
+        404
+    );
+    daemon.assert_running();
+
+    // The same event again (a redelivery): no second block, no second callback.
+    let duplicate = format!(
+        r#"{{"Records":[{{"eventName":"ObjectCreated:Put","s3":{{"bucket":{{"name":"{}"}},"object":{{"key":"audio/known+bad.mp3","eTag":"{known_etag}"}}}}}}]}}"#,
+        setup.bucket
+    );
+    setup
+        .sqs
+        .send_message()
+        .queue_url(&setup.queue_url)
+        .message_body(duplicate)
+        .send()
+        .await
+        .expect("send");
+    // And one more upload after all of that, which must still be judged.
+    upload(&setup, "audio/after.mp3", &clean).await;
+    listener.wait_for(7, WAIT).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(listener.received().len(), 7, "{:?}", by_key(&listener));
+    daemon.assert_running();
+
+    let (status, log) = daemon.terminate().await;
+    assert!(status.success(), "exit {status:?}; log:\n{log}");
+    assert!(
+        log.contains("Malformed event"),
+        "malformed messages are logged:\n{log}"
+    );
+    assert!(
+        log.contains("duplicate event ignored"),
+        "the duplicate is logged:\n{log}"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_finishes_the_job_in_flight_then_exits_0() {
+    let setup = setup().await;
+    let listener = Listener::start_with_delay(Duration::from_secs(3)).await;
+    let daemon = Daemon::start(&setup, &listener.url, 30).await;
+    upload(&setup, "audio/slow.mp3", &setup.known_bad).await;
+
+    let start = Instant::now();
+    while listener.arrived() == 0 {
+        assert!(
+            start.elapsed() < WAIT,
+            "no callback started; log:\n{}",
+            daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The job is in its callback now: SIGTERM must let it finish.
+    let (status, log) = daemon.terminate().await;
+    assert!(status.success(), "exit {status:?}; log:\n{log}");
+    assert_eq!(
+        listener.received().len(),
+        1,
+        "the callback in flight completed"
+    );
+    let records = setup
+        .s3
+        .list_objects_v2()
+        .bucket(&setup.bucket)
+        .prefix(JOBS_PREFIX)
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(
+        records.key_count(),
+        Some(1),
+        "the job was recorded as finished before exit"
+    );
+    assert!(log.contains("finishing jobs in flight"), "{log}");
+}
+
+#[tokio::test]
+async fn a_job_longer_than_the_visibility_timeout_is_not_redelivered() {
+    let setup = setup().await;
+    // Visibility 10 s; the callback alone takes 14 s.
+    let listener = Listener::start_with_delay(Duration::from_secs(14)).await;
+    let daemon = Daemon::start(&setup, &listener.url, 10).await;
+    upload(&setup, "audio/long-job.mp3", &setup.known_bad).await;
+    listener.wait_for(1, WAIT).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let log = daemon.log();
+    assert_eq!(listener.arrived(), 1, "one callback attempt; log:\n{log}");
+    assert!(
+        !log.contains("being judged already"),
+        "the message reappeared while its job ran:\n{log}"
+    );
+    let (status, log) = daemon.terminate().await;
+    assert!(status.success(), "{log}");
+    let attributes = setup
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&setup.queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+        .send()
+        .await
+        .expect("attributes");
+    let count = |name: aws_sdk_sqs::types::QueueAttributeName| {
+        attributes
+            .attributes()
+            .and_then(|a| a.get(&name))
+            .cloned()
+            .unwrap_or_default()
+    };
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    assert_eq!(
+        count(A::ApproximateNumberOfMessages),
+        "0",
+        "the message was deleted"
+    );
+    assert_eq!(
+        count(A::ApproximateNumberOfMessagesNotVisible),
+        "0",
+        "the message was deleted"
+    );
+}

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Stops the LocalStack and moto server that localstack/start.sh and localstack/start-moto.sh started
-# (by their recorded pids; anything else on those ports is left alone).
+# Stops the LocalStack and/or moto server that localstack/start.sh and localstack/start-moto.sh
+# started, by their recorded pids (anything else on those ports is left alone).
+# Usage: stop.sh [localstack] [moto]   (no argument: both)
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-for name in localstack moto; do
+names=("$@")
+[ ${#names[@]} -gt 0 ] || names=(localstack moto)
+for name in "${names[@]}"; do
   pidfile="$root/.localstack/$name.pid"
   [ -f "$pidfile" ] || continue
   pid=$(cat "$pidfile")

@@ -242,7 +242,7 @@ async fn moderate(
                                 job.bucket
                             );
                         }
-                        body
+                        *body
                     }
                     Outcome::InProgress { .. } => {
                         bail!("{target} is being judged by this process already")

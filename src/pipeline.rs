@@ -70,7 +70,7 @@ pub enum Outcome {
     /// Judged, blocked if due, called back.
     Finished {
         trace_id: String,
-        body: Body,
+        body: Box<Body>,
         callback: CallbackOutcome,
     },
 }
@@ -234,7 +234,7 @@ impl Pipeline {
         );
         Ok(Outcome::Finished {
             trace_id,
-            body,
+            body: Box::new(body),
             callback,
         })
     }

@@ -94,7 +94,7 @@ impl World {
 
 fn finished(outcome: Outcome) -> (earshot::callback::Body, CallbackOutcome) {
     match outcome {
-        Outcome::Finished { body, callback, .. } => (body, callback),
+        Outcome::Finished { body, callback, .. } => (*body, callback),
         other => panic!("expected a finished job, got {other:?}"),
     }
 }

@@ -1,0 +1,270 @@
+//! The `earshot` binary as the README shows it: `moderate FILE` with no S3 at all, the library
+//! commands, `moderate s3://…` with and without `--dry-run`, `check-config`, and exit codes.
+
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+
+use common::*;
+
+fn earshot(config: Option<&Path>, args: &[&str], cwd: &Path) -> Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_earshot"));
+    if let Some(config) = config {
+        command.arg("--config").arg(config);
+    }
+    command
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("EARSHOT_CONFIG")
+        .env("EARSHOT_LOG_FORMAT", "json")
+        .output()
+        .expect("earshot runs")
+}
+
+fn stdout_json(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
+}
+
+fn write_library_config(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("earshot.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[engines.local]\ntype = \"local\"\nlibrary = \"{}\"\n",
+            dir.join("library").display()
+        ),
+    )
+    .expect("write");
+    path
+}
+
+#[test]
+fn moderate_a_local_file_needs_no_s3() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_library_config(dir.path());
+    let bad = tone(&dir.path().join("bad.mp3"), 3.0, 700, &[]);
+    let clean = tone(
+        &dir.path().join("clean.ogg"),
+        3.0,
+        300,
+        &["-c:a", "libvorbis"],
+    );
+
+    let verdict = stdout_json(&earshot(
+        Some(&config),
+        &["moderate", clean.to_str().expect("utf-8")],
+        dir.path(),
+    ));
+    assert_eq!(verdict["code"], 0);
+    assert_eq!(verdict["data"]["result"], 0);
+    assert_eq!(verdict["data"]["forbidden_status"], 0);
+    assert!(verdict["data"]["porn_info"].is_object() && verdict["data"]["ads_info"].is_object());
+
+    // Add, list, match, remove.
+    let add = earshot(
+        Some(&config),
+        &[
+            "library",
+            "add",
+            "--scene",
+            "porn",
+            "--label",
+            "known-clip",
+            bad.to_str().expect("utf-8"),
+        ],
+        dir.path(),
+    );
+    assert!(
+        add.status.success(),
+        "{}",
+        String::from_utf8_lossy(&add.stderr)
+    );
+    let id = String::from_utf8_lossy(&add.stdout)
+        .split_whitespace()
+        .next()
+        .expect("id")
+        .to_owned();
+    assert_eq!(id.len(), 64);
+    let list = earshot(Some(&config), &["library", "list"], dir.path());
+    assert!(String::from_utf8_lossy(&list.stdout).contains(&id));
+
+    let verdict = stdout_json(&earshot(
+        Some(&config),
+        &["moderate", bad.to_str().expect("utf-8")],
+        dir.path(),
+    ));
+    assert_eq!(verdict["data"]["result"], 1);
+    assert_eq!(verdict["data"]["porn_info"]["score"], 100);
+    assert_eq!(verdict["data"]["porn_info"]["label"], "known-clip");
+
+    let remove = earshot(Some(&config), &["library", "remove", &id[..12]], dir.path());
+    assert!(
+        remove.status.success(),
+        "{}",
+        String::from_utf8_lossy(&remove.stderr)
+    );
+    let verdict = stdout_json(&earshot(
+        Some(&config),
+        &["moderate", bad.to_str().expect("utf-8")],
+        dir.path(),
+    ));
+    assert_eq!(verdict["data"]["result"], 0);
+}
+
+#[test]
+fn moderate_reports_bad_files_with_their_code() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_library_config(dir.path());
+    let text = dir.path().join("letter.mp3");
+    std::fs::write(&text, "Dear Sir or Madam,\n".repeat(50)).expect("write");
+    let verdict = stdout_json(&earshot(
+        Some(&config),
+        &["moderate", text.to_str().expect("utf-8")],
+        dir.path(),
+    ));
+    assert_eq!(verdict["code"], 1001);
+    assert!(
+        verdict["message"]
+            .as_str()
+            .expect("message")
+            .contains("not a recognised audio file")
+    );
+}
+
+#[test]
+fn library_add_refuses_what_is_not_audio() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_library_config(dir.path());
+    let text = dir.path().join("x.mp3");
+    std::fs::write(&text, "hello").expect("write");
+    let out = earshot(
+        Some(&config),
+        &[
+            "library",
+            "add",
+            "--scene",
+            "ads",
+            "--label",
+            "x",
+            text.to_str().expect("utf-8"),
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a recognised audio file"));
+}
+
+#[test]
+fn config_errors_exit_2_and_name_the_key_and_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("bad.toml");
+    std::fs::write(
+        &config,
+        "[[rules]]\nid = \"a\"\nbucket = \"b\"\nblock = { min_score = 55 }\n",
+    )
+    .expect("write");
+    let out = earshot(Some(&config), &["check-config"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("rules.0.block.min_score") && stderr.contains("bad.toml"),
+        "{stderr}"
+    );
+
+    let missing = earshot(
+        Some(&dir.path().join("nope.toml")),
+        &["check-config"],
+        dir.path(),
+    );
+    assert_eq!(missing.status.code(), Some(2));
+    let usage = earshot(None, &["moderate"], dir.path());
+    assert_eq!(usage.status.code(), Some(2));
+}
+
+#[test]
+fn check_config_prints_the_effective_config_with_secrets_redacted() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_earshot"));
+    let out = command
+        .arg("check-config")
+        .current_dir(root)
+        .env_remove("EARSHOT_CONFIG")
+        .env("EARSHOT_LIMITS__MAX_DURATION_SECS", "600")
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.contains("max_duration_secs = 600"),
+        "the environment overrides the file:\n{printed}"
+    );
+    assert!(
+        !printed.contains("s3cret"),
+        "the callback seed is redacted:\n{printed}"
+    );
+    assert!(printed.contains("<redacted>"));
+}
+
+#[tokio::test]
+async fn moderate_an_s3_object_blocks_it_unless_dry_run() {
+    require_localstack();
+    let s3 = s3(LOCALSTACK).await;
+    let bucket = fresh_bucket(&s3).await;
+    let listener = Listener::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = tone(&dir.path().join("bad.mp3"), 3.0, 500, &[]);
+    let library = library_with(dir.path(), &bad, earshot::config::Scene::Illegal).await;
+    put_file(&s3, &bucket, "audio/bad.mp3", &bad, "audio/mpeg").await;
+    let config = dir.path().join("earshot.toml");
+    std::fs::write(
+        &config,
+        config_text(LOCALSTACK, &bucket, &listener.url, "move", &library, ""),
+    )
+    .expect("write");
+    let target = format!("s3://{bucket}/audio/bad.mp3");
+
+    let run = |args: Vec<String>| {
+        let config = config.clone();
+        let cwd = dir.path().to_owned();
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            earshot(Some(&config), &args, &cwd)
+        })
+    };
+    let dry = stdout_json(
+        &run(vec!["moderate".into(), target.clone(), "--dry-run".into()])
+            .await
+            .expect("runs"),
+    );
+    assert_eq!(dry["data"]["result"], 1);
+    assert_eq!(dry["data"]["forbidden_status"], 0);
+    assert_eq!(
+        head_status(&s3, &bucket, "audio/bad.mp3").await,
+        200,
+        "--dry-run blocks nothing"
+    );
+    assert!(
+        listener.received().is_empty(),
+        "--dry-run calls back nothing"
+    );
+
+    let real = stdout_json(&run(vec!["moderate".into(), target]).await.expect("runs"));
+    assert_eq!(real["data"]["forbidden_status"], 2);
+    assert_eq!(real["data"]["illegal_info"]["score"], 100);
+    assert_eq!(head_status(&s3, &bucket, "audio/bad.mp3").await, 404);
+    let received = listener
+        .wait_for(1, std::time::Duration::from_secs(20))
+        .await;
+    assert_eq!(received[0].json(), real);
+}

@@ -268,3 +268,92 @@ async fn moderate_an_s3_object_blocks_it_unless_dry_run() {
         .await;
     assert_eq!(received[0].json(), real);
 }
+
+#[tokio::test]
+async fn a_library_under_an_s3_prefix_is_managed_and_used() {
+    require_localstack();
+    let s3 = s3(LOCALSTACK).await;
+    let bucket = fresh_bucket(&s3).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = tone(&dir.path().join("bad.wav"), 2.0, 900, &[]);
+    let config = dir.path().join("earshot.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[s3]\nendpoint_url = \"{LOCALSTACK}\"\nregion = \"us-east-1\"\nforce_path_style = true\n\
+             access_key_id = \"test\"\nsecret_access_key = \"test\"\n\n\
+             [engines.local]\ntype = \"local\"\nlibrary = \"s3://{bucket}/refs/library/\"\n"
+        ),
+    )
+    .expect("write");
+    let run = |args: Vec<String>| {
+        let (config, cwd) = (config.clone(), dir.path().to_owned());
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            earshot(Some(&config), &args, &cwd)
+        })
+    };
+    let bad_path = bad.to_str().expect("utf-8").to_owned();
+    let add = run(vec![
+        "library".into(),
+        "add".into(),
+        "--scene".into(),
+        "abuse".into(),
+        "--label".into(),
+        "slur".into(),
+        bad_path.clone(),
+    ])
+    .await
+    .expect("runs");
+    assert!(
+        add.status.success(),
+        "{}",
+        String::from_utf8_lossy(&add.stderr)
+    );
+    let id = String::from_utf8_lossy(&add.stdout)
+        .split_whitespace()
+        .next()
+        .expect("id")
+        .to_owned();
+    let listed = s3
+        .list_objects_v2()
+        .bucket(&bucket)
+        .prefix("refs/library/entries/")
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(listed.key_count(), Some(1), "the entry lives in the bucket");
+
+    let verdict = stdout_json(
+        &run(vec![
+            "moderate".into(),
+            bad_path.clone(),
+            "--scene".into(),
+            "abuse".into(),
+        ])
+        .await
+        .expect("runs"),
+    );
+    assert_eq!(verdict["data"]["abuse_info"]["score"], 100);
+    assert_eq!(verdict["data"]["abuse_info"]["label"], "slur");
+
+    let remove = run(vec!["library".into(), "remove".into(), id])
+        .await
+        .expect("runs");
+    assert!(
+        remove.status.success(),
+        "{}",
+        String::from_utf8_lossy(&remove.stderr)
+    );
+    let verdict = stdout_json(
+        &run(vec![
+            "moderate".into(),
+            bad_path,
+            "--scene".into(),
+            "abuse".into(),
+        ])
+        .await
+        .expect("runs"),
+    );
+    assert_eq!(verdict["data"]["abuse_info"]["score"], 0);
+}

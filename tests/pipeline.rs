@@ -586,3 +586,22 @@ async fn moved_object_keeps_content_type_when_tags_are_empty() {
         .expect("backup");
     assert_eq!(head.content_type(), Some("audio/x-custom"));
 }
+
+#[tokio::test]
+async fn an_object_overwritten_since_its_event_calls_back_object_changed() {
+    let world = World::new().await;
+    let pipeline = world.pipeline("move", "").await;
+    let key = "audio/overwritten.mp3";
+    let stale = world.upload(key, &world.known_bad).await;
+    let newer = tone(&world.file("newer.mp3"), 2.0, 440, &[]);
+    world.upload(key, &newer).await;
+
+    let (body, _) = finished(pipeline.process(&stale).await.expect("job runs"));
+    assert_eq!(body.code, 1102, "{}", body.message);
+    assert_eq!(body.data.forbidden_status, 0);
+    assert_eq!(
+        head_status(&world.s3, &world.bucket, key).await,
+        200,
+        "the newer upload stays"
+    );
+}

@@ -137,6 +137,8 @@ pub async fn get_bytes(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<
 /// A callback received by [`Listener`].
 #[derive(Debug, Clone)]
 pub struct Received {
+    /// When the request arrived.
+    pub at: Instant,
     pub signature: Option<String>,
     pub content_type: Option<String>,
     pub body: Vec<u8>,
@@ -185,6 +187,7 @@ impl Listener {
                             .map(str::to_owned)
                     };
                     store.lock().expect("not poisoned").push(Received {
+                        at: Instant::now(),
                         signature: header("x-signature"),
                         content_type: header("content-type"),
                         body: body.to_vec(),

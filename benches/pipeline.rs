@@ -16,7 +16,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use aws_sdk_sqs::types::QueueAttributeName;
 use common::*;
 use earshot::config::Scene;
 
@@ -64,10 +63,7 @@ fn clips(dir: &Path, n: usize, secs: f64) -> Vec<PathBuf> {
                     "aevalsrc=exprs='0.3*sin(2*PI*{f}*t)*(1+sin(2*PI*0.5*t))+0.2*sin(2*PI*{g}*t)':s=44100:c=stereo:d={secs}",
                     g = f * 3 / 2
                 );
-                run(Command::new("ffmpeg")
-                    .args(["-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i", &source])
-                    .args(["-c:a", "libmp3lame", "-b:a", "128k"])
-                    .arg(&path));
+                synthesize(&path, &source, &["-c:a", "libmp3lame", "-b:a", "128k"]);
             }
             path
         })
@@ -80,45 +76,7 @@ struct Queue {
 }
 
 async fn queue_for(s3: &aws_sdk_s3::Client, bucket: &str, notify: bool) -> Queue {
-    let sqs = earshot::storage::sqs_client(&s3_config(LOCALSTACK), Some(LOCALSTACK)).await;
-    let url = sqs
-        .create_queue()
-        .queue_name(unique("bench"))
-        .send()
-        .await
-        .expect("queue")
-        .queue_url
-        .expect("url");
-    if notify {
-        let arn = sqs
-            .get_queue_attributes()
-            .queue_url(&url)
-            .attribute_names(QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .expect("attributes")
-            .attributes()
-            .and_then(|a| a.get(&QueueAttributeName::QueueArn))
-            .expect("arn")
-            .clone();
-        use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
-        s3.put_bucket_notification_configuration()
-            .bucket(bucket)
-            .notification_configuration(
-                NotificationConfiguration::builder()
-                    .queue_configurations(
-                        QueueConfiguration::builder()
-                            .queue_arn(arn)
-                            .events(Event::from("s3:ObjectCreated:*"))
-                            .build()
-                            .expect("config"),
-                    )
-                    .build(),
-            )
-            .send()
-            .await
-            .expect("notification");
-    }
+    let (sqs, url) = fresh_queue(s3, notify.then_some(bucket)).await;
     Queue { sqs, url }
 }
 

@@ -27,7 +27,7 @@ ENDPOINT = "http://127.0.0.1:4566"
 BUCKET = "media"
 QUEUE = "uploads"
 WORK = os.path.join(ROOT, ".earshot", "demo")
-EARSHOT = os.environ.get("EARSHOT_BIN", os.path.join(ROOT, "target", "debug", "earshot"))
+EARSHOT = os.path.join(ROOT, "target", "debug", "earshot")
 TIMEOUT_SECS = 120
 
 received = []

@@ -175,13 +175,7 @@ fn ape_is_never_decoded_as_noise() {
     ape.extend_from_slice(&3990u16.to_le_bytes());
     ape.extend_from_slice(&[0u8; 46]);
     ape.extend_from_slice(&wav_bytes[..44]);
-    let mut state: u32 = 0x1234_5678;
-    for _ in 0..200_000 {
-        state ^= state << 13;
-        state ^= state >> 17;
-        state ^= state << 5;
-        ape.push(state as u8);
-    }
+    ape.extend(common::noise(200_000, 0x1234_5678));
     let path = dir.path().join("song.ape");
     std::fs::write(&path, &ape).expect("write");
     match decode(&path) {

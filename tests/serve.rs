@@ -26,45 +26,8 @@ struct Setup {
 async fn setup() -> Setup {
     require_localstack();
     let s3 = s3(LOCALSTACK).await;
-    let sqs = earshot::storage::sqs_client(&s3_config(LOCALSTACK), Some(LOCALSTACK)).await;
     let bucket = fresh_bucket(&s3).await;
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(unique("q"))
-        .send()
-        .await
-        .expect("create queue")
-        .queue_url
-        .expect("queue url");
-    let attributes = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("queue attributes");
-    let queue_arn = attributes
-        .attributes()
-        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
-        .expect("queue ARN")
-        .clone();
-    use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
-    s3.put_bucket_notification_configuration()
-        .bucket(&bucket)
-        .notification_configuration(
-            NotificationConfiguration::builder()
-                .queue_configurations(
-                    QueueConfiguration::builder()
-                        .queue_arn(queue_arn)
-                        .events(Event::from("s3:ObjectCreated:*"))
-                        .build()
-                        .expect("queue configuration"),
-                )
-                .build(),
-        )
-        .send()
-        .await
-        .expect("bucket notification");
+    let (sqs, queue_url) = fresh_queue(&s3, Some(&bucket)).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let known_bad = tone(
         &dir.path().join("known-bad.mp3"),

@@ -15,9 +15,9 @@ use earshot::config::{Config, S3Config};
 
 pub const LOCALSTACK: &str = "http://127.0.0.1:4566";
 
-/// The moto server address: `EARSHOT_TEST_MOTO` or 127.0.0.1:5055.
+/// The moto server address: `MOTO_ENDPOINT` or 127.0.0.1:5055.
 pub fn moto_endpoint() -> String {
-    std::env::var("EARSHOT_TEST_MOTO").unwrap_or_else(|_| "http://127.0.0.1:5055".to_owned())
+    std::env::var("MOTO_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:5055".to_owned())
 }
 
 /// Panics with the command to run when LocalStack does not answer: never skips.
@@ -83,6 +83,53 @@ pub async fn fresh_bucket(s3: &aws_sdk_s3::Client) -> String {
         .await
         .unwrap_or_else(|e| panic!("create bucket {bucket}: {e:?}"));
     bucket
+}
+
+/// A fresh SQS queue on LocalStack; with `notify_from`, that bucket's ObjectCreated events feed it.
+pub async fn fresh_queue(
+    s3: &aws_sdk_s3::Client,
+    notify_from: Option<&str>,
+) -> (aws_sdk_sqs::Client, String) {
+    use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let sqs = earshot::storage::sqs_client(&s3_config(LOCALSTACK), Some(LOCALSTACK)).await;
+    let url = sqs
+        .create_queue()
+        .queue_name(unique("q"))
+        .send()
+        .await
+        .expect("create queue")
+        .queue_url
+        .expect("queue url");
+    if let Some(bucket) = notify_from {
+        let arn = sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .expect("queue attributes")
+            .attributes()
+            .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+            .expect("queue ARN")
+            .clone();
+        let queue = QueueConfiguration::builder()
+            .queue_arn(arn)
+            .events(Event::from("s3:ObjectCreated:*"))
+            .build()
+            .expect("queue configuration");
+        s3.put_bucket_notification_configuration()
+            .bucket(bucket)
+            .notification_configuration(
+                NotificationConfiguration::builder()
+                    .queue_configurations(queue)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("bucket notification");
+    }
+    (sqs, url)
 }
 
 pub async fn put_file(
@@ -315,47 +362,50 @@ pub fn run(command: &mut Command) {
     );
 }
 
-/// A test tone of `secs` seconds at `freq` Hz, encoded by ffmpeg from the output's extension (and
-/// `codec_args`, e.g. `["-c:a", "libvorbis"]`).
-pub fn tone(path: &Path, secs: f64, freq: u32, codec_args: &[&str]) -> PathBuf {
-    let source = format!("sine=frequency={freq}:sample_rate=44100:duration={secs}");
-    let mut command = Command::new("ffmpeg");
-    command.args([
-        "-nostdin",
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-y",
-        "-f",
-        "lavfi",
-        "-i",
-        &source,
-    ]);
-    command.args(codec_args).arg(path);
-    run(&mut command);
+/// Audio from an ffmpeg lavfi `source`, encoded per the output's extension and `codec_args`.
+pub fn synthesize(path: &Path, source: &str, codec_args: &[&str]) -> PathBuf {
+    run(Command::new("ffmpeg")
+        .args([
+            "-nostdin",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            source,
+        ])
+        .args(codec_args)
+        .arg(path));
     path.to_owned()
 }
 
-/// Music-like material: a chord with a tremolo and noise, so VBR encoders vary their bitrate.
+/// A test tone of `secs` seconds at `freq` Hz (`codec_args` e.g. `["-c:a", "libvorbis"]`).
+pub fn tone(path: &Path, secs: f64, freq: u32, codec_args: &[&str]) -> PathBuf {
+    let source = format!("sine=frequency={freq}:sample_rate=44100:duration={secs}");
+    synthesize(path, &source, codec_args)
+}
+
+/// Music-like material: a chord with tremolo and vibrato, so VBR encoders vary their bitrate.
 pub fn music(path: &Path, secs: f64, codec_args: &[&str]) -> PathBuf {
     let source = format!(
         "aevalsrc=exprs='0.3*sin(2*PI*220*t)*(1+sin(2*PI*0.5*t))+0.2*sin(2*PI*330*t)+0.1*sin(2*PI*(440+200*sin(2*PI*0.2*t))*t)':s=44100:d={secs}"
     );
-    let mut command = Command::new("ffmpeg");
-    command.args([
-        "-nostdin",
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-y",
-        "-f",
-        "lavfi",
-        "-i",
-        &source,
-    ]);
-    command.args(codec_args).arg(path);
-    run(&mut command);
-    path.to_owned()
+    synthesize(path, &source, codec_args)
+}
+
+/// `len` pseudo-random bytes (xorshift32 from `seed`): compressed-looking data, reproducible.
+pub fn noise(len: usize, seed: u32) -> Vec<u8> {
+    let mut state = seed.max(1);
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state as u8
+        })
+        .collect()
 }
 
 /// Speech from espeak-ng, encoded by ffmpeg from the output's extension.
@@ -401,13 +451,9 @@ pub fn signature_ok(received: &Received, seed: &str) -> bool {
 pub fn corrupt_flac(dir: &Path) -> PathBuf {
     let path = tone(&dir.join("source-for-corrupt.flac"), 10.0, 440, &[]);
     let mut bytes = std::fs::read(&path).expect("read");
-    let mut state: u32 = 0x9e37_79b9;
-    for byte in bytes.iter_mut().skip(8192) {
-        state ^= state << 13;
-        state ^= state >> 17;
-        state ^= state << 5;
-        *byte = state as u8;
-    }
+    let len = bytes.len().saturating_sub(8192);
+    bytes.truncate(8192);
+    bytes.extend(noise(len, 0x9e37_79b9));
     let corrupt = dir.join("corrupt.flac");
     std::fs::write(&corrupt, bytes).expect("write");
     corrupt

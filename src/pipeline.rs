@@ -150,11 +150,32 @@ impl Pipeline {
                 return Ok(Outcome::Skipped(skip));
             }
         };
+        let job = self.identify(job).await?;
         let trace_id = job.trace_id();
         let span = tracing::info_span!("job", %trace_id, bucket = %job.bucket, key = %job.key, rule = %rule.id);
-        self.process_in_rule(job, rule, trace_id)
+        self.process_in_rule(&job, rule, trace_id)
             .instrument(span)
             .await
+    }
+
+    /// The job with its object version pinned. Events carry the ETag (and version); a job without
+    /// either (`earshot moderate s3://…`) takes them from HEAD, so that its trace id names this
+    /// version and a later upload to the same key is never mistaken for a duplicate.
+    async fn identify(&self, job: &Job) -> Result<Job, JobError> {
+        let mut job = job.clone();
+        if job.etag.is_some() || job.version_id.is_some() {
+            return Ok(job);
+        }
+        match fetch::head(&self.s3, &job).await {
+            Ok(head) => {
+                job.etag = Some(head.etag);
+                job.version_id = head.version_id;
+            }
+            Err(e) if e.is_transient() => return Err(e.into()),
+            // Gone or refused: judged (and called back) as such under the key-only identity.
+            Err(_) => {}
+        }
+        Ok(job)
     }
 
     async fn process_in_rule(

@@ -605,3 +605,33 @@ async fn an_object_overwritten_since_its_event_calls_back_object_changed() {
         "the newer upload stays"
     );
 }
+
+#[tokio::test]
+async fn a_key_uploaded_again_is_judged_again_when_its_job_has_no_etag() {
+    let world = World::new().await;
+    let pipeline = world.pipeline("move", "").await;
+    let key = "audio/reused-name.mp3";
+    let clean = tone(&world.file("clean.mp3"), 2.0, 300, &[]);
+    world.upload(key, &clean).await;
+    let (first, _) = finished(
+        pipeline
+            .process(&Job::new(world.bucket.clone(), key))
+            .await
+            .expect("runs"),
+    );
+    assert_eq!(first.data.forbidden_status, 0);
+
+    // Same key, new content, and again a job that names only bucket and key.
+    world.upload(key, &world.known_bad).await;
+    let (second, _) = finished(
+        pipeline
+            .process(&Job::new(world.bucket.clone(), key))
+            .await
+            .expect("runs"),
+    );
+    assert_eq!(
+        second.data.forbidden_status, 2,
+        "the new upload is judged and blocked"
+    );
+    assert_ne!(first.data.trace_id, second.data.trace_id);
+}

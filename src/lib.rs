@@ -23,6 +23,7 @@ pub mod config;
 pub mod decision;
 pub mod engines;
 pub mod fetch;
+pub mod fingerprint;
 pub mod job;
 pub mod pipeline;
 pub mod rules;

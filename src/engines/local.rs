@@ -325,6 +325,36 @@ impl Engine for LocalEngine {
     }
 }
 
+/// Landmarks that must agree for a match to count at all, for it to be suspicious (61+) and for
+/// it to be sensitive (91+); and the share of the matched span's landmarks that must agree.
+pub const WEAK_HITS: u32 = 20;
+pub const STRONG_HITS: u32 = 60;
+pub const MIN_DENSITY: f64 = 0.05;
+
+/// Maps an acoustic match to the 0–100 scale.
+///
+/// - Fewer than [`WEAK_HITS`] agreeing landmarks, or agreeing landmarks that are under
+///   [`MIN_DENSITY`] of all the query's landmarks in the matched span (a few coincidences spread
+///   over minutes, as between two pieces by one composer): at most 59, normal.
+/// - [`WEAK_HITS`] up to [`STRONG_HITS`]: 61–90, suspicious (a short or heavily degraded excerpt).
+/// - [`STRONG_HITS`] or more: 91–100, sensitive, rising with the count (100 from 300).
+///
+/// An exact SHA-256 match scores 100 regardless. Measured on Debian's music (tests/fingerprint.rs):
+/// true 8–10 s excerpts under every transform agree on 80–1400 landmarks at densities ≥ 0.14;
+/// the best wrong reference reaches 27 landmarks at density ≤ 0.03.
+pub fn match_score(hits: u32, span_landmarks: u32) -> u8 {
+    let density = f64::from(hits) / f64::from(span_landmarks.max(1));
+    if hits < WEAK_HITS || density < MIN_DENSITY {
+        return (hits * 2).min(59) as u8;
+    }
+    if hits < STRONG_HITS {
+        let t = f64::from(hits - WEAK_HITS) / f64::from(STRONG_HITS - WEAK_HITS);
+        return (61.0 + t * 29.0).round() as u8;
+    }
+    let t = (f64::from(hits - STRONG_HITS) / 240.0).min(1.0);
+    (91.0 + t * 9.0).round() as u8
+}
+
 /// The SHA-256 of a file, streamed.
 ///
 /// # Errors
@@ -390,6 +420,32 @@ mod tests {
             .await
             .expect("moderates");
         assert!(miss.scenes.is_empty());
+    }
+
+    #[test]
+    fn match_scores_fall_in_the_documented_bands() {
+        // (hits, span landmarks, lowest, highest)
+        let table = [
+            (0, 0, 0, 0),
+            (6, 10, 0, 59),
+            (19, 20, 0, 59),
+            (27, 1235, 0, 59),
+            (200, 10_000, 0, 59),
+            (20, 40, 61, 61),
+            (40, 100, 61, 90),
+            (59, 100, 89, 90),
+            (60, 100, 91, 91),
+            (150, 400, 91, 100),
+            (300, 600, 100, 100),
+            (5000, 6000, 100, 100),
+        ];
+        for (hits, span, low, high) in table {
+            let score = match_score(hits, span);
+            assert!(
+                (low..=high).contains(&score),
+                "{hits}/{span} → {score}, want {low}–{high}"
+            );
+        }
     }
 
     #[tokio::test]

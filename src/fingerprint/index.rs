@@ -1,0 +1,310 @@
+//! The reference index: every reference's landmarks, grouped by hash (a CSR table over the 2²¹
+//! hash space), and the matcher that finds references inside a query.
+//!
+//! Matching: every query landmark is looked up under its own Δt and Δt ± 1 (a 5 % tempo change
+//! moves Δt by up to 2.4 frames at the longest pairs); each hit gives a (reference, reference
+//! frame, query frame) triple. A coarse pass keeps references with at least a few hits agreeing on
+//! one 4-second offset band; a fine pass then scans time ratios 0.95–1.05 in steps of 0.01 and
+//! counts, per ratio, hits whose `ref_frame − ratio × query_frame` fall in one 8-frame band. The
+//! best (ratio, band) gives the match: its inlier count is its strength, their spans its segment.
+
+use std::collections::HashMap;
+
+use super::{FRAME_SECS, Fingerprint, MAX_DT, dt_of};
+
+const HASH_BITS: u32 = 21;
+const COARSE_BAND: i64 = 256;
+const MIN_COARSE_HITS: u32 = 5;
+const FINE_BAND: f64 = 4.0;
+/// Matches with fewer inlying landmarks than this are noise and not reported.
+pub const MIN_MATCH_HITS: u32 = 6;
+const RATIOS: [f64; 11] = [
+    0.95, 0.96, 0.97, 0.98, 0.99, 1.0, 1.01, 1.02, 1.03, 1.04, 1.05,
+];
+
+/// Where a reference was found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MatchSegment {
+    /// Seconds into the query where the match starts.
+    pub query_offset_secs: f64,
+    /// Seconds into the reference that line up with `query_offset_secs`.
+    pub reference_offset_secs: f64,
+    /// Seconds of the query the match spans.
+    pub duration_secs: f64,
+}
+
+/// One reference found in a query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Match {
+    /// Position of the reference in the index (see [`Index::reference`]).
+    pub reference: usize,
+    /// Query landmarks that agree on one alignment.
+    pub hits: u32,
+    /// Query landmarks inside the matched span (for a hit ratio).
+    pub span_landmarks: u32,
+    /// Reference time per query time (1.05: the query plays 5 % faster).
+    pub time_ratio: f64,
+    pub segment: MatchSegment,
+}
+
+/// An immutable index over reference fingerprints.
+pub struct Index {
+    ids: Vec<String>,
+    durations: Vec<f64>,
+    /// `offsets[h]..offsets[h + 1]` are the postings of hash `h`.
+    offsets: Vec<u32>,
+    /// (reference, frame) packed as `reference << 32 | frame`.
+    postings: Vec<u64>,
+}
+
+impl Index {
+    /// Builds the index; `refs` pairs an id with its fingerprint.
+    pub fn build(refs: Vec<(String, Fingerprint)>) -> Index {
+        let buckets = 1usize << HASH_BITS;
+        let mut counts = vec![0u32; buckets + 1];
+        for (_, fp) in &refs {
+            for landmark in &fp.landmarks {
+                counts[landmark.hash as usize + 1] += 1;
+            }
+        }
+        for h in 0..buckets {
+            counts[h + 1] += counts[h];
+        }
+        let offsets = counts.clone();
+        let mut fill = counts;
+        let mut postings = vec![0u64; *offsets.last().expect("non-empty") as usize];
+        let mut ids = Vec::with_capacity(refs.len());
+        let mut durations = Vec::with_capacity(refs.len());
+        for (reference, (id, fp)) in refs.into_iter().enumerate() {
+            for landmark in &fp.landmarks {
+                let slot = &mut fill[landmark.hash as usize];
+                postings[*slot as usize] = ((reference as u64) << 32) | u64::from(landmark.frame);
+                *slot += 1;
+            }
+            ids.push(id);
+            durations.push(fp.duration_secs());
+        }
+        Index {
+            ids,
+            durations,
+            offsets,
+            postings,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// The id and duration of reference `n`.
+    pub fn reference(&self, n: usize) -> (&str, f64) {
+        (&self.ids[n], self.durations[n])
+    }
+
+    /// Bytes held by the index's tables.
+    pub fn heap_bytes(&self) -> usize {
+        self.offsets.len() * 4
+            + self.postings.len() * 8
+            + self.ids.iter().map(|i| i.len() + 24).sum::<usize>()
+    }
+
+    fn postings(&self, hash: u32) -> &[u64] {
+        let h = hash as usize;
+        &self.postings[self.offsets[h] as usize..self.offsets[h + 1] as usize]
+    }
+
+    /// Every reference found in `query` with at least [`MIN_MATCH_HITS`] agreeing landmarks,
+    /// strongest first.
+    pub fn query(&self, query: &Fingerprint) -> Vec<Match> {
+        // (reference, reference frame, query landmark index)
+        let mut hits: Vec<(u32, u32, u32)> = Vec::new();
+        for (qi, landmark) in query.landmarks.iter().enumerate() {
+            let dt = dt_of(landmark.hash);
+            let base = landmark.hash & !0x3f;
+            for variant in [dt, dt.wrapping_sub(1), dt + 1] {
+                if variant == 0 || variant > MAX_DT || (variant != dt && dt < 4) {
+                    continue;
+                }
+                for posting in self.postings(base | variant) {
+                    hits.push(((posting >> 32) as u32, *posting as u32, qi as u32));
+                }
+            }
+        }
+        if hits.is_empty() {
+            return Vec::new();
+        }
+        // Coarse: references with enough hits in one offset band (or two neighbouring ones).
+        let mut coarse: HashMap<(u32, i64), u32> = HashMap::new();
+        for &(reference, frame, qi) in &hits {
+            let offset = i64::from(frame) - i64::from(query.landmarks[qi as usize].frame);
+            *coarse
+                .entry((reference, offset.div_euclid(COARSE_BAND)))
+                .or_default() += 1;
+        }
+        let mut candidates: Vec<u32> = coarse
+            .iter()
+            .filter(|&(&(reference, band), &count)| {
+                count + coarse.get(&(reference, band + 1)).copied().unwrap_or(0) >= MIN_COARSE_HITS
+            })
+            .map(|(&(reference, _), _)| reference)
+            .collect();
+        candidates.sort_unstable();
+        candidates.dedup();
+        if candidates.is_empty() {
+            return Vec::new();
+        }
+        hits.retain(|(reference, _, _)| candidates.binary_search(reference).is_ok());
+        hits.sort_unstable();
+
+        let mut matches = Vec::new();
+        for group in hits.chunk_by(|a, b| a.0 == b.0) {
+            if let Some(found) = self.align(query, group) {
+                matches.push(found);
+            }
+        }
+        matches.sort_by(|a, b| b.hits.cmp(&a.hits).then(a.reference.cmp(&b.reference)));
+        matches
+    }
+
+    /// The best alignment of one reference's hits, if strong enough.
+    fn align(&self, query: &Fingerprint, hits: &[(u32, u32, u32)]) -> Option<Match> {
+        let query_frame = |qi: u32| f64::from(query.landmarks[qi as usize].frame);
+        let mut best: Option<(u32, f64, i64)> = None;
+        let mut bands: Vec<i64> = Vec::with_capacity(hits.len());
+        for ratio in RATIOS {
+            bands.clear();
+            bands.extend(hits.iter().map(|&(_, frame, qi)| {
+                ((f64::from(frame) - ratio * query_frame(qi)) / FINE_BAND).floor() as i64
+            }));
+            bands.sort_unstable();
+            // The densest pair of neighbouring bands.
+            let mut i = 0;
+            while i < bands.len() {
+                let band = bands[i];
+                let until_next = bands[i..].partition_point(|&b| b <= band + 1);
+                let count = until_next as u32;
+                if best.is_none_or(|(c, r, _)| {
+                    count > c || (count == c && (ratio - 1.0).abs() < (r - 1.0).abs())
+                }) {
+                    best = Some((count, ratio, band));
+                }
+                i += bands[i..].partition_point(|&b| b <= band);
+            }
+        }
+        let (_, ratio, band) = best?;
+        let low = band as f64 * FINE_BAND;
+        let high = low + 2.0 * FINE_BAND;
+        let mut inliers: Vec<(u32, u32)> = hits
+            .iter()
+            .filter(|&&(_, frame, qi)| {
+                let d = f64::from(frame) - ratio * query_frame(qi);
+                d >= low && d < high
+            })
+            .map(|&(_, frame, qi)| (qi, frame))
+            .collect();
+        inliers.sort_unstable();
+        inliers.dedup_by_key(|(qi, _)| *qi);
+        let count = inliers.len() as u32;
+        if count < MIN_MATCH_HITS {
+            return None;
+        }
+        let (first_qi, first_frame) = inliers[0];
+        let (last_qi, _) = inliers[inliers.len() - 1];
+        let start = query.landmarks[first_qi as usize].frame;
+        let end = query.landmarks[last_qi as usize].frame;
+        let span_landmarks = query
+            .landmarks
+            .iter()
+            .filter(|l| l.frame >= start && l.frame <= end)
+            .count() as u32;
+        Some(Match {
+            reference: hits[0].0 as usize,
+            hits: count,
+            span_landmarks,
+            time_ratio: ratio,
+            segment: MatchSegment {
+                query_offset_secs: f64::from(start) * FRAME_SECS,
+                reference_offset_secs: f64::from(first_frame) * FRAME_SECS,
+                duration_secs: f64::from(end - start) * FRAME_SECS,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Landmark, pack};
+    use super::*;
+
+    fn synthetic(seed: u64, frames: u32) -> Fingerprint {
+        let mut state = seed.max(1);
+        let mut landmarks = Vec::new();
+        for frame in (0..frames).step_by(2) {
+            for _ in 0..3 {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let f1 = 20 + (state % 199) as u32;
+                let df = ((state >> 8) % 121) as i32 - 60;
+                let dt = 1 + ((state >> 16) % 48) as u32;
+                landmarks.push(Landmark {
+                    hash: pack(f1, df, dt),
+                    frame,
+                });
+            }
+        }
+        Fingerprint { landmarks, frames }
+    }
+
+    #[test]
+    fn an_excerpt_is_found_at_its_offset() {
+        let refs: Vec<(String, Fingerprint)> = (0..20)
+            .map(|i| (format!("ref{i}"), synthetic(i + 1, 3000)))
+            .collect();
+        let target = refs[7].1.clone();
+        let index = Index::build(refs);
+        // Frames 1000..1500 of ref 7, shifted to start at query frame 200.
+        let excerpt = Fingerprint {
+            landmarks: target
+                .landmarks
+                .iter()
+                .filter(|l| (1000..1500).contains(&l.frame))
+                .map(|l| Landmark {
+                    hash: l.hash,
+                    frame: l.frame - 800,
+                })
+                .collect(),
+            frames: 800,
+        };
+        let found = index.query(&excerpt);
+        assert_eq!(found[0].reference, 7, "{found:?}");
+        assert_eq!(found[0].time_ratio, 1.0);
+        let seg = &found[0].segment;
+        assert!(
+            (seg.query_offset_secs - 200.0 * FRAME_SECS).abs() < 0.05,
+            "{seg:?}"
+        );
+        assert!(
+            (seg.reference_offset_secs - 1000.0 * FRAME_SECS).abs() < 0.05,
+            "{seg:?}"
+        );
+        assert!(
+            found.iter().skip(1).all(|m| m.hits < found[0].hits / 10),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn unrelated_queries_find_nothing() {
+        let refs: Vec<(String, Fingerprint)> = (0..20)
+            .map(|i| (format!("ref{i}"), synthetic(i + 1, 3000)))
+            .collect();
+        let index = Index::build(refs);
+        let found = index.query(&synthetic(999, 3000));
+        assert!(found.is_empty(), "{found:?}");
+    }
+}

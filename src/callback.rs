@@ -79,6 +79,17 @@ pub struct Data {
     /// Where a moved object now is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_key: Option<String>,
+    /// With `callback.detail = true`: where in the upload each finding is, like COS's "Detail".
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub segments: Vec<SegmentInfo>,
+}
+
+/// One finding's place in the upload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SegmentInfo {
+    pub scene: crate::config::Scene,
+    #[serde(flatten)]
+    pub segment: crate::engines::Segment,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -237,6 +248,7 @@ mod tests {
                 version_id: None,
                 rule_id: Some("r".into()),
                 backup_key: None,
+                segments: Vec::new(),
             },
         };
         let value: serde_json::Value = serde_json::to_value(&body).expect("serialises");

@@ -208,6 +208,9 @@ pub struct CallbackConfig {
     pub initial_backoff_ms: u64,
     #[serde(default = "default_callback_timeout")]
     pub timeout_secs: u64,
+    /// Add `data.segments`: where in the upload each finding is (offset, duration, label, score).
+    #[serde(default)]
+    pub detail: bool,
 }
 
 fn default_attempts() -> u32 {

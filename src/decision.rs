@@ -7,17 +7,18 @@
 use std::collections::BTreeMap;
 
 use crate::config::{BlockConfig, Scene};
-use crate::engines::{SceneScore, Verdict};
+use crate::engines::{SceneScore, Segment, Verdict};
 
 /// One scene as the callback reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SceneResult {
     pub hit_flag: u8,
     pub score: u8,
     pub label: String,
+    pub segments: Vec<Segment>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Decision {
     /// 0 normal, 1 sensitive, 2 suspicious.
     pub result: u8,
@@ -44,9 +45,14 @@ pub fn decide(verdict: &Verdict, scenes: &[Scene], block: &BlockConfig) -> Decis
     let mut results = BTreeMap::new();
     let mut top: u8 = 0;
     for &scene in scenes {
-        let SceneScore { score, label } = verdict.score(scene).cloned().unwrap_or(SceneScore {
+        let SceneScore {
+            score,
+            label,
+            segments,
+        } = verdict.score(scene).cloned().unwrap_or(SceneScore {
             score: 0,
             label: String::new(),
+            segments: Vec::new(),
         });
         let score = score.min(100);
         top = top.max(score);
@@ -56,6 +62,7 @@ pub fn decide(verdict: &Verdict, scenes: &[Scene], block: &BlockConfig) -> Decis
                 hit_flag: hit_flag(score),
                 score,
                 label,
+                segments,
             },
         );
     }
@@ -79,6 +86,7 @@ mod tests {
                 SceneScore {
                     score,
                     label: format!("{scene}-label"),
+                    segments: Vec::new(),
                 },
             );
         }

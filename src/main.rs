@@ -76,6 +76,8 @@ enum LibraryAction {
     },
     /// List the library's entries.
     List,
+    /// Find library entries inside a recording and print where (JSON, strongest first).
+    Match { file: PathBuf },
     /// Remove entries by id (or a unique prefix of one).
     Remove {
         #[arg(required = true)]
@@ -276,9 +278,12 @@ async fn library(config: Config, engine: &str, action: LibraryAction) -> anyhow:
             files,
         } => {
             for file in files {
-                let entry = reference_entry(&file, scene, &label, config.limits.max_duration_secs)
-                    .await
-                    .with_context(|| format!("adding {}", file.display()))?;
+                let (entry, fingerprint) =
+                    reference_entry(&file, scene, &label, config.limits.max_duration_secs)
+                        .await
+                        .with_context(|| format!("adding {}", file.display()))?;
+                // The fingerprint first: an entry is only listed once it is complete.
+                store.put_fingerprint(&entry.id, &fingerprint).await?;
                 store.put(&entry).await?;
                 println!(
                     "{}  {}  {}  {}",
@@ -296,6 +301,36 @@ async fn library(config: Config, engine: &str, action: LibraryAction) -> anyhow:
                 );
             }
             eprintln!("{} entries in {}", entries.len(), store.location());
+            Ok(())
+        }
+        LibraryAction::Match { file } => {
+            let engine =
+                earshot::engines::local::LocalEngine::load(engine, &local.library, &s3).await?;
+            let suffix = earshot::rules::key_suffix(&file.to_string_lossy());
+            let limits = audio::DecodeLimits {
+                max_duration_secs: config.limits.max_duration_secs,
+            };
+            let (_, fingerprint) = tokio::task::spawn_blocking(move || {
+                earshot::fingerprint::fingerprint_file(&file, suffix.as_deref(), limits)
+            })
+            .await??;
+            let found: Vec<serde_json::Value> = engine
+                .matches(&fingerprint)
+                .into_iter()
+                .map(|(entry, segment)| {
+                    serde_json::json!({
+                        "id": entry.id,
+                        "scene": entry.scene,
+                        "label": entry.label,
+                        "source": entry.source,
+                        "score": segment.score,
+                        "offset_secs": segment.offset_secs,
+                        "duration_secs": segment.duration_secs,
+                        "reference_offset_secs": segment.reference_offset_secs,
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&found)?);
             Ok(())
         }
         LibraryAction::Remove { ids } => {
@@ -320,28 +355,28 @@ async fn library(config: Config, engine: &str, action: LibraryAction) -> anyhow:
     }
 }
 
-/// Hashes and decodes a reference recording (it must be audio earshot can decode).
+/// Hashes, decodes and fingerprints a reference recording (it must be audio earshot can decode).
 async fn reference_entry(
     file: &std::path::Path,
     scene: Scene,
     label: &str,
     max_duration_secs: u64,
-) -> anyhow::Result<Entry> {
+) -> anyhow::Result<(Entry, earshot::fingerprint::Fingerprint)> {
     let path = file.to_owned();
-    let (sha, bytes, info) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-        let bytes = std::fs::metadata(&path)?.len();
-        let sha = sha256_file(&path)?;
-        let suffix = earshot::rules::key_suffix(&path.to_string_lossy());
-        let info = audio::decode_file(
-            &path,
-            suffix.as_deref(),
-            audio::DecodeLimits { max_duration_secs },
-            &mut |_, _| {},
-        )?;
-        Ok((sha, bytes, info))
-    })
-    .await??;
-    Ok(Entry {
+    let (sha, bytes, info, fingerprint) =
+        tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let bytes = std::fs::metadata(&path)?.len();
+            let sha = sha256_file(&path)?;
+            let suffix = earshot::rules::key_suffix(&path.to_string_lossy());
+            let (info, fingerprint) = earshot::fingerprint::fingerprint_file(
+                &path,
+                suffix.as_deref(),
+                audio::DecodeLimits { max_duration_secs },
+            )?;
+            Ok((sha, bytes, info, fingerprint))
+        })
+        .await??;
+    let entry = Entry {
         id: hex::encode(sha),
         scene,
         label: label.to_owned(),
@@ -352,7 +387,8 @@ async fn reference_entry(
         bytes,
         duration_secs: info.duration_secs(),
         added_at: state::now_secs(),
-    })
+    };
+    Ok((entry, fingerprint))
 }
 
 async fn replay(config: Config, bucket_url: &str, to: Option<String>) -> anyhow::Result<()> {
@@ -374,6 +410,7 @@ async fn replay(config: Config, bucket_url: &str, to: Option<String>) -> anyhow:
             max_attempts: 3,
             initial_backoff_ms: 500,
             timeout_secs: 10,
+            detail: false,
         };
         match notifier.deliver(&settings, &request).await {
             callback::Delivery::Delivered { .. } => {

@@ -14,13 +14,14 @@ use std::sync::{Arc, Mutex};
 use aws_sdk_s3::Client;
 use tracing::Instrument;
 
-use crate::audio::{self, AudioError, DecodeLimits};
+use crate::audio::{AudioError, DecodeLimits};
 use crate::block::{self, BlockError, Blocked, Target};
-use crate::callback::{Body, Code, Data, Delivery, Notifier, Request, SceneInfo};
+use crate::callback::{Body, Code, Data, Delivery, Notifier, Request, SceneInfo, SegmentInfo};
 use crate::config::{BlockMode, Config, RuleConfig, Scene};
 use crate::decision::{self, Decision};
 use crate::engines::{self, Clip, Engine, Engines};
 use crate::fetch::{self, FetchError};
+use crate::fingerprint;
 use crate::job::Job;
 use crate::rules::{Rules, Skip, key_suffix};
 use crate::state::{self, DeadLetter, JobRecord, StateError};
@@ -480,17 +481,16 @@ async fn assess(
 ) -> Result<Result<Decision, (Code, String)>, JobError> {
     let owned = path.to_owned();
     let decoded = tokio::task::spawn_blocking(move || {
-        audio::decode_file(
+        fingerprint::fingerprint_file(
             &owned,
             suffix.as_deref(),
             DecodeLimits { max_duration_secs },
-            &mut |_samples, _rate| {},
         )
     })
     .await
     .map_err(|e| JobError::Local(format!("decoder task failed: {e}")))?;
-    let info = match decoded {
-        Ok(info) => info,
+    let (info, fingerprint) = match decoded {
+        Ok(decoded) => decoded,
         Err(AudioError::Io(e)) => {
             return Err(JobError::Local(format!("reading the spool file: {e}")));
         }
@@ -517,6 +517,7 @@ async fn assess(
         sha256,
         size,
         audio: info,
+        fingerprint,
     };
     match engine.moderate(&clip, scenes).await {
         Ok(verdict) => Ok(Ok(decision::decide(&verdict, scenes, block))),
@@ -555,6 +556,7 @@ impl Report<'_> {
                 version_id: self.job.version_id.clone(),
                 rule_id: Some(self.rule.id.clone()),
                 backup_key: None,
+                segments: Vec::new(),
             },
         }
     }
@@ -584,7 +586,16 @@ impl Report<'_> {
         body.data.result = decision.result;
         body.data.forbidden_status = forbidden_status;
         body.data.backup_key = backup_key;
+        let detail = self.rule.callback.as_ref().is_some_and(|c| c.detail);
         for (scene, result) in &decision.scenes {
+            if detail {
+                body.data
+                    .segments
+                    .extend(result.segments.iter().map(|segment| SegmentInfo {
+                        scene: *scene,
+                        segment: segment.clone(),
+                    }));
+            }
             let info = SceneInfo {
                 hit_flag: result.hit_flag,
                 score: result.score,

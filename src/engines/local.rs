@@ -1,13 +1,15 @@
 //! The `local` engine: offline matching against a reference library of known non-compliant audio.
 //! Nothing leaves the user's servers.
 //!
-//! The library lives in a directory or under an S3 prefix, one JSON document per reference:
-//! `<library>/entries/<sha256>.json` ([`Entry`]). One file per entry keeps adds and removes
-//! independent (no shared index to rewrite), and lets later per-entry data (acoustic
-//! fingerprints) sit beside it under the same id.
+//! The library lives in a directory or under an S3 prefix, two files per reference:
+//! `<library>/entries/<sha256>.json` ([`Entry`]) and `<library>/entries/<sha256>.fp`, its acoustic
+//! fingerprint ([`crate::fingerprint`]). One pair per entry keeps adds and removes independent (no
+//! shared index file to rewrite); the in-memory [`Index`] is built from them at load.
 //!
-//! Matching today is exact: an upload whose SHA-256 equals an entry's scores 100 on that entry's
-//! scene.
+//! Matching: an upload whose SHA-256 equals an entry's scores 100 on that entry's scene; otherwise
+//! its fingerprint is looked up in the index, and each reference found inside it scores per
+//! [`match_score`] on the reference's scene, with the matched segment (offsets in the upload and
+//! the reference).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -16,8 +18,9 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use serde::{Deserialize, Serialize};
 
-use super::{Clip, Engine, EngineError, SceneScore, Verdict};
+use super::{Clip, Engine, EngineError, SceneScore, Segment, Verdict};
 use crate::config::Scene;
+use crate::fingerprint::{Fingerprint, Index};
 use crate::storage::S3Failure;
 
 /// One reference recording.
@@ -200,6 +203,93 @@ impl LibraryStore {
         Ok(())
     }
 
+    /// Stores the fingerprint of entry `id`.
+    ///
+    /// # Errors
+    /// The store cannot be written.
+    pub async fn put_fingerprint(
+        &self,
+        id: &str,
+        fingerprint: &Fingerprint,
+    ) -> Result<(), LibraryError> {
+        let bytes = fingerprint.to_bytes();
+        match self {
+            LibraryStore::Dir(dir) => {
+                let entries_dir = dir.join("entries");
+                tokio::fs::create_dir_all(&entries_dir)
+                    .await
+                    .map_err(|e| self.io_error(e))?;
+                let partial = entries_dir.join(format!(".{id}.fp.partial"));
+                tokio::fs::write(&partial, &bytes)
+                    .await
+                    .map_err(|e| self.io_error(e))?;
+                tokio::fs::rename(&partial, entries_dir.join(format!("{id}.fp")))
+                    .await
+                    .map_err(|e| self.io_error(e))?;
+            }
+            LibraryStore::S3 {
+                client,
+                bucket,
+                prefix,
+            } => {
+                client
+                    .put_object()
+                    .bucket(bucket)
+                    .key(format!("{prefix}entries/{id}.fp"))
+                    .body(ByteStream::from(bytes))
+                    .send()
+                    .await
+                    .map_err(|e| self.io_error(S3Failure::from_sdk(&e)))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The fingerprint of entry `id`, if one was stored.
+    ///
+    /// # Errors
+    /// The store cannot be read, or the file is not a fingerprint.
+    pub async fn fingerprint(&self, id: &str) -> Result<Option<Fingerprint>, LibraryError> {
+        let (location, bytes) = match self {
+            LibraryStore::Dir(dir) => {
+                let path = dir.join("entries").join(format!("{id}.fp"));
+                match tokio::fs::read(&path).await {
+                    Ok(bytes) => (path.display().to_string(), bytes),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                    Err(e) => return Err(self.io_error(e)),
+                }
+            }
+            LibraryStore::S3 {
+                client,
+                bucket,
+                prefix,
+            } => {
+                let key = format!("{prefix}entries/{id}.fp");
+                match client.get_object().bucket(bucket).key(&key).send().await {
+                    Ok(out) => {
+                        let bytes = out
+                            .body
+                            .collect()
+                            .await
+                            .map_err(|e| self.io_error(e))?
+                            .to_vec();
+                        (format!("s3://{bucket}/{key}"), bytes)
+                    }
+                    Err(e) => {
+                        let failure = S3Failure::from_sdk(&e);
+                        if failure.is_not_found() {
+                            return Ok(None);
+                        }
+                        return Err(self.io_error(failure));
+                    }
+                }
+            }
+        };
+        Fingerprint::from_bytes(&bytes)
+            .map(Some)
+            .map_err(|message| LibraryError::BadEntry { location, message })
+    }
+
     /// Removes the entry with this id; false when there was none.
     ///
     /// # Errors
@@ -207,6 +297,12 @@ impl LibraryStore {
     pub async fn remove(&self, id: &str) -> Result<bool, LibraryError> {
         match self {
             LibraryStore::Dir(dir) => {
+                let fp = dir.join("entries").join(format!("{id}.fp"));
+                if let Err(e) = tokio::fs::remove_file(&fp).await
+                    && e.kind() != std::io::ErrorKind::NotFound
+                {
+                    return Err(self.io_error(e));
+                }
                 let path = dir.join("entries").join(format!("{id}.json"));
                 match tokio::fs::remove_file(&path).await {
                     Ok(()) => Ok(true),
@@ -229,13 +325,15 @@ impl LibraryStore {
                         Err(self.io_error(failure))
                     };
                 }
-                client
-                    .delete_object()
-                    .bucket(bucket)
-                    .key(&key)
-                    .send()
-                    .await
-                    .map_err(|e| self.io_error(S3Failure::from_sdk(&e)))?;
+                for key in [format!("{prefix}entries/{id}.fp"), key] {
+                    client
+                        .delete_object()
+                        .bucket(bucket)
+                        .key(&key)
+                        .send()
+                        .await
+                        .map_err(|e| self.io_error(S3Failure::from_sdk(&e)))?;
+                }
                 Ok(true)
             }
         }
@@ -257,39 +355,60 @@ fn parse_entry(location: &str, bytes: &[u8]) -> Result<Entry, LibraryError> {
     Ok(entry)
 }
 
-/// The running engine: the library's entries indexed by SHA-256.
+/// The running engine: the library's entries by SHA-256, and their fingerprints indexed.
 pub struct LocalEngine {
     name: String,
     by_sha256: HashMap<[u8; 32], Entry>,
+    /// Entries in index order.
+    indexed: Vec<Entry>,
+    index: Index,
 }
 
 impl LocalEngine {
-    /// Loads the library at `location`.
+    /// Loads the library at `location`: entries and fingerprints.
     ///
     /// # Errors
     /// The library cannot be read.
     pub async fn load(name: &str, location: &str, s3: &Client) -> Result<LocalEngine, EngineError> {
         let store = LibraryStore::open(location, s3);
-        let entries = store.list().await?;
+        let mut entries = Vec::new();
+        for entry in store.list().await? {
+            let fingerprint = store.fingerprint(&entry.id).await?;
+            if fingerprint.is_none() {
+                tracing::warn!(engine = name, id = %entry.id, "Library entry has no fingerprint; it matches exact copies only. Add it again to fingerprint it.");
+            }
+            entries.push((entry, fingerprint));
+        }
         Ok(Self::from_entries(name, entries))
     }
 
-    pub fn from_entries(name: &str, entries: Vec<Entry>) -> LocalEngine {
+    pub fn from_entries(name: &str, entries: Vec<(Entry, Option<Fingerprint>)>) -> LocalEngine {
         let mut by_sha256 = HashMap::new();
-        for entry in entries {
+        let mut indexed = Vec::new();
+        let mut fingerprints = Vec::new();
+        for (entry, fingerprint) in entries {
             let mut sha = [0u8; 32];
             if hex::decode_to_slice(&entry.id, &mut sha).is_ok() {
-                by_sha256.insert(sha, entry);
+                by_sha256.insert(sha, entry.clone());
+            }
+            if let Some(fingerprint) = fingerprint {
+                fingerprints.push((entry.id.clone(), fingerprint));
+                indexed.push(entry);
             }
         }
+        let index = Index::build(fingerprints);
         tracing::info!(
             engine = name,
             entries = by_sha256.len(),
+            fingerprinted = indexed.len(),
+            index_mb = index.heap_bytes() / (1 << 20),
             "Reference library loaded."
         );
         LocalEngine {
             name: name.to_owned(),
             by_sha256,
+            indexed,
+            index,
         }
     }
 
@@ -299,6 +418,26 @@ impl LocalEngine {
 
     pub fn is_empty(&self) -> bool {
         self.by_sha256.is_empty()
+    }
+
+    /// Every library entry found in `fingerprint`, strongest first, as segments (any scene).
+    pub fn matches(&self, fingerprint: &Fingerprint) -> Vec<(Entry, Segment)> {
+        self.index
+            .query(fingerprint)
+            .into_iter()
+            .map(|found| {
+                let entry = self.indexed[found.reference].clone();
+                let segment = Segment {
+                    offset_secs: found.segment.query_offset_secs,
+                    duration_secs: found.segment.duration_secs,
+                    score: match_score(found.hits, found.span_landmarks),
+                    label: entry.label.clone(),
+                    reference_id: Some(entry.id.clone()),
+                    reference_offset_secs: Some(found.segment.reference_offset_secs),
+                };
+                (entry, segment)
+            })
+            .collect()
     }
 }
 
@@ -313,13 +452,41 @@ impl Engine for LocalEngine {
         if let Some(entry) = self.by_sha256.get(&clip.sha256)
             && scenes.contains(&entry.scene)
         {
+            let segment = Segment {
+                offset_secs: 0.0,
+                duration_secs: clip.audio.duration_secs(),
+                score: 100,
+                label: entry.label.clone(),
+                reference_id: Some(entry.id.clone()),
+                reference_offset_secs: Some(0.0),
+            };
             verdict.scenes.insert(
                 entry.scene,
                 SceneScore {
                     score: 100,
                     label: entry.label.clone(),
+                    segments: vec![segment],
                 },
             );
+            return Ok(verdict);
+        }
+        for (entry, segment) in self.matches(&clip.fingerprint) {
+            if !scenes.contains(&entry.scene) || segment.score == 0 {
+                continue;
+            }
+            let scene = verdict
+                .scenes
+                .entry(entry.scene)
+                .or_insert_with(|| SceneScore {
+                    score: 0,
+                    label: String::new(),
+                    segments: Vec::new(),
+                });
+            if segment.score > scene.score {
+                scene.score = segment.score;
+                scene.label = segment.label.clone();
+            }
+            scene.segments.push(segment);
         }
         Ok(verdict)
     }
@@ -386,6 +553,7 @@ mod tests {
                 bad_packets: 0,
                 truncated: false,
             },
+            fingerprint: Fingerprint::default(),
         }
     }
 
@@ -403,7 +571,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_exact_match_scores_100_on_its_scene_only() {
-        let engine = LocalEngine::from_entries("local", vec![entry([7; 32], Scene::Porn)]);
+        let engine = LocalEngine::from_entries("local", vec![(entry([7; 32], Scene::Porn), None)]);
         let hit = engine
             .moderate(&clip([7; 32]), &[Scene::Porn, Scene::Ads])
             .await

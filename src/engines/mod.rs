@@ -10,25 +10,46 @@ use std::sync::Arc;
 
 use crate::audio::AudioInfo;
 use crate::config::{Config, EngineConfig, Scene};
+use crate::fingerprint::Fingerprint;
 
-/// What an engine is given: the recording's identity and what decoding learned of it.
+/// What an engine is given: the recording's identity, what decoding learned of it, and its
+/// acoustic fingerprint (computed in the same decoding pass).
 #[derive(Debug, Clone)]
 pub struct Clip {
     pub sha256: [u8; 32],
     pub size: u64,
     pub audio: AudioInfo,
+    pub fingerprint: Fingerprint,
 }
 
 /// One scene's score.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct SceneScore {
     /// 0–100.
     pub score: u8,
     pub label: String,
+    /// Where in the upload the finding is, when the engine knows.
+    pub segments: Vec<Segment>,
+}
+
+/// A stretch of the upload an engine found something in.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Segment {
+    /// Seconds into the upload.
+    pub offset_secs: f64,
+    pub duration_secs: f64,
+    pub score: u8,
+    pub label: String,
+    /// The library entry matched, for the local engine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference_id: Option<String>,
+    /// Seconds into the reference that line up with `offset_secs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference_offset_secs: Option<f64>,
 }
 
 /// An engine's answer: a score per scene it has an opinion on. Missing scenes score 0.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Verdict {
     pub scenes: BTreeMap<Scene, SceneScore>,
 }

@@ -333,7 +333,7 @@ pub fn config_text(
         prefix = "audio/"
         scenes = ["porn", "ads", "illegal"]
         block = {{ enabled = true, mode = "{mode}", min_score = 90 }}
-        callback = {{ url = "{callback_url}", seed = "s3cret", max_attempts = 3, initial_backoff_ms = 50, timeout_secs = 30 }}
+        callback = {{ url = "{callback_url}", seed = "s3cret", max_attempts = 3, initial_backoff_ms = 50, timeout_secs = 30, detail = true }}
 
         [engines.local]
         type = "local"

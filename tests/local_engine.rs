@@ -1,0 +1,146 @@
+//! The local engine's acoustic matching through the product's own doors: `earshot library add`
+//! fingerprints a Debian music track, `earshot library match` finds a transformed excerpt of it,
+//! and a job on LocalStack blocks an upload that hides a re-encoded excerpt after some speech,
+//! calling back with where in the upload it was found.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+use earshot::job::Job;
+use earshot::pipeline::{Outcome, Pipeline};
+
+const TRACK: &str = "/usr/share/games/etr/music/freezingpoint.ogg";
+const SPEECH: &str =
+    "/usr/share/pocketsphinx/test/data/librivox/sense_and_sensibility_01_austen_64kb-0870.wav";
+
+fn earshot(config: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_earshot"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env("EARSHOT_LOG_FORMAT", "json")
+        .output()
+        .expect("earshot runs")
+}
+
+/// Speech (7.1 s), then 10 s of the track from 40 s, faster by 4 %, as a 96 kb/s MP3.
+fn disguised_excerpt(dir: &Path) -> std::path::PathBuf {
+    let out = dir.join("upload.mp3");
+    run(Command::new("ffmpeg")
+        .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", SPEECH, "-ss", "40", "-t", "10", "-i", TRACK])
+        .args([
+            "-filter_complex",
+            "[0:a]aformat=sample_rates=44100:channel_layouts=mono[a];\
+             [1:a]atempo=1.04,aformat=sample_rates=44100:channel_layouts=mono[b];[a][b]concat=n=2:v=0:a=1",
+            "-b:a",
+            "96k",
+        ])
+        .arg(&out));
+    out
+}
+
+#[tokio::test]
+async fn a_disguised_excerpt_of_a_library_track_is_found_and_blocked() {
+    assert!(
+        Path::new(TRACK).is_file(),
+        "{TRACK} missing: run scripts/install-deps.sh"
+    );
+    require_localstack();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s3 = s3(LOCALSTACK).await;
+    let bucket = fresh_bucket(&s3).await;
+    let listener = Listener::start().await;
+    let library = dir.path().join("library");
+    let config = dir.path().join("earshot.toml");
+    std::fs::write(
+        &config,
+        config_text(LOCALSTACK, &bucket, &listener.url, "move", &library, ""),
+    )
+    .expect("write");
+
+    let add = earshot(
+        &config,
+        &[
+            "library",
+            "add",
+            "--scene",
+            "porn",
+            "--label",
+            "banned-song",
+            TRACK,
+        ],
+    );
+    assert!(
+        add.status.success(),
+        "{}",
+        String::from_utf8_lossy(&add.stderr)
+    );
+    let id = String::from_utf8_lossy(&add.stdout)
+        .split_whitespace()
+        .next()
+        .expect("id")
+        .to_owned();
+    assert!(
+        library.join("entries").join(format!("{id}.fp")).is_file(),
+        "the fingerprint is stored beside the entry"
+    );
+
+    let upload = disguised_excerpt(dir.path());
+    let matched = earshot(
+        &config,
+        &["library", "match", upload.to_str().expect("utf-8")],
+    );
+    assert!(
+        matched.status.success(),
+        "{}",
+        String::from_utf8_lossy(&matched.stderr)
+    );
+    let matches: serde_json::Value = serde_json::from_slice(&matched.stdout).expect("JSON");
+    assert_eq!(matches[0]["id"], id.as_str());
+    assert!(
+        matches[0]["score"].as_u64().expect("score") > 90,
+        "{matches}"
+    );
+    let offset = matches[0]["offset_secs"].as_f64().expect("offset");
+    assert!(
+        (offset - 7.1).abs() < 1.0,
+        "found {offset} s into the upload; the excerpt starts at 7.1 s"
+    );
+
+    let key = "audio/disguised.mp3";
+    put_file(&s3, &bucket, key, &upload, "audio/mpeg").await;
+    let pipeline = Pipeline::new(common::config(&bucket, &listener.url, "move", &library, ""))
+        .await
+        .expect("builds");
+    let outcome = pipeline
+        .process(&Job::new(bucket.clone(), key))
+        .await
+        .expect("job runs");
+    let Outcome::Finished { body, .. } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(body.data.forbidden_status, 2, "{body:?}");
+    assert_eq!(head_status(&s3, &bucket, key).await, 404);
+
+    let json = listener
+        .wait_for(1, std::time::Duration::from_secs(20))
+        .await[0]
+        .json();
+    assert_eq!(json["data"]["porn_info"]["label"], "banned-song");
+    assert!(json["data"]["porn_info"]["score"].as_u64().expect("score") > 90);
+    let segment = &json["data"]["segments"][0];
+    assert_eq!(segment["scene"], "porn");
+    assert_eq!(segment["reference_id"], id.as_str());
+    let at = segment["offset_secs"].as_f64().expect("offset");
+    let in_reference = segment["reference_offset_secs"]
+        .as_f64()
+        .expect("reference offset");
+    assert!((at - 7.1).abs() < 1.0, "segment at {at} s");
+    assert!(
+        (in_reference - 40.0 - 1.04 * (at - 7.1)).abs() < 0.5,
+        "reference offset {in_reference} s"
+    );
+}

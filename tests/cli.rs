@@ -322,7 +322,13 @@ async fn a_library_under_an_s3_prefix_is_managed_and_used() {
         .send()
         .await
         .expect("list");
-    assert_eq!(listed.key_count(), Some(1), "the entry lives in the bucket");
+    let mut keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [format!("refs/library/entries/{id}.fp"), format!("refs/library/entries/{id}.json")],
+        "the entry and its fingerprint live in the bucket"
+    );
 
     let verdict = stdout_json(
         &run(vec![

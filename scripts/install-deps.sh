@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
-# Installs what earshot's tests, demo and benchmarks need from Debian (ffmpeg, sox, espeak-ng,
-# curl, GNU time for peak RSS, pocketsphinx-testdata's speech, frozen-bubble-data and extremetuxracer-data's music) and the pinned LocalStack/moto venv. Installs
-# only what is missing.
+# Installs what earshot's tests, demo and benchmarks need from Debian, and the pinned LocalStack
+# and moto venv; only what is missing:
+# - ffmpeg, sox, espeak-ng: make and transform test audio; ffmpeg also decodes AMR and WMA;
+# - libopencore-amrnb-dev, libvo-amrwbenc-dev (+ a C compiler): AMR encoders for test files;
+# - libjmac-java + a JRE: a Monkey's Audio (APE) encoder for test files;
+# - libchromaprint-tools: fpcalc, the benchmark's reference fingerprinter;
+# - pocketsphinx-testdata, frozen-bubble-data, extremetuxracer-data: real speech and music;
+# - curl, GNU time.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-packages=(ffmpeg sox libsox-fmt-mp3 espeak-ng curl time pocketsphinx-testdata frozen-bubble-data extremetuxracer-data)
+packages=(ffmpeg sox libsox-fmt-mp3 espeak-ng curl time gcc libc6-dev libopencore-amrnb-dev libvo-amrwbenc-dev
+  default-jre-headless libjmac-java libchromaprint-tools pocketsphinx-testdata frozen-bubble-data extremetuxracer-data)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

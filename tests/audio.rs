@@ -1,6 +1,6 @@
-//! Probe and decode on files ffmpeg makes here: every format symphonia decodes comes back at its
-//! true duration; the formats it cannot decode are refused by name, and an APE file is never
-//! "decoded" as noise; a VBR MP3 without a Xing header decodes to its real end; the duration cap
+//! Probe and decode on files made here (ffmpeg; JMAC for APE; Debian's AMR encoder libraries):
+//! all ten formats come back at their true duration, APE bit-exact; without ffmpeg, AMR and WMA
+//! are refused by name; an APE file is never "decoded" as noise; a VBR MP3 without a Xing header decodes to its real end; the duration cap
 //! stops decoding early; damaged and non-audio files get their own errors.
 
 mod common;
@@ -37,27 +37,141 @@ fn assert_duration(info: &AudioInfo, want: f64, what: &str) {
     );
 }
 
+/// A 20 s music-like WAV at `rate` Hz, mono.
+fn source_wav(dir: &Path, rate: u32) -> std::path::PathBuf {
+    music(
+        &dir.join(format!("source-{rate}.wav")),
+        20.0,
+        &["-ar", &rate.to_string(), "-ac", "1"],
+    )
+}
+
+/// Encodes 20 s of audio as AMR (`nb` or `wb`) with tests/tools/amr_encode.c.
+fn amr(dir: &Path, band: &str) -> std::path::PathBuf {
+    let tool = dir.join("amr_encode");
+    if !tool.exists() {
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/amr_encode.c");
+        run(std::process::Command::new("cc")
+            .args(["-O2", "-o"])
+            .arg(&tool)
+            .arg(&source)
+            .args(["-lopencore-amrnb", "-lvo-amrwbenc"]));
+    }
+    let rate = if band == "nb" { 8000 } else { 16_000 };
+    let wav = source_wav(dir, rate);
+    let out = dir.join(format!("clip-{band}.amr"));
+    let pcm = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-loglevel", "error", "-i"])
+        .arg(&wav)
+        .args(["-f", "s16le", "-"])
+        .output()
+        .expect("ffmpeg runs");
+    let mut encoder = std::process::Command::new(&tool)
+        .arg(band)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::fs::File::create(&out).expect("create"))
+        .spawn()
+        .expect("amr_encode runs");
+    use std::io::Write;
+    encoder
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&pcm.stdout)
+        .expect("write");
+    assert!(encoder.wait().expect("waits").success());
+    out
+}
+
+/// Monkey's Audio from a WAV, by JMAC (Debian's libjmac-java).
+fn ape(dir: &Path, wav: &Path) -> std::path::PathBuf {
+    let out = dir.join("clip.ape");
+    run(std::process::Command::new("java")
+        .args(["-jar", "/usr/share/java/jmac.jar", "c2"])
+        .arg(wav)
+        .arg(&out));
+    out
+}
+
 #[test]
-fn every_symphonia_format_decodes_to_its_true_duration() {
+fn all_ten_formats_decode_to_their_true_duration() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let cases: &[(&str, &[&str])] = &[
-        ("mp3", &["-c:a", "libmp3lame", "-b:a", "128k"]),
-        ("wav", &[]),
-        ("flac", &[]),
-        ("aac", &["-c:a", "aac", "-b:a", "96k"]),
-        ("m4a", &["-c:a", "aac", "-b:a", "96k"]),
-        ("ogg", &["-c:a", "libvorbis", "-q:a", "3"]),
+    let d = dir.path();
+    let mut files: Vec<(&str, std::path::PathBuf)> = Vec::new();
+    let made: &[(&str, &str, &[&str])] = &[
+        ("mp3", "clip.mp3", &["-c:a", "libmp3lame", "-b:a", "128k"]),
+        ("wav", "clip.wav", &[]),
+        ("flac", "clip.flac", &[]),
+        ("aac (ADTS)", "clip.aac", &["-c:a", "aac", "-b:a", "96k"]),
+        ("m4a (AAC)", "clip-aac.m4a", &["-c:a", "aac", "-b:a", "96k"]),
+        ("m4a (ALAC)", "clip-alac.m4a", &["-c:a", "alac"]),
         (
-            "3gp",
+            "ogg (Vorbis)",
+            "clip-vorbis.ogg",
+            &["-c:a", "libvorbis", "-q:a", "3"],
+        ),
+        (
+            "ogg (Opus)",
+            "clip-opus.ogg",
+            &["-c:a", "libopus", "-b:a", "64k"],
+        ),
+        (
+            "3gp (AAC)",
+            "clip-aac.3gp",
             &["-c:a", "aac", "-ar", "16000", "-ac", "1", "-b:a", "32k"],
         ),
+        ("wma", "clip.wma", &["-c:a", "wmav2", "-b:a", "128k"]),
     ];
-    for (suffix, args) in cases {
-        let path = music(&dir.path().join(format!("clip.{suffix}")), 20.0, args);
-        let info = decode(&path).unwrap_or_else(|e| panic!("{suffix}: {e}"));
-        assert_duration(&info, 20.0, suffix);
-        assert_eq!(info.bad_packets, 0, "{suffix}");
+    for (name, file, args) in made {
+        files.push((name, music(&d.join(file), 20.0, args)));
     }
+    let wav = d.join("clip.wav");
+    files.push(("ape", ape(d, &wav)));
+    let nb = amr(d, "nb");
+    files.push(("amr (NB)", nb.clone()));
+    files.push(("amr (WB)", amr(d, "wb")));
+    let amr_in_3gp = d.join("clip-amr.3gp");
+    run(std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-loglevel", "error", "-y", "-i"])
+        .arg(&nb)
+        .args(["-c:a", "copy"])
+        .arg(&amr_in_3gp));
+    files.push(("3gp (AMR-NB)", amr_in_3gp));
+
+    for (name, path) in &files {
+        let info = decode(path).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_duration(&info, 20.0, name);
+    }
+    let suffixes: std::collections::BTreeSet<String> = files
+        .iter()
+        .filter_map(|(_, p)| p.extension().map(|e| e.to_string_lossy().into_owned()))
+        .collect();
+    assert_eq!(suffixes.len(), 10, "all ten suffixes covered: {suffixes:?}");
+}
+
+#[test]
+fn ape_decodes_bit_exact() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wav = music(
+        &dir.path().join("source.wav"),
+        5.0,
+        &["-ac", "1", "-c:a", "pcm_s16le"],
+    );
+    let compressed = ape(dir.path(), &wav);
+    let collect = |path: &Path| {
+        let mut samples = Vec::new();
+        decode_file(path, None, LIMITS, &mut |chunk, _| {
+            samples.extend_from_slice(chunk)
+        })
+        .expect("decodes");
+        samples
+    };
+    let (original, decoded) = (collect(&wav), collect(&compressed));
+    assert_eq!(original.len(), decoded.len());
+    assert!(
+        original == decoded,
+        "APE decodes to exactly the WAV's samples"
+    );
 }
 
 #[test]
@@ -119,46 +233,37 @@ fn naive_estimate_secs(path: &Path) -> Option<f64> {
 }
 
 #[test]
-fn formats_symphonia_cannot_decode_are_refused_by_name() {
+fn without_ffmpeg_amr_and_wma_are_refused_by_name() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let cases: &[(&str, &[&str], &str)] = &[
-        (
-            "amr",
-            &["-c:a", "libopencore_amrnb", "-ar", "8000", "-ac", "1"],
-            "AMR",
-        ),
-        ("wma", &["-c:a", "wmav2"], "WMA"),
-        ("ogg", &["-c:a", "libopus"], "Opus"),
-    ];
-    for (suffix, args, word) in cases {
-        let path = dir.path().join(format!("clip-{word}.{suffix}"));
-        let mut command = std::process::Command::new("ffmpeg");
-        command
-            .args([
-                "-nostdin",
-                "-hide_banner",
-                "-loglevel",
-                "error",
-                "-y",
-                "-f",
-                "lavfi",
-                "-i",
-            ])
-            .arg("sine=frequency=440:duration=3")
-            .args(*args)
-            .arg(&path)
-            .stderr(std::process::Stdio::null());
-        let made = command.status().is_ok_and(|s| s.success());
-        if !made {
-            // This ffmpeg build has no encoder for it (AMR-NB needs libopencore-amrnb): fall back
-            // to the format's magic bytes, which is what the refusal reads.
-            assert_eq!(*word, "AMR", "ffmpeg could not make a {word} file");
-            std::fs::write(&path, b"#!AMR\n\x3c\x91\x17\x16\xbe\x66\x78\x00\x00").expect("write");
-        }
-        match decode(&path) {
-            Err(AudioError::UnsupportedCodec(what)) => assert!(what.contains(word), "{what}"),
-            other => panic!("{suffix}: expected unsupported codec, got {other:?}"),
-        }
+    let wma = music(&dir.path().join("clip.wma"), 3.0, &["-c:a", "wmav2"]);
+    let amr = dir.path().join("clip.amr");
+    std::fs::write(&amr, b"#!AMR\n\x3c\x91\x17\x16\xbe\x66\x78\x00\x00").expect("write");
+    let config = dir.path().join("earshot.toml");
+    std::fs::write(
+        &config,
+        "[engines.local]\ntype = \"local\"\nlibrary = \"lib\"\n",
+    )
+    .expect("write");
+    for (file, name) in [(&wma, "Windows Media Audio"), (&amr, "AMR-NB")] {
+        // A PATH with no ffmpeg on it.
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_earshot"))
+            .arg("--config")
+            .arg(&config)
+            .arg("moderate")
+            .arg(file)
+            .env("PATH", dir.path())
+            .env("EARSHOT_LOG_FORMAT", "json")
+            .current_dir(dir.path())
+            .output()
+            .expect("earshot runs");
+        let verdict: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        assert_eq!(verdict["code"], 1002, "{verdict}");
+        let message = verdict["message"].as_str().expect("message");
+        assert!(
+            message.contains(name) && message.contains("ffmpeg"),
+            "{message}"
+        );
     }
 }
 
@@ -179,8 +284,8 @@ fn ape_is_never_decoded_as_noise() {
     let path = dir.path().join("song.ape");
     std::fs::write(&path, &ape).expect("write");
     match decode(&path) {
-        Err(AudioError::UnsupportedCodec(what)) => assert!(what.contains("APE"), "{what}"),
-        other => panic!("expected APE to be refused, got {other:?}"),
+        Err(AudioError::Corrupt(what)) => assert!(what.contains("APE"), "{what}"),
+        other => panic!("expected a broken APE file to be refused, got {other:?}"),
     }
 }
 

@@ -326,7 +326,10 @@ async fn a_library_under_an_s3_prefix_is_managed_and_used() {
     keys.sort();
     assert_eq!(
         keys,
-        [format!("refs/library/entries/{id}.fp"), format!("refs/library/entries/{id}.json")],
+        [
+            format!("refs/library/entries/{id}.fp"),
+            format!("refs/library/entries/{id}.json")
+        ],
         "the entry and its fingerprint live in the bucket"
     );
 

@@ -1,14 +1,27 @@
 //! Probe and decode (DESIGN §1): a spooled object → mono `f32` PCM, handed to a sink chunk by chunk
-//! so no whole recording is ever held in memory. symphonia does the work; this module guards it:
+//! so no whole recording is ever held in memory. All ten supported formats decode:
+//!
+//! | format | decoder |
+//! |---|---|
+//! | mp3, wav, flac, aac, m4a (AAC, ALAC), ogg (Vorbis), 3gp (AAC) | symphonia (pure Rust) |
+//! | ape | [`ape`]: the `ape-decoder` crate (pure Rust) |
+//! | ogg (Opus) | [`opus`]: `ogg` + `opus-decoder` (pure Rust) |
+//! | amr (NB, WB), wma, 3gp (AMR) | [`external`]: `ffmpeg` as a subprocess, when installed |
+//!
+//! symphonia is guarded:
 //!
 //! - the container is sniffed before symphonia's probe, because the probe scans forward for any
 //!   known marker and finds the WAV header an APE file stores inside itself, then "decodes" the
-//!   compressed bytes as PCM noise without an error. Formats symphonia cannot decode (APE, AMR,
-//!   WMA, Opus) are named and refused as [`AudioError::UnsupportedCodec`];
+//!   compressed bytes as PCM noise without an error. APE, Opus, AMR and WMA are routed to their own
+//!   decoders by their leading bytes;
 //! - the probe's scan depth is limited, for the same reason;
 //! - decoding runs to the real end of the stream, never to the frame count a header estimates
 //!   (a VBR MP3 without a Xing header estimates its length from the first frame's bitrate);
 //! - the duration cap is enforced while decoding, so an overlong file stops early.
+
+mod ape;
+mod external;
+mod opus;
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -100,10 +113,18 @@ pub fn decode_file(
     }
     let mut head = [0u8; 64];
     let got = read_up_to(&mut file, &mut head)?;
-    if let Some(refusal) = sniff_unsupported(&head[..got]) {
-        return Err(refusal);
-    }
     file.seek(SeekFrom::Start(0))?;
+    let mut output = Output {
+        sink,
+        max_duration_secs: limits.max_duration_secs,
+        frames: 0,
+    };
+    match sniff_special(&head[..got]) {
+        Some(Special::Ape) => return ape::decode(file, &mut output),
+        Some(Special::OggOpus) => return opus::decode(file, &mut output),
+        Some(Special::External(what)) => return external::decode(path, what, &mut output),
+        None => {}
+    }
 
     let mut probe = Probe::new_with_options(&ProbeOptions {
         max_probe_depth: MAX_PROBE_DEPTH,
@@ -125,28 +146,31 @@ pub fn decode_file(
     }
     let container = format.format_info().short_name.to_owned();
 
-    let track = format.default_track(TrackType::Audio).ok_or_else(|| {
-        AudioError::UnrecognisedFormat(format!("{container} file has no audio track"))
-    })?;
+    let Some(track) = format.default_track(TrackType::Audio) else {
+        // symphonia's MP4 reader drops tracks whose codec it does not know (AMR in 3GP).
+        if container == "isomp4" {
+            drop(format);
+            let what = "an MP4/3GP audio track symphonia cannot read";
+            return external::decode(path, what, &mut output);
+        }
+        return Err(AudioError::UnrecognisedFormat(format!(
+            "{container} file has no audio track"
+        )));
+    };
     let track_id = track.id;
     let estimated_frames = track.num_frames;
-    let params = track
-        .codec_params
-        .as_ref()
-        .and_then(|p| p.audio())
-        .ok_or_else(|| {
-            AudioError::UnsupportedCodec(format!("{container} track has no audio codec parameters"))
-        })?
-        .clone();
+    let Some(params) = track.codec_params.as_ref().and_then(|p| p.audio()).cloned() else {
+        drop(format);
+        return external::decode(path, &format!("a {container} audio track"), &mut output);
+    };
     let codecs = symphonia::default::get_codecs();
-    let mut decoder = codecs
-        .make_audio_decoder(&params, &AudioDecoderOptions::default())
-        .map_err(|_| {
-            AudioError::UnsupportedCodec(format!(
-                "codec {} in a {container} container",
-                params.codec
-            ))
-        })?;
+    let Ok(mut decoder) = codecs.make_audio_decoder(&params, &AudioDecoderOptions::default())
+    else {
+        // A codec symphonia lacks inside a container it reads: ffmpeg, if present.
+        drop(format);
+        let what = format!("codec {} in a {container} container", params.codec);
+        return external::decode(path, &what, &mut output);
+    };
     let codec = decoder.codec_info().short_name.to_owned();
 
     let mut info = AudioInfo {
@@ -204,14 +228,8 @@ pub fn decode_file(
         info.channels = buffer.num_planes();
         buffer.copy_to_vecs_planar::<f32>(&mut planes);
         downmix(&planes, frames, &mut mono);
-        info.frames += frames as u64;
-        if info.frames > limits.max_duration_secs.saturating_mul(u64::from(rate)) {
-            return Err(AudioError::TooLong {
-                limit_secs: limits.max_duration_secs,
-                decoded_secs: info.duration_secs(),
-            });
-        }
-        sink(&mono, rate);
+        output.emit(&mono, rate)?;
+        info.frames = output.frames;
     }
     if info.frames == 0 {
         return Err(AudioError::Corrupt(format!(
@@ -313,29 +331,84 @@ fn sniff_container(head: &[u8]) -> Option<&'static str> {
     }
 }
 
-/// Recognises containers symphonia would misread or cannot decode, by their leading bytes.
-fn sniff_unsupported(head: &[u8]) -> Option<AudioError> {
-    let refuse = |what: &str| Some(AudioError::UnsupportedCodec(what.to_owned()));
-    if head.starts_with(b"MAC ") {
-        return refuse("Monkey's Audio (APE)");
+/// Where decoded audio goes: the caller's sink, behind the duration cap (enforced in one place, as
+/// samples arrive, whichever decoder produced them).
+pub(crate) struct Output<'a> {
+    sink: &'a mut dyn FnMut(&[f32], u32),
+    max_duration_secs: u64,
+    frames: u64,
+}
+
+impl Output<'_> {
+    fn emit(&mut self, mono: &[f32], rate: u32) -> Result<(), AudioError> {
+        if mono.is_empty() || rate == 0 {
+            return Ok(());
+        }
+        self.frames += mono.len() as u64;
+        if self.frames > self.max_duration_secs.saturating_mul(u64::from(rate)) {
+            return Err(AudioError::TooLong {
+                limit_secs: self.max_duration_secs,
+                decoded_secs: self.frames as f64 / f64::from(rate),
+            });
+        }
+        (self.sink)(mono, rate);
+        Ok(())
     }
-    if head.starts_with(b"#!AMR-WB\n") {
-        return refuse("AMR-WB");
+
+    fn frames(&self) -> u64 {
+        self.frames
     }
-    if head.starts_with(b"#!AMR") {
-        return refuse("AMR-NB");
+
+    fn info(
+        &self,
+        container: &str,
+        codec: &str,
+        sample_rate: u32,
+        channels: usize,
+        estimated_frames: Option<u64>,
+        truncated: bool,
+    ) -> AudioInfo {
+        AudioInfo {
+            container: container.to_owned(),
+            codec: codec.to_owned(),
+            sample_rate,
+            channels,
+            frames: self.frames,
+            estimated_frames,
+            bad_packets: 0,
+            truncated,
+        }
     }
+}
+
+/// Formats that do not go through symphonia.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Special {
+    Ape,
+    OggOpus,
+    /// Decoded by ffmpeg: the format's name.
+    External(&'static str),
+}
+
+/// Recognises, by their leading bytes, the formats symphonia would misread or cannot decode.
+fn sniff_special(head: &[u8]) -> Option<Special> {
     const ASF_HEADER: [u8; 16] = [
         0x30, 0x26, 0xB2, 0x75, 0x8E, 0x66, 0xCF, 0x11, 0xA6, 0xD9, 0x00, 0xAA, 0x00, 0x62, 0xCE,
         0x6C,
     ];
-    if head.starts_with(&ASF_HEADER) {
-        return refuse("Windows Media Audio (ASF/WMA)");
+    if head.starts_with(b"MAC ") {
+        Some(Special::Ape)
+    } else if head.starts_with(b"#!AMR-WB\n") {
+        Some(Special::External("AMR-WB"))
+    } else if head.starts_with(b"#!AMR") {
+        Some(Special::External("AMR-NB"))
+    } else if head.starts_with(&ASF_HEADER) {
+        Some(Special::External("Windows Media Audio (ASF/WMA)"))
+    } else if head.starts_with(b"OggS") && head.windows(8).any(|w| w == b"OpusHead") {
+        Some(Special::OggOpus)
+    } else {
+        None
     }
-    if head.starts_with(b"OggS") && head.windows(8).any(|w| w == b"OpusHead") {
-        return refuse("Opus in Ogg");
-    }
-    None
 }
 
 #[cfg(test)]
@@ -343,23 +416,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sniffing_names_what_symphonia_cannot_decode() {
-        let cases: &[(&[u8], Option<&str>)] = &[
-            (b"MAC \x96\x0f\x00\x00", Some("APE")),
-            (b"#!AMR\n\x3c", Some("AMR-NB")),
-            (b"#!AMR-WB\n\x04", Some("AMR-WB")),
-            (b"OggS\x00\x02\x00\x00\x00\x00\x00\x00\x00\x00\x01\x02\x03\x04\x00\x00\x00\x00\x00\x00\x00\x00\x01\x13OpusHead", Some("Opus")),
-            (b"OggS\x00\x02\x00\x00\x00\x00\x00\x00\x00\x00\x01\x02\x03\x04\x00\x00\x00\x00\x00\x00\x00\x00\x01\x1e\x01vorbis", None),
+    fn sniffing_routes_what_symphonia_cannot_decode() {
+        let opus = b"OggS\x00\x02\x00\x00\x00\x00\x00\x00\x00\x00\x01\x02\x03\x04\x00\x00\x00\x00\x00\x00\x00\x00\x01\x13OpusHead";
+        let vorbis = b"OggS\x00\x02\x00\x00\x00\x00\x00\x00\x00\x00\x01\x02\x03\x04\x00\x00\x00\x00\x00\x00\x00\x00\x01\x1e\x01vorbis";
+        let cases: &[(&[u8], Option<Special>)] = &[
+            (b"MAC \x96\x0f\x00\x00", Some(Special::Ape)),
+            (b"#!AMR\n\x3c", Some(Special::External("AMR-NB"))),
+            (b"#!AMR-WB\n\x04", Some(Special::External("AMR-WB"))),
+            (opus, Some(Special::OggOpus)),
+            (vorbis, None),
             (b"RIFF\x24\x00\x00\x00WAVEfmt ", None),
             (b"ID3\x04\x00\x00\x00\x00\x00\x00", None),
         ];
         for (head, want) in cases {
-            let got = sniff_unsupported(head).map(|e| e.to_string());
-            match (want, got) {
-                (None, None) => {}
-                (Some(word), Some(message)) => assert!(message.contains(word), "{message}"),
-                (want, got) => panic!("{head:?}: want {want:?}, got {got:?}"),
-            }
+            assert_eq!(sniff_special(head), *want, "{head:?}");
         }
     }
 

@@ -47,6 +47,7 @@ impl Default for Config {
             "local".to_owned(),
             EngineConfig::Local(LocalEngineConfig {
                 library: "./library".to_owned(),
+                refresh_secs: default_refresh(),
             }),
         );
         Config {
@@ -156,6 +157,10 @@ pub struct BlockConfig {
     /// Block when the highest configured-scene score is at least this (60–100).
     #[serde(default = "default_min_score")]
     pub min_score: u8,
+    /// Add every object this rule blocks to its engine's reference library, so a re-upload, even
+    /// re-encoded or cut, is caught at once.
+    #[serde(default)]
+    pub learn: bool,
 }
 
 fn yes() -> bool {
@@ -173,6 +178,7 @@ impl Default for BlockConfig {
             mode: BlockMode::default(),
             review: Review::default(),
             min_score: default_min_score(),
+            learn: false,
         }
     }
 }
@@ -237,6 +243,13 @@ pub enum EngineConfig {
 pub struct LocalEngineConfig {
     /// A directory, or `s3://bucket/prefix/`.
     pub library: String,
+    /// How often `earshot serve` looks for added or removed entries.
+    #[serde(default = "default_refresh")]
+    pub refresh_secs: u64,
+}
+
+fn default_refresh() -> u64 {
+    30
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -20,6 +20,8 @@ pub struct SceneResult {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decision {
+    /// The scene with the highest score (ties: the first configured), for labelling.
+    pub top_scene: Option<Scene>,
     /// 0 normal, 1 sensitive, 2 suspicious.
     pub result: u8,
     /// Every configured scene, scored (0 when the engine had nothing to say).
@@ -44,6 +46,7 @@ pub fn result_for(score: u8) -> u8 {
 pub fn decide(verdict: &Verdict, scenes: &[Scene], block: &BlockConfig) -> Decision {
     let mut results = BTreeMap::new();
     let mut top: u8 = 0;
+    let mut top_scene = None;
     for &scene in scenes {
         let SceneScore {
             score,
@@ -55,6 +58,9 @@ pub fn decide(verdict: &Verdict, scenes: &[Scene], block: &BlockConfig) -> Decis
             segments: Vec::new(),
         });
         let score = score.min(100);
+        if score > top || top_scene.is_none() {
+            top_scene = Some(scene);
+        }
         top = top.max(score);
         results.insert(
             scene,
@@ -67,6 +73,7 @@ pub fn decide(verdict: &Verdict, scenes: &[Scene], block: &BlockConfig) -> Decis
         );
     }
     Decision {
+        top_scene,
         result: result_for(top),
         scenes: results,
         block: block.enabled && top >= block.min_score,
@@ -99,6 +106,7 @@ mod tests {
             mode: BlockMode::Move,
             review: Review::Machine,
             min_score,
+            learn: false,
         }
     }
 

@@ -180,8 +180,29 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         );
     };
     let sqs = storage::sqs_client(&config.s3, sqs_config.endpoint_url.as_deref()).await;
+    let refresh_secs = config
+        .engines
+        .values()
+        .map(|engine| match engine {
+            EngineConfig::Local(local) => local.refresh_secs,
+        })
+        .min();
     let pipeline = Arc::new(Pipeline::new(config).await?);
     let shutdown = tokio_util::sync::CancellationToken::new();
+    if let Some(secs) = refresh_secs.filter(|&s| s > 0) {
+        // Library entries added or removed while serving take effect without a restart.
+        let (pipeline, stop) = (pipeline.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(secs));
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => pipeline.refresh_engines().await,
+                    () = stop.cancelled() => return,
+                }
+            }
+        });
+    }
     let signals = shutdown.clone();
     tokio::spawn(async move {
         wait_for_signal().await;

@@ -314,7 +314,7 @@ impl Pipeline {
             };
         let engine = self.engine_for(rule);
         let assessed = assess(
-            engine,
+            engine.clone(),
             spooled.file.path(),
             key_suffix(&job.key),
             spooled.sha256,
@@ -324,8 +324,8 @@ impl Pipeline {
             self.config.limits.max_duration_secs,
         )
         .await?;
-        let decision = match assessed {
-            Ok(decision) => decision,
+        let (decision, clip) = match assessed {
+            Ok(assessed) => assessed,
             Err((code, message)) => return Ok(report.unjudged(code, message)),
         };
         if !(decision.block && enforce) {
@@ -348,6 +348,9 @@ impl Pipeline {
             Ok(blocked) => {
                 let backup = (blocked == Blocked::Moved).then(|| block::backup_key(&job.key));
                 tracing::info!(?blocked, backup_key = ?backup, "Blocked.");
+                if rule.block.learn {
+                    self.learn(engine.as_ref(), &clip, &decision, job).await;
+                }
                 Ok(report.judged(&decision, blocked as u8, backup, None))
             }
             Err(e) if e.is_transient() => Err(e.into()),
@@ -359,6 +362,33 @@ impl Pipeline {
                 };
                 tracing::error!(error = %e, "Block failed; calling back with the scores and the reason.");
                 Ok(report.judged(&decision, 0, None, Some((code, e.to_string()))))
+            }
+        }
+    }
+
+    /// Adds a blocked clip to the rule's engine references (`block.learn`). A failure is logged:
+    /// the block stands either way.
+    async fn learn(&self, engine: &dyn Engine, clip: &Clip, decision: &Decision, job: &Job) {
+        let Some(scene) = decision.top_scene else {
+            return;
+        };
+        let label = decision.scenes.get(&scene).map_or("", |s| s.label.as_str());
+        let label = format!("learned: {label}");
+        let source = format!("s3://{}/{}", job.bucket, job.key);
+        match engine.learn(clip, scene, &label, &source).await {
+            Ok(true) => tracing::info!(%scene, "Blocked upload added to the reference library."),
+            Ok(false) => tracing::debug!("The rule's engine keeps no references to learn into."),
+            Err(e) => {
+                tracing::warn!(error = %e, "Could not add the blocked upload to the library.")
+            }
+        }
+    }
+
+    /// Asks every engine to pick up changes to its reference data.
+    pub async fn refresh_engines(&self) {
+        for (name, engine) in &self.engines {
+            if let Err(e) = engine.refresh().await {
+                tracing::warn!(engine = %name, error = %e, "Reference refresh failed; keeping the loaded references.");
             }
         }
     }
@@ -453,7 +483,7 @@ impl Pipeline {
         )
         .await?;
         let mut body = match assessed {
-            Ok(decision) => report.judged(&decision, 0, None, None),
+            Ok((decision, _)) => report.judged(&decision, 0, None, None),
             Err((code, message)) => report.unjudged(code, message),
         };
         body.data.url = format!(
@@ -478,7 +508,7 @@ async fn assess(
     scenes: &[Scene],
     block: &crate::config::BlockConfig,
     max_duration_secs: u64,
-) -> Result<Result<Decision, (Code, String)>, JobError> {
+) -> Result<Result<(Decision, Clip), (Code, String)>, JobError> {
     let owned = path.to_owned();
     let decoded = tokio::task::spawn_blocking(move || {
         fingerprint::fingerprint_file(
@@ -520,7 +550,7 @@ async fn assess(
         fingerprint,
     };
     match engine.moderate(&clip, scenes).await {
-        Ok(verdict) => Ok(Ok(decision::decide(&verdict, scenes, block))),
+        Ok(verdict) => Ok(Ok((decision::decide(&verdict, scenes, block), clip))),
         Err(e) => {
             tracing::error!(error = %e, "Engine failed.");
             Ok(Err((Code::EngineFailure, e.to_string())))

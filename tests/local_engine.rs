@@ -144,3 +144,83 @@ async fn a_disguised_excerpt_of_a_library_track_is_found_and_blocked() {
         "reference offset {in_reference} s"
     );
 }
+
+#[tokio::test]
+async fn a_rule_that_learns_catches_an_altered_reupload_of_what_it_blocked() {
+    require_localstack();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s3 = s3(LOCALSTACK).await;
+    let bucket = fresh_bucket(&s3).await;
+    let listener = Listener::start().await;
+    // 12 s of music, known only by its SHA-256 (no fingerprint): exact copies only.
+    let original = dir.path().join("original.mp3");
+    run(Command::new("ffmpeg")
+        .args([
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-y",
+            "-ss",
+            "20",
+            "-t",
+            "12",
+            "-i",
+            TRACK,
+            "-b:a",
+            "128k",
+        ])
+        .arg(&original));
+    let library = library_with(dir.path(), &original, earshot::config::Scene::Ads).await;
+    let text = config_text(LOCALSTACK, &bucket, &listener.url, "move", &library, "")
+        .replace("min_score = 90 }", "min_score = 90, learn = true }");
+    let pipeline = Pipeline::new(earshot::config::Config::from_toml_str(&text).expect("valid"))
+        .await
+        .expect("builds");
+
+    put_file(&s3, &bucket, "audio/first.mp3", &original, "audio/mpeg").await;
+    let first = pipeline
+        .process(&Job::new(bucket.clone(), "audio/first.mp3"))
+        .await
+        .expect("runs");
+    let Outcome::Finished { body, .. } = first else {
+        panic!("{first:?}")
+    };
+    assert_eq!(body.data.forbidden_status, 2, "the exact copy is blocked");
+    let id = hex::encode(earshot::engines::local::sha256_file(&original).expect("hash"));
+    assert!(
+        library.join("entries").join(format!("{id}.fp")).is_file(),
+        "the blocked upload was fingerprinted into the library"
+    );
+
+    // Re-encoded to Vorbis, 3 % faster, 6 dB quieter: a different file, caught at once.
+    let altered = dir.path().join("altered.ogg");
+    run(Command::new("ffmpeg")
+        .args(["-nostdin", "-loglevel", "error", "-y", "-i"])
+        .arg(&original)
+        .args([
+            "-af",
+            "atempo=1.03,volume=-6dB",
+            "-c:a",
+            "libvorbis",
+            "-q:a",
+            "2",
+        ])
+        .arg(&altered));
+    put_file(&s3, &bucket, "audio/again.ogg", &altered, "audio/ogg").await;
+    let second = pipeline
+        .process(&Job::new(bucket.clone(), "audio/again.ogg"))
+        .await
+        .expect("runs");
+    let Outcome::Finished { body, .. } = second else {
+        panic!("{second:?}")
+    };
+    assert_eq!(
+        body.data.forbidden_status, 2,
+        "the altered re-upload is blocked: {body:?}"
+    );
+    assert!(
+        body.data.ads_info.label.starts_with("learned:"),
+        "{:?}",
+        body.data.ads_info
+    );
+}

@@ -53,6 +53,15 @@ struct Daemon {
 
 impl Daemon {
     async fn start(setup: &Setup, callback_url: &str, visibility_secs: u32) -> Daemon {
+        Self::start_with(setup, callback_url, visibility_secs, 30).await
+    }
+
+    async fn start_with(
+        setup: &Setup,
+        callback_url: &str,
+        visibility_secs: u32,
+        refresh_secs: u64,
+    ) -> Daemon {
         let extra = format!(
             "[sources.sqs]\nqueue_url = \"{}\"\nendpoint_url = \"{LOCALSTACK}\"\nmax_concurrency = 4\n\
              wait_time_secs = 1\nvisibility_timeout_secs = {visibility_secs}\n\n\
@@ -67,6 +76,10 @@ impl Daemon {
             "move",
             &library,
             &extra,
+        )
+        .replace(
+            "type = \"local\"",
+            &format!("type = \"local\"\nrefresh_secs = {refresh_secs}"),
         );
         let config = setup.dir.path().join("earshot.toml");
         std::fs::write(&config, text).expect("write config");
@@ -320,5 +333,74 @@ async fn a_job_longer_than_the_visibility_timeout_is_not_redelivered() {
         count(A::ApproximateNumberOfMessagesNotVisible),
         "0",
         "the message was deleted"
+    );
+}
+
+#[tokio::test]
+async fn library_changes_reach_a_running_daemon_without_a_restart() {
+    let track = "/usr/share/games/etr/music/spunkyrace-ks.ogg";
+    let setup = setup().await;
+    let listener = Listener::start().await;
+    let mut daemon = Daemon::start_with(&setup, &listener.url, 30, 1).await;
+    let excerpt = |name: &str, bitrate: &str| {
+        let out = setup.dir.path().join(name);
+        run(std::process::Command::new("ffmpeg")
+            .args([
+                "-nostdin",
+                "-loglevel",
+                "error",
+                "-y",
+                "-ss",
+                "30",
+                "-t",
+                "10",
+                "-i",
+                track,
+                "-b:a",
+                bitrate,
+            ])
+            .arg(&out));
+        out
+    };
+    upload(&setup, "audio/before.mp3", &excerpt("before.mp3", "128k")).await;
+    listener.wait_for(1, WAIT).await;
+
+    // Add the whole track to the library while the daemon runs.
+    let add = std::process::Command::new(env!("CARGO_BIN_EXE_earshot"))
+        .arg("--config")
+        .arg(setup.dir.path().join("earshot.toml"))
+        .args([
+            "library",
+            "add",
+            "--scene",
+            "porn",
+            "--label",
+            "added-live",
+            track,
+        ])
+        .env("EARSHOT_LOG_FORMAT", "json")
+        .output()
+        .expect("earshot runs");
+    assert!(
+        add.status.success(),
+        "{}",
+        String::from_utf8_lossy(&add.stderr)
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    upload(&setup, "audio/after.mp3", &excerpt("after.mp3", "96k")).await;
+    listener.wait_for(2, WAIT).await;
+    let results = by_key(&listener);
+    assert_eq!(
+        results.get("audio/before.mp3"),
+        Some(&(0, 0)),
+        "{results:?}"
+    );
+    assert_eq!(results.get("audio/after.mp3"), Some(&(0, 2)), "{results:?}");
+    daemon.assert_running();
+    let (status, log) = daemon.terminate().await;
+    assert!(status.success(), "{log}");
+    assert!(
+        log.contains("Reference library changed; reloaded."),
+        "{log}"
     );
 }

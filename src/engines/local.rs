@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
@@ -355,13 +356,46 @@ fn parse_entry(location: &str, bytes: &[u8]) -> Result<Entry, LibraryError> {
     Ok(entry)
 }
 
-/// The running engine: the library's entries by SHA-256, and their fingerprints indexed.
-pub struct LocalEngine {
-    name: String,
+/// One loaded state of the library: replaced whole when the library changes.
+struct Snapshot {
     by_sha256: HashMap<[u8; 32], Entry>,
     /// Entries in index order.
     indexed: Vec<Entry>,
     index: Index,
+    /// Every entry with its fingerprint, to rebuild from without reading the store again.
+    loaded: Vec<(Entry, Option<Arc<Fingerprint>>)>,
+}
+
+impl Snapshot {
+    fn build(loaded: Vec<(Entry, Option<Arc<Fingerprint>>)>) -> Snapshot {
+        let mut by_sha256 = HashMap::new();
+        let mut indexed = Vec::new();
+        let mut fingerprints = Vec::new();
+        for (entry, fingerprint) in &loaded {
+            let mut sha = [0u8; 32];
+            if hex::decode_to_slice(&entry.id, &mut sha).is_ok() {
+                by_sha256.insert(sha, entry.clone());
+            }
+            if let Some(fingerprint) = fingerprint {
+                fingerprints.push((entry.id.clone(), Fingerprint::clone(fingerprint)));
+                indexed.push(entry.clone());
+            }
+        }
+        Snapshot {
+            by_sha256,
+            indexed,
+            index: Index::build(fingerprints),
+            loaded,
+        }
+    }
+}
+
+/// The running engine: the library's entries by SHA-256 and their fingerprints indexed, reloaded
+/// by [`Engine::refresh`] when the library changes and extended by [`Engine::learn`].
+pub struct LocalEngine {
+    name: String,
+    store: Option<LibraryStore>,
+    snapshot: RwLock<Arc<Snapshot>>,
 }
 
 impl LocalEngine {
@@ -371,62 +405,67 @@ impl LocalEngine {
     /// The library cannot be read.
     pub async fn load(name: &str, location: &str, s3: &Client) -> Result<LocalEngine, EngineError> {
         let store = LibraryStore::open(location, s3);
-        let mut entries = Vec::new();
-        for entry in store.list().await? {
-            let fingerprint = store.fingerprint(&entry.id).await?;
-            if fingerprint.is_none() {
-                tracing::warn!(engine = name, id = %entry.id, "Library entry has no fingerprint; it matches exact copies only. Add it again to fingerprint it.");
-            }
-            entries.push((entry, fingerprint));
-        }
-        Ok(Self::from_entries(name, entries))
+        let loaded = read_library(name, &store, None).await?;
+        let engine = Self::with_snapshot(name, Some(store), Snapshot::build(loaded));
+        Ok(engine)
     }
 
+    /// An engine over entries already in memory (no store: it cannot learn or refresh).
     pub fn from_entries(name: &str, entries: Vec<(Entry, Option<Fingerprint>)>) -> LocalEngine {
-        let mut by_sha256 = HashMap::new();
-        let mut indexed = Vec::new();
-        let mut fingerprints = Vec::new();
-        for (entry, fingerprint) in entries {
-            let mut sha = [0u8; 32];
-            if hex::decode_to_slice(&entry.id, &mut sha).is_ok() {
-                by_sha256.insert(sha, entry.clone());
-            }
-            if let Some(fingerprint) = fingerprint {
-                fingerprints.push((entry.id.clone(), fingerprint));
-                indexed.push(entry);
-            }
-        }
-        let index = Index::build(fingerprints);
+        let loaded = entries
+            .into_iter()
+            .map(|(e, f)| (e, f.map(Arc::new)))
+            .collect();
+        Self::with_snapshot(name, None, Snapshot::build(loaded))
+    }
+
+    fn with_snapshot(name: &str, store: Option<LibraryStore>, snapshot: Snapshot) -> LocalEngine {
         tracing::info!(
             engine = name,
-            entries = by_sha256.len(),
-            fingerprinted = indexed.len(),
-            index_mb = index.heap_bytes() / (1 << 20),
+            entries = snapshot.by_sha256.len(),
+            fingerprinted = snapshot.indexed.len(),
+            index_mb = snapshot.index.heap_bytes() / (1 << 20),
             "Reference library loaded."
         );
         LocalEngine {
             name: name.to_owned(),
-            by_sha256,
-            indexed,
-            index,
+            store,
+            snapshot: RwLock::new(Arc::new(snapshot)),
         }
     }
 
+    fn current(&self) -> Arc<Snapshot> {
+        self.snapshot
+            .read()
+            .expect("the snapshot lock is never poisoned: nothing panics holding it")
+            .clone()
+    }
+
+    fn replace(&self, snapshot: Snapshot) {
+        *self
+            .snapshot
+            .write()
+            .expect("the snapshot lock is never poisoned: nothing panics holding it") =
+            Arc::new(snapshot);
+    }
+
     pub fn len(&self) -> usize {
-        self.by_sha256.len()
+        self.current().by_sha256.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.by_sha256.is_empty()
+        self.len() == 0
     }
 
     /// Every library entry found in `fingerprint`, strongest first, as segments (any scene).
     pub fn matches(&self, fingerprint: &Fingerprint) -> Vec<(Entry, Segment)> {
-        self.index
+        let snapshot = self.current();
+        snapshot
+            .index
             .query(fingerprint)
             .into_iter()
             .map(|found| {
-                let entry = self.indexed[found.reference].clone();
+                let entry = snapshot.indexed[found.reference].clone();
                 let segment = Segment {
                     offset_secs: found.segment.query_offset_secs,
                     duration_secs: found.segment.duration_secs,
@@ -441,6 +480,29 @@ impl LocalEngine {
     }
 }
 
+/// Reads every entry and its fingerprint, reusing the fingerprints `previous` already holds.
+async fn read_library(
+    name: &str,
+    store: &LibraryStore,
+    previous: Option<&Snapshot>,
+) -> Result<Vec<(Entry, Option<Arc<Fingerprint>>)>, LibraryError> {
+    let known: HashMap<&str, &Option<Arc<Fingerprint>>> = previous
+        .map(|p| p.loaded.iter().map(|(e, f)| (e.id.as_str(), f)).collect())
+        .unwrap_or_default();
+    let mut loaded = Vec::new();
+    for entry in store.list().await? {
+        let fingerprint = match known.get(entry.id.as_str()) {
+            Some(Some(fingerprint)) => Some(fingerprint.clone()),
+            _ => store.fingerprint(&entry.id).await?.map(Arc::new),
+        };
+        if fingerprint.is_none() {
+            tracing::warn!(engine = name, id = %entry.id, "Library entry has no fingerprint; it matches exact copies only. Add it again to fingerprint it.");
+        }
+        loaded.push((entry, fingerprint));
+    }
+    Ok(loaded)
+}
+
 #[async_trait::async_trait]
 impl Engine for LocalEngine {
     fn name(&self) -> &str {
@@ -449,7 +511,7 @@ impl Engine for LocalEngine {
 
     async fn moderate(&self, clip: &Clip, scenes: &[Scene]) -> Result<Verdict, EngineError> {
         let mut verdict = Verdict::default();
-        if let Some(entry) = self.by_sha256.get(&clip.sha256)
+        if let Some(entry) = self.current().by_sha256.get(&clip.sha256)
             && scenes.contains(&entry.scene)
         {
             let segment = Segment {
@@ -489,6 +551,57 @@ impl Engine for LocalEngine {
             scene.segments.push(segment);
         }
         Ok(verdict)
+    }
+
+    async fn refresh(&self) -> Result<bool, EngineError> {
+        let Some(store) = &self.store else {
+            return Ok(false);
+        };
+        let current = self.current();
+        let loaded = read_library(&self.name, store, Some(&current)).await?;
+        let unchanged = loaded.len() == current.loaded.len()
+            && loaded.iter().zip(&current.loaded).all(|(a, b)| a.0 == b.0);
+        if unchanged {
+            return Ok(false);
+        }
+        let before = current.loaded.len();
+        let snapshot = Snapshot::build(loaded);
+        tracing::info!(engine = %self.name, before, after = snapshot.loaded.len(), "Reference library changed; reloaded.");
+        self.replace(snapshot);
+        Ok(true)
+    }
+
+    async fn learn(
+        &self,
+        clip: &Clip,
+        scene: Scene,
+        label: &str,
+        source: &str,
+    ) -> Result<bool, EngineError> {
+        let Some(store) = &self.store else {
+            return Ok(false);
+        };
+        let entry = Entry {
+            id: hex::encode(clip.sha256),
+            scene,
+            label: label.to_owned(),
+            source: source.to_owned(),
+            bytes: clip.size,
+            duration_secs: clip.audio.duration_secs(),
+            added_at: crate::state::now_secs(),
+        };
+        store.put_fingerprint(&entry.id, &clip.fingerprint).await?;
+        store.put(&entry).await?;
+        let current = self.current();
+        let mut loaded: Vec<_> = current
+            .loaded
+            .iter()
+            .filter(|(e, _)| e.id != entry.id)
+            .cloned()
+            .collect();
+        loaded.push((entry, Some(Arc::new(clip.fingerprint.clone()))));
+        self.replace(Snapshot::build(loaded));
+        Ok(true)
     }
 }
 

@@ -74,6 +74,30 @@ pub trait Engine: Send + Sync {
     /// # Errors
     /// The engine could not judge the clip.
     async fn moderate(&self, clip: &Clip, scenes: &[Scene]) -> Result<Verdict, EngineError>;
+
+    /// Picks up changes to the engine's reference data; true when something changed.
+    ///
+    /// # Errors
+    /// The reference data could not be read; the engine keeps what it had.
+    async fn refresh(&self) -> Result<bool, EngineError> {
+        Ok(false)
+    }
+
+    /// Adds a blocked clip to the engine's references, so a re-upload (even altered) is caught at
+    /// once; false when the engine has no references to add to.
+    ///
+    /// # Errors
+    /// The reference could not be stored.
+    async fn learn(
+        &self,
+        clip: &Clip,
+        scene: Scene,
+        label: &str,
+        source: &str,
+    ) -> Result<bool, EngineError> {
+        let _ = (clip, scene, label, source);
+        Ok(false)
+    }
 }
 
 /// The engines of a config, by name.

@@ -3,6 +3,8 @@
 //! listener for callbacks, and audio made by ffmpeg/sox/espeak-ng at test time.
 #![allow(dead_code)]
 
+pub mod corpus;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,0 +1,286 @@
+//! The matching corpus shared by tests/fingerprint.rs and benches/fingerprint.rs: library tracks
+//! and excerpt positions from Debian's game music, the transforms applied to excerpts, and 50+
+//! recordings outside the library.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::{run, speech, synthesize};
+
+pub const ETR: &str = "/usr/share/games/etr/music";
+pub const FB: &str = "/usr/share/games/frozen-bubble/snd";
+pub const LIBRIVOX: &str = "/usr/share/pocketsphinx/test/data/librivox";
+/// A 7.1 s speech recording the embedded queries start with.
+pub const SPEECH_SECS: f64 = 7.1;
+
+/// Library tracks: (path, where the excerpt is cut from, in seconds).
+pub fn references() -> Vec<(String, f64)> {
+    [
+        (format!("{ETR}/calmrace-ks.ogg"), 31.0),
+        (format!("{ETR}/credits1-cp.ogg"), 12.5),
+        (format!("{ETR}/freezingpoint.ogg"), 47.0),
+        (format!("{ETR}/spunkyrace-ks.ogg"), 70.0),
+        (format!("{ETR}/race1-jt.ogg"), 22.0),
+        (format!("{ETR}/start1-jt.ogg"), 5.0),
+        (format!("{FB}/introzik.ogg"), 101.0),
+        (format!("{FB}/frozen-mainzik-1p.ogg"), 250.0),
+    ]
+    .into()
+}
+
+pub fn require_corpus() {
+    for path in [
+        format!("{ETR}/calmrace-ks.ogg"),
+        format!("{FB}/introzik.ogg"),
+        format!("{LIBRIVOX}/sense_and_sensibility_01_austen_64kb-0870.wav"),
+    ] {
+        assert!(
+            Path::new(&path).is_file(),
+            "{path} is missing: install the Debian packages with `scripts/install-deps.sh`"
+        );
+    }
+}
+
+pub fn ffmpeg(args: &[&str], out: &Path) -> PathBuf {
+    run(Command::new("ffmpeg")
+        .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y"])
+        .args(args)
+        .arg(out));
+    out.to_owned()
+}
+
+/// (name, ffmpeg output args, output suffix).
+pub const TRANSFORMS: &[(&str, &[&str], &str)] = &[
+    ("mp3 64k", &["-c:a", "libmp3lame", "-b:a", "64k"], "mp3"),
+    ("mp3 320k", &["-c:a", "libmp3lame", "-b:a", "320k"], "mp3"),
+    ("aac 96k in m4a", &["-c:a", "aac", "-b:a", "96k"], "m4a"),
+    (
+        "aac 32k mono in 3gp",
+        &["-c:a", "aac", "-b:a", "32k", "-ac", "1", "-ar", "16000"],
+        "3gp",
+    ),
+    ("vorbis q1", &["-c:a", "libvorbis", "-q:a", "1"], "ogg"),
+    ("flac", &["-c:a", "flac"], "flac"),
+    (
+        "gain +10 dB",
+        &["-af", "volume=10dB", "-c:a", "flac"],
+        "flac",
+    ),
+    (
+        "gain -10 dB",
+        &["-af", "volume=-10dB", "-c:a", "flac"],
+        "flac",
+    ),
+    (
+        "telephone: 8 kHz, 300-3400 Hz",
+        &[
+            "-af",
+            "highpass=f=300,highpass=f=300,lowpass=f=3400,lowpass=f=3400",
+            "-ar",
+            "8000",
+            "-ac",
+            "1",
+        ],
+        "wav",
+    ),
+    (
+        "tempo +5 %, pitch kept",
+        &["-af", "atempo=1.05", "-c:a", "libmp3lame", "-b:a", "128k"],
+        "mp3",
+    ),
+    (
+        "tempo -5 %, pitch kept",
+        &["-af", "atempo=0.95", "-c:a", "libmp3lame", "-b:a", "128k"],
+        "mp3",
+    ),
+];
+
+/// A 10 s excerpt of `path` from `start`, transformed.
+pub fn transformed(
+    dir: &Path,
+    tag: &str,
+    path: &str,
+    start: f64,
+    args: &[&str],
+    suffix: &str,
+) -> PathBuf {
+    let out = dir.join(format!("{tag}.{suffix}"));
+    let mut all: Vec<String> = ["-ss", &start.to_string(), "-t", "10", "-i", path]
+        .map(str::to_owned)
+        .to_vec();
+    all.extend(args.iter().map(|s| s.to_string()));
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    ffmpeg(&all, &out)
+}
+
+/// A mono 22.05 kHz WAV excerpt of `secs` seconds.
+pub fn excerpt(dir: &Path, i: usize, path: &str, start: f64, secs: f64) -> PathBuf {
+    ffmpeg(
+        &[
+            "-ss",
+            &start.to_string(),
+            "-t",
+            &secs.to_string(),
+            "-i",
+            path,
+            "-ac",
+            "1",
+            "-ar",
+            "22050",
+        ],
+        &dir.join(format!("excerpt{i}.wav")),
+    )
+}
+
+pub fn rms(path: &Path) -> f64 {
+    let out = Command::new("sox")
+        .arg(path)
+        .args(["-n", "stat"])
+        .output()
+        .expect("sox runs");
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .find(|l| l.starts_with("RMS     amplitude"))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|v| v.parse().ok())
+        .expect("sox reports the RMS amplitude")
+}
+
+/// An 8 s excerpt under white noise at 10 dB SNR.
+pub fn noisy(dir: &Path, i: usize, path: &str, start: f64) -> PathBuf {
+    let clean = excerpt(dir, i, path, start, 8.0);
+    // White noise from sox has RMS 1/√3 at vol 1: scale it to 10 dB below the music.
+    let noise = dir.join(format!("noise{i}.wav"));
+    let vol = rms(&clean) / 10f64.powf(10.0 / 20.0) * 3f64.sqrt();
+    run(Command::new("sox")
+        .args(["-n", "-r", "22050", "-c", "1"])
+        .arg(&noise)
+        .args(["synth", "8", "whitenoise", "vol", &format!("{vol:.6}")]));
+    let out = dir.join(format!("noisy{i}.wav"));
+    run(Command::new("sox")
+        .arg("-m")
+        .arg(&clean)
+        .arg(&noise)
+        .arg(&out));
+    out
+}
+
+/// An 8 s excerpt after [`SPEECH_SECS`] of speech and before other music, as a 96 kb/s MP3.
+pub fn embedded(dir: &Path, i: usize, path: &str, start: f64) -> PathBuf {
+    let clean = excerpt(dir, i, path, start, 8.0);
+    let speech_file = format!("{LIBRIVOX}/sense_and_sensibility_01_austen_64kb-0870.wav");
+    ffmpeg(
+        &[
+            "-i",
+            &speech_file,
+            "-i",
+            clean.to_str().expect("utf-8"),
+            "-i",
+            &format!("{ETR}/options1-jt.ogg"),
+            "-filter_complex",
+            "[0:a]aformat=sample_rates=22050:channel_layouts=mono[a];\
+             [1:a]aformat=sample_rates=22050:channel_layouts=mono[b];\
+             [2:a]aformat=sample_rates=22050:channel_layouts=mono[c];\
+             [a][b][c]concat=n=3:v=0:a=1",
+            "-b:a",
+            "96k",
+        ],
+        &dir.join(format!("embedded{i}.mp3")),
+    )
+}
+
+/// Recordings outside the library: other music (including pieces sharing a composer or a theme
+/// with library tracks), sound effects, speech, silence, noise, tones and synthetic melodies.
+pub fn negatives(dir: &Path) -> Vec<PathBuf> {
+    let mut queries: Vec<PathBuf> = Vec::new();
+    // Other music, including pieces that share a composer or a theme with library tracks.
+    for name in [
+        "options1-jt.ogg",
+        "wonrace1-jt.ogg",
+        "lostrace-ks.ogg",
+        "raceintro-ks.ogg",
+    ] {
+        queries.push(format!("{ETR}/{name}").into());
+    }
+    queries.push(format!("{FB}/frozen-mainzik-2p.ogg").into());
+    // Sound effects.
+    for entry in std::fs::read_dir(FB).expect("frozen-bubble sounds") {
+        let path = entry.expect("entry").path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if name.ends_with(".ogg") && !name.contains("zik") {
+            queries.push(path);
+        }
+    }
+    // Speech.
+    for entry in std::fs::read_dir(LIBRIVOX).expect("librivox") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "wav") {
+            queries.push(path);
+        }
+    }
+    for n in 1..=5 {
+        queries.push(format!("/usr/share/pocketsphinx/test/data/cards/00{n}.wav").into());
+    }
+    for (n, text) in [
+        "Please call me back about the invoice before Friday.",
+        "The weather tomorrow will be cloudy with a chance of rain in the afternoon.",
+        "Welcome to the show. Today we talk about gardening in small spaces.",
+    ]
+    .iter()
+    .enumerate()
+    {
+        queries.push(speech(&dir.join(format!("speech{n}.mp3")), text));
+    }
+    // Silence, noise, tones, sweeps and synthetic melodies.
+    let synthetic: &[(&str, &str)] = &[
+        ("silence", "anullsrc=r=44100:cl=mono:d=10"),
+        ("white-noise", "anoisesrc=d=10:c=white:a=0.3"),
+        ("pink-noise", "anoisesrc=d=10:c=pink:a=0.3"),
+        ("brown-noise", "anoisesrc=d=10:c=brown:a=0.3"),
+        ("tone-440", "sine=f=440:d=10"),
+        ("tone-1000", "sine=f=1000:d=10"),
+        ("tone-3000", "sine=f=3000:d=10"),
+        ("sweep", "aevalsrc=0.5*sin(2*PI*(200+150*t)*t):s=44100:d=10"),
+        (
+            "dual-tone",
+            "aevalsrc=0.3*sin(2*PI*697*t)+0.3*sin(2*PI*1209*t):s=44100:d=10",
+        ),
+        (
+            "melody-1",
+            "aevalsrc=0.4*sin(2*PI*(330+110*floor(mod(3*t\\,5)))*t):s=44100:d=12",
+        ),
+        (
+            "melody-2",
+            "aevalsrc=0.4*sin(2*PI*(262+131*floor(mod(5*t\\,4)))*t):s=44100:d=12",
+        ),
+        (
+            "melody-3",
+            "aevalsrc=0.3*sin(2*PI*(440+55*floor(mod(7*t\\,6)))*t)+0.2*sin(2*PI*880*t):s=44100:d=12",
+        ),
+        (
+            "chord",
+            "aevalsrc=0.2*sin(2*PI*261*t)+0.2*sin(2*PI*329*t)+0.2*sin(2*PI*392*t):s=44100:d=10",
+        ),
+        (
+            "tremolo",
+            "aevalsrc=0.4*sin(2*PI*523*t)*(1+sin(2*PI*6*t))/2:s=44100:d=10",
+        ),
+    ];
+    for (name, source) in synthetic {
+        queries.push(synthesize(
+            &dir.join(format!("{name}.mp3")),
+            source,
+            &["-b:a", "128k"],
+        ));
+    }
+    assert!(
+        queries.len() >= 50,
+        "only {} negative queries",
+        queries.len()
+    );
+
+    queries
+}

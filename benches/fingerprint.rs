@@ -71,6 +71,9 @@ fn chromaprint_similarity(query: &[u32], reference: &[u32]) -> f64 {
     best
 }
 
+/// (best reference, score) for earshot, then for Chromaprint.
+type Scored = ((usize, f64), (usize, f64));
+
 struct Query {
     group: String,
     path: PathBuf,
@@ -155,7 +158,7 @@ fn main() {
             .unwrap_or((usize::MAX, 0.0));
         results.push((es, cp));
     }
-    let threshold = |pick: fn(&((usize, f64), (usize, f64))) -> f64| {
+    let threshold = |pick: fn(&Scored) -> f64| {
         queries
             .iter()
             .zip(&results)

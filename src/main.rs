@@ -65,14 +65,15 @@ enum Command {
 
 #[derive(Subcommand)]
 enum LibraryAction {
-    /// Add recordings as known non-compliant audio.
+    /// Add recordings as known non-compliant audio: files, or every audio object under an
+    /// s3://bucket/prefix.
     Add {
         #[arg(long, value_parser = parse_scene)]
         scene: Scene,
         #[arg(long)]
         label: String,
         #[arg(required = true)]
-        files: Vec<PathBuf>,
+        sources: Vec<String>,
     },
     /// List the library's entries.
     List,
@@ -296,21 +297,38 @@ async fn library(config: Config, engine: &str, action: LibraryAction) -> anyhow:
         LibraryAction::Add {
             scene,
             label,
-            files,
+            sources,
         } => {
-            for file in files {
-                let (entry, fingerprint) =
-                    reference_entry(&file, scene, &label, config.limits.max_duration_secs)
+            let items = library_sources(&s3, &sources).await?;
+            let progress = indicatif::ProgressBar::new(items.len() as u64);
+            progress.set_style(
+                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {wide_msg}")
+                    .expect("the template is valid"),
+            );
+            if items.len() < 2 {
+                progress.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+            }
+            let max_duration_secs = config.limits.max_duration_secs;
+            for item in items {
+                progress.set_message(item.display());
+                let (path, _spool) = item.local_copy(&s3, config.limits.max_object_bytes).await?;
+                let (mut entry, fingerprint) =
+                    reference_entry(&path, scene, &label, max_duration_secs)
                         .await
-                        .with_context(|| format!("adding {}", file.display()))?;
+                        .with_context(|| format!("adding {}", item.display()))?;
+                entry.source = item.display();
                 // The fingerprint first: an entry is only listed once it is complete.
                 store.put_fingerprint(&entry.id, &fingerprint).await?;
                 store.put(&entry).await?;
-                println!(
-                    "{}  {}  {}  {}",
-                    entry.id, entry.scene, entry.label, entry.source
-                );
+                progress.suspend(|| {
+                    println!(
+                        "{}  {}  {}  {}",
+                        entry.id, entry.scene, entry.label, entry.source
+                    )
+                });
+                progress.inc(1);
             }
+            progress.finish_and_clear();
             Ok(())
         }
         LibraryAction::List => {
@@ -374,6 +392,79 @@ async fn library(config: Config, engine: &str, action: LibraryAction) -> anyhow:
             Ok(())
         }
     }
+}
+
+/// A recording to add to the library.
+enum LibrarySource {
+    File(PathBuf),
+    Object(Job),
+}
+
+impl LibrarySource {
+    fn display(&self) -> String {
+        match self {
+            LibrarySource::File(path) => path.display().to_string(),
+            LibrarySource::Object(job) => format!("s3://{}/{}", job.bucket, job.key),
+        }
+    }
+
+    /// A local path to the recording (an S3 object is downloaded to a spool file, kept alive by
+    /// the second value).
+    async fn local_copy(
+        &self,
+        s3: &aws_sdk_s3::Client,
+        max_bytes: u64,
+    ) -> anyhow::Result<(PathBuf, Option<tempfile::NamedTempFile>)> {
+        match self {
+            LibrarySource::File(path) => Ok((path.clone(), None)),
+            LibrarySource::Object(job) => {
+                let head = earshot::fetch::head(s3, job).await?;
+                let spooled =
+                    earshot::fetch::download(s3, job, head, max_bytes, &std::env::temp_dir())
+                        .await?;
+                Ok((spooled.file.path().to_owned(), Some(spooled.file)))
+            }
+        }
+    }
+}
+
+/// Expands the arguments of `library add`: files as given; `s3://bucket/prefix` into every object
+/// under it with a supported audio suffix.
+async fn library_sources(
+    s3: &aws_sdk_s3::Client,
+    sources: &[String],
+) -> anyhow::Result<Vec<LibrarySource>> {
+    let mut items = Vec::new();
+    for source in sources {
+        let Some((bucket, prefix)) = parse_s3_url(source) else {
+            items.push(LibrarySource::File(PathBuf::from(source)));
+            continue;
+        };
+        let mut pages = s3
+            .list_objects_v2()
+            .bucket(&bucket)
+            .prefix(&prefix)
+            .into_paginator()
+            .send();
+        let before = items.len();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| {
+                anyhow::anyhow!("listing {source}: {}", storage::S3Failure::from_sdk(&e))
+            })?;
+            for object in page.contents() {
+                let Some(key) = object.key() else { continue };
+                let audio = earshot::rules::key_suffix(key)
+                    .is_some_and(|s| earshot::config::SUPPORTED_SUFFIXES.contains(&s.as_str()));
+                if audio && !key.starts_with(earshot::rules::BACKUP_ROOT) {
+                    items.push(LibrarySource::Object(Job::new(bucket.clone(), key)));
+                }
+            }
+        }
+        if items.len() == before {
+            bail!("{source}: no audio objects under this prefix");
+        }
+    }
+    Ok(items)
 }
 
 /// Hashes, decodes and fingerprints a reference recording (it must be audio earshot can decode).

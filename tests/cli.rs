@@ -366,3 +366,71 @@ async fn a_library_under_an_s3_prefix_is_managed_and_used() {
     );
     assert_eq!(verdict["data"]["abuse_info"]["score"], 0);
 }
+
+#[tokio::test]
+async fn library_add_takes_every_audio_object_under_an_s3_prefix() {
+    require_localstack();
+    let s3 = s3(LOCALSTACK).await;
+    let bucket = fresh_bucket(&s3).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (i, freq) in [300, 500, 700].iter().enumerate() {
+        let clip = tone(&dir.path().join(format!("ref{i}.mp3")), 3.0, *freq, &[]);
+        put_file(
+            &s3,
+            &bucket,
+            &format!("refs/jingle-{i}.mp3"),
+            &clip,
+            "audio/mpeg",
+        )
+        .await;
+    }
+    put_bytes(&s3, &bucket, "refs/notes.txt", b"not audio".to_vec()).await;
+    let config = dir.path().join("earshot.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[s3]\nendpoint_url = \"{LOCALSTACK}\"\nregion = \"us-east-1\"\nforce_path_style = true\n\
+             access_key_id = \"test\"\nsecret_access_key = \"test\"\n\n\
+             [engines.local]\ntype = \"local\"\nlibrary = \"{}\"\n",
+            dir.path().join("library").display()
+        ),
+    )
+    .expect("write");
+    let (config, cwd, prefix) = (
+        config.clone(),
+        dir.path().to_owned(),
+        format!("s3://{bucket}/refs/"),
+    );
+    let out = tokio::task::spawn_blocking(move || {
+        earshot(
+            Some(&config),
+            &[
+                "library", "add", "--scene", "ads", "--label", "jingle", &prefix,
+            ],
+            &cwd,
+        )
+    })
+    .await
+    .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let sources: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.split_whitespace().last())
+        .collect();
+    assert_eq!(
+        sources,
+        (0..3)
+            .map(|i| format!("s3://{bucket}/refs/jingle-{i}.mp3"))
+            .collect::<Vec<_>>(),
+        "every audio object, and only those"
+    );
+    let entries = std::fs::read_dir(dir.path().join("library/entries"))
+        .expect("entries")
+        .count();
+    assert_eq!(entries, 6, "three entries, each with its fingerprint");
+}

@@ -46,41 +46,10 @@ fn source_wav(dir: &Path, rate: u32) -> std::path::PathBuf {
     )
 }
 
-/// Encodes 20 s of audio as AMR (`nb` or `wb`) with tests/tools/amr_encode.c.
+/// Encodes 20 s of audio as AMR (`nb` or `wb`).
 fn amr(dir: &Path, band: &str) -> std::path::PathBuf {
-    let tool = dir.join("amr_encode");
-    if !tool.exists() {
-        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/amr_encode.c");
-        run(std::process::Command::new("cc")
-            .args(["-O2", "-o"])
-            .arg(&tool)
-            .arg(&source)
-            .args(["-lopencore-amrnb", "-lvo-amrwbenc"]));
-    }
     let rate = if band == "nb" { 8000 } else { 16_000 };
-    let wav = source_wav(dir, rate);
-    let out = dir.join(format!("clip-{band}.amr"));
-    let pcm = std::process::Command::new("ffmpeg")
-        .args(["-nostdin", "-loglevel", "error", "-i"])
-        .arg(&wav)
-        .args(["-f", "s16le", "-"])
-        .output()
-        .expect("ffmpeg runs");
-    let mut encoder = std::process::Command::new(&tool)
-        .arg(band)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::fs::File::create(&out).expect("create"))
-        .spawn()
-        .expect("amr_encode runs");
-    use std::io::Write;
-    encoder
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(&pcm.stdout)
-        .expect("write");
-    assert!(encoder.wait().expect("waits").success());
-    out
+    common::amr_encode(dir, &source_wav(dir, rate), band)
 }
 
 /// Monkey's Audio from a WAV, by JMAC (Debian's libjmac-java).

@@ -127,3 +127,68 @@ fn recordings_outside_the_library_score_60_or_less() {
         queries.len()
     );
 }
+
+#[test]
+fn speech_re_encoded_to_amr_nb_is_found_at_its_offset() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A 24.7 s speech reference: Debian's five LibriVox recordings, one after another.
+    let parts: Vec<String> = ["0870", "0880", "0890", "0920", "0930"]
+        .iter()
+        .map(|n| {
+            format!(
+                "{}/sense_and_sensibility_01_austen_64kb-{n}.wav",
+                corpus::LIBRIVOX
+            )
+        })
+        .collect();
+    let speech = dir.path().join("speech.flac");
+    let mut args: Vec<String> = Vec::new();
+    for part in &parts {
+        args.extend(["-i".to_owned(), part.clone()]);
+    }
+    let inputs: String = (0..parts.len()).map(|i| format!("[{i}:a]")).collect();
+    args.extend([
+        "-filter_complex".to_owned(),
+        format!("{inputs}concat=n={}:v=0:a=1", parts.len()),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    corpus::ffmpeg(&args, &speech);
+    let mut refs: Vec<(String, Fingerprint)> = references()
+        .into_iter()
+        .map(|(path, _)| (path.clone(), fp(Path::new(&path))))
+        .collect();
+    refs.push(("speech".to_owned(), fp(&speech)));
+    let index = Index::build(refs);
+
+    // 9 s from 11 s in, telephone-rate, through AMR-NB at 12.2 kbit/s.
+    let excerpt = corpus::ffmpeg(
+        &[
+            "-ss",
+            "11",
+            "-t",
+            "9",
+            "-i",
+            speech.to_str().expect("utf-8"),
+            "-ar",
+            "8000",
+            "-ac",
+            "1",
+        ],
+        &dir.path().join("excerpt.wav"),
+    );
+    let amr = common::amr_encode(dir.path(), &excerpt, "nb");
+    let found = index.query(&fp(&amr));
+    let best = found.first().expect("found");
+    assert_eq!(best.reference, 8, "{found:?}");
+    assert!(score(best) > 60, "score {} ({best:?})", score(best));
+    let predicted = 11.0 + best.time_ratio * best.segment.query_offset_secs;
+    assert!(
+        (best.segment.reference_offset_secs - predicted).abs() <= 0.5,
+        "{best:?}"
+    );
+    eprintln!(
+        "AMR-NB speech: score {} ({} landmarks agree)",
+        score(best),
+        best.hits
+    );
+}

@@ -5,7 +5,7 @@
 //! |---|---|
 //! | mp3, wav, flac, aac, m4a (AAC, ALAC), ogg (Vorbis), 3gp (AAC) | symphonia (pure Rust) |
 //! | ape | [`ape`]: the `ape-decoder` crate (pure Rust) |
-//! | ogg (Opus) | [`opus`]: `ogg` + `opus-decoder` (pure Rust) |
+//! | ogg (Opus) | [`opus`]: `ogg` + `opus-rs` (pure Rust) |
 //! | amr (NB, WB), wma, 3gp (AMR) | [`external`]: `ffmpeg` as a subprocess, when installed |
 //!
 //! symphonia is guarded:

@@ -460,3 +460,42 @@ pub fn corrupt_flac(dir: &Path) -> PathBuf {
     std::fs::write(&corrupt, bytes).expect("write");
     corrupt
 }
+
+/// Encodes `wav` (mono, 8 kHz for `nb`, 16 kHz for `wb`) as AMR with tests/tools/amr_encode.c,
+/// which the first call compiles against Debian's libopencore-amrnb and libvo-amrwbenc.
+pub fn amr_encode(dir: &Path, wav: &Path, band: &str) -> PathBuf {
+    let tool = dir.join("amr_encode");
+    if !tool.exists() {
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/amr_encode.c");
+        run(Command::new("cc")
+            .args(["-O2", "-o"])
+            .arg(&tool)
+            .arg(&source)
+            .args(["-lopencore-amrnb", "-lvo-amrwbenc"]));
+    }
+    let out = dir.join(format!(
+        "{}-{band}.amr",
+        wav.file_stem().and_then(|s| s.to_str()).unwrap_or("clip")
+    ));
+    let pcm = Command::new("ffmpeg")
+        .args(["-nostdin", "-loglevel", "error", "-i"])
+        .arg(wav)
+        .args(["-f", "s16le", "-"])
+        .output()
+        .expect("ffmpeg runs");
+    let mut encoder = Command::new(&tool)
+        .arg(band)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::fs::File::create(&out).expect("create"))
+        .spawn()
+        .expect("amr_encode runs");
+    use std::io::Write;
+    encoder
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&pcm.stdout)
+        .expect("write");
+    assert!(encoder.wait().expect("waits").success());
+    out
+}

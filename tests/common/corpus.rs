@@ -60,7 +60,11 @@ pub const TRANSFORMS: &[(&str, &[&str], &str)] = &[
         "3gp",
     ),
     ("vorbis q1", &["-c:a", "libvorbis", "-q:a", "1"], "ogg"),
-    ("opus 48k in ogg", &["-c:a", "libopus", "-b:a", "48k"], "ogg"),
+    (
+        "opus 48k in ogg",
+        &["-c:a", "libopus", "-b:a", "48k"],
+        "ogg",
+    ),
     ("flac", &["-c:a", "flac"], "flac"),
     (
         "gain +10 dB",

@@ -169,39 +169,8 @@ impl LibraryStore {
     /// The store cannot be written.
     pub async fn put(&self, entry: &Entry) -> Result<(), LibraryError> {
         let body = serde_json::to_vec_pretty(entry).expect("an entry always serialises");
-        match self {
-            LibraryStore::Dir(dir) => {
-                let entries_dir = dir.join("entries");
-                tokio::fs::create_dir_all(&entries_dir)
-                    .await
-                    .map_err(|e| self.io_error(e))?;
-                // Write then rename, so a reader never sees half an entry.
-                let path = entries_dir.join(format!("{}.json", entry.id));
-                let partial = entries_dir.join(format!(".{}.json.partial", entry.id));
-                tokio::fs::write(&partial, &body)
-                    .await
-                    .map_err(|e| self.io_error(e))?;
-                tokio::fs::rename(&partial, &path)
-                    .await
-                    .map_err(|e| self.io_error(e))?;
-            }
-            LibraryStore::S3 {
-                client,
-                bucket,
-                prefix,
-            } => {
-                client
-                    .put_object()
-                    .bucket(bucket)
-                    .key(format!("{prefix}entries/{}.json", entry.id))
-                    .content_type("application/json")
-                    .body(ByteStream::from(body))
-                    .send()
-                    .await
-                    .map_err(|e| self.io_error(S3Failure::from_sdk(&e)))?;
-            }
-        }
-        Ok(())
+        self.write(&format!("{}.json", entry.id), body, "application/json")
+            .await
     }
 
     /// Stores the fingerprint of entry `id`.
@@ -213,18 +182,46 @@ impl LibraryStore {
         id: &str,
         fingerprint: &Fingerprint,
     ) -> Result<(), LibraryError> {
-        let bytes = fingerprint.to_bytes();
+        self.write(
+            &format!("{id}.fp"),
+            fingerprint.to_bytes(),
+            "application/octet-stream",
+        )
+        .await
+    }
+
+    /// The fingerprint of entry `id`, if one was stored.
+    ///
+    /// # Errors
+    /// The store cannot be read, or the file is not a fingerprint.
+    pub async fn fingerprint(&self, id: &str) -> Result<Option<Fingerprint>, LibraryError> {
+        let Some((location, bytes)) = self.read(&format!("{id}.fp")).await? else {
+            return Ok(None);
+        };
+        Fingerprint::from_bytes(&bytes)
+            .map(Some)
+            .map_err(|message| LibraryError::BadEntry { location, message })
+    }
+
+    /// Writes `entries/<name>`: to a directory through a temporary file and a rename, so a
+    /// reader never sees half a file; to S3 in one PUT.
+    async fn write(
+        &self,
+        name: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Result<(), LibraryError> {
         match self {
             LibraryStore::Dir(dir) => {
                 let entries_dir = dir.join("entries");
                 tokio::fs::create_dir_all(&entries_dir)
                     .await
                     .map_err(|e| self.io_error(e))?;
-                let partial = entries_dir.join(format!(".{id}.fp.partial"));
-                tokio::fs::write(&partial, &bytes)
+                let partial = entries_dir.join(format!(".{name}.partial"));
+                tokio::fs::write(&partial, &body)
                     .await
                     .map_err(|e| self.io_error(e))?;
-                tokio::fs::rename(&partial, entries_dir.join(format!("{id}.fp")))
+                tokio::fs::rename(&partial, entries_dir.join(name))
                     .await
                     .map_err(|e| self.io_error(e))?;
             }
@@ -236,8 +233,9 @@ impl LibraryStore {
                 client
                     .put_object()
                     .bucket(bucket)
-                    .key(format!("{prefix}entries/{id}.fp"))
-                    .body(ByteStream::from(bytes))
+                    .key(format!("{prefix}entries/{name}"))
+                    .content_type(content_type)
+                    .body(ByteStream::from(body))
                     .send()
                     .await
                     .map_err(|e| self.io_error(S3Failure::from_sdk(&e)))?;
@@ -246,18 +244,15 @@ impl LibraryStore {
         Ok(())
     }
 
-    /// The fingerprint of entry `id`, if one was stored.
-    ///
-    /// # Errors
-    /// The store cannot be read, or the file is not a fingerprint.
-    pub async fn fingerprint(&self, id: &str) -> Result<Option<Fingerprint>, LibraryError> {
-        let (location, bytes) = match self {
+    /// Reads `entries/<name>` with its location for messages; None when it does not exist.
+    async fn read(&self, name: &str) -> Result<Option<(String, Vec<u8>)>, LibraryError> {
+        match self {
             LibraryStore::Dir(dir) => {
-                let path = dir.join("entries").join(format!("{id}.fp"));
+                let path = dir.join("entries").join(name);
                 match tokio::fs::read(&path).await {
-                    Ok(bytes) => (path.display().to_string(), bytes),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-                    Err(e) => return Err(self.io_error(e)),
+                    Ok(bytes) => Ok(Some((path.display().to_string(), bytes))),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(self.io_error(e)),
                 }
             }
             LibraryStore::S3 {
@@ -265,7 +260,7 @@ impl LibraryStore {
                 bucket,
                 prefix,
             } => {
-                let key = format!("{prefix}entries/{id}.fp");
+                let key = format!("{prefix}entries/{name}");
                 match client.get_object().bucket(bucket).key(&key).send().await {
                     Ok(out) => {
                         let bytes = out
@@ -274,21 +269,19 @@ impl LibraryStore {
                             .await
                             .map_err(|e| self.io_error(e))?
                             .to_vec();
-                        (format!("s3://{bucket}/{key}"), bytes)
+                        Ok(Some((format!("s3://{bucket}/{key}"), bytes)))
                     }
                     Err(e) => {
                         let failure = S3Failure::from_sdk(&e);
                         if failure.is_not_found() {
-                            return Ok(None);
+                            Ok(None)
+                        } else {
+                            Err(self.io_error(failure))
                         }
-                        return Err(self.io_error(failure));
                     }
                 }
             }
-        };
-        Fingerprint::from_bytes(&bytes)
-            .map(Some)
-            .map_err(|message| LibraryError::BadEntry { location, message })
+        }
     }
 
     /// Removes the entry with this id; false when there was none.

@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
@@ -161,6 +161,61 @@ impl LibraryStore {
         }
         entries.sort_by(|a, b| a.added_at.cmp(&b.added_at).then(a.id.cmp(&b.id)));
         Ok(entries)
+    }
+
+    /// A cheap summary of the library's state: every file's name with its size and modification
+    /// time (directory) or ETag (S3), from a listing alone. Equal signatures mean nothing changed.
+    ///
+    /// # Errors
+    /// The store cannot be listed.
+    pub async fn signature(&self) -> Result<Vec<String>, LibraryError> {
+        let mut signature = Vec::new();
+        match self {
+            LibraryStore::Dir(dir) => {
+                let mut reader = match tokio::fs::read_dir(dir.join("entries")).await {
+                    Ok(reader) => reader,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(signature),
+                    Err(e) => return Err(self.io_error(e)),
+                };
+                while let Some(item) = reader.next_entry().await.map_err(|e| self.io_error(e))? {
+                    let meta = item.metadata().await.map_err(|e| self.io_error(e))?;
+                    let modified = meta
+                        .modified()
+                        .ok()
+                        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                        .map_or(0, |d| d.as_nanos());
+                    signature.push(format!(
+                        "{} {} {modified}",
+                        item.file_name().to_string_lossy(),
+                        meta.len()
+                    ));
+                }
+            }
+            LibraryStore::S3 {
+                client,
+                bucket,
+                prefix,
+            } => {
+                let mut pages = client
+                    .list_objects_v2()
+                    .bucket(bucket)
+                    .prefix(format!("{prefix}entries/"))
+                    .into_paginator()
+                    .send();
+                while let Some(page) = pages.next().await {
+                    let page = page.map_err(|e| self.io_error(S3Failure::from_sdk(&e)))?;
+                    for object in page.contents() {
+                        signature.push(format!(
+                            "{} {}",
+                            object.key().unwrap_or_default(),
+                            object.e_tag().unwrap_or_default()
+                        ));
+                    }
+                }
+            }
+        }
+        signature.sort();
+        Ok(signature)
     }
 
     /// Adds or replaces the entry with this id.
@@ -389,6 +444,8 @@ pub struct LocalEngine {
     name: String,
     store: Option<LibraryStore>,
     snapshot: RwLock<Arc<Snapshot>>,
+    /// The store's [`LibraryStore::signature`] when last read (empty: unknown, read again).
+    signature: Mutex<Vec<String>>,
 }
 
 impl LocalEngine {
@@ -398,8 +455,10 @@ impl LocalEngine {
     /// The library cannot be read.
     pub async fn load(name: &str, location: &str, s3: &Client) -> Result<LocalEngine, EngineError> {
         let store = LibraryStore::open(location, s3);
+        let signature = store.signature().await?;
         let loaded = read_library(name, &store, None).await?;
         let engine = Self::with_snapshot(name, Some(store), Snapshot::build(loaded));
+        *engine.signature.lock().expect("not poisoned") = signature;
         Ok(engine)
     }
 
@@ -424,6 +483,7 @@ impl LocalEngine {
             name: name.to_owned(),
             store,
             snapshot: RwLock::new(Arc::new(snapshot)),
+            signature: Mutex::new(Vec::new()),
         }
     }
 
@@ -551,7 +611,13 @@ impl Engine for LocalEngine {
             return Ok(false);
         };
         let current = self.current();
+        // A listing is cheap; reading every entry is not (one GET each on S3).
+        let signature = store.signature().await?;
+        if *self.signature.lock().expect("not poisoned") == signature {
+            return Ok(false);
+        }
         let loaded = read_library(&self.name, store, Some(&current)).await?;
+        *self.signature.lock().expect("not poisoned") = signature;
         let unchanged = loaded.len() == current.loaded.len()
             && loaded.iter().zip(&current.loaded).all(|(a, b)| a.0 == b.0);
         if unchanged {
@@ -594,6 +660,9 @@ impl Engine for LocalEngine {
             .collect();
         loaded.push((entry, Some(Arc::new(clip.fingerprint.clone()))));
         self.replace(Snapshot::build(loaded));
+        // The store changed under the last signature: the next refresh re-reads the library
+        // (reusing every fingerprint held), which also confirms what was written.
+        self.signature.lock().expect("not poisoned").clear();
         Ok(true)
     }
 }

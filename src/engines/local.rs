@@ -108,87 +108,58 @@ impl LibraryStore {
     /// The store cannot be listed or an entry cannot be read or parsed.
     pub async fn list(&self) -> Result<Vec<Entry>, LibraryError> {
         let mut entries = Vec::new();
-        match self {
-            LibraryStore::Dir(dir) => {
-                let entries_dir = dir.join("entries");
-                let mut reader = match tokio::fs::read_dir(&entries_dir).await {
-                    Ok(reader) => reader,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(entries),
-                    Err(e) => return Err(self.io_error(e)),
-                };
-                while let Some(item) = reader.next_entry().await.map_err(|e| self.io_error(e))? {
-                    let path = item.path();
-                    if path.extension().is_some_and(|e| e == "json") {
-                        let bytes = tokio::fs::read(&path).await.map_err(|e| self.io_error(e))?;
-                        entries.push(parse_entry(&path.display().to_string(), &bytes)?);
-                    }
-                }
+        for (name, _) in self.listing().await? {
+            if !name.ends_with(".json") {
+                continue;
             }
-            LibraryStore::S3 {
-                client,
-                bucket,
-                prefix,
-            } => {
-                let mut pages = client
-                    .list_objects_v2()
-                    .bucket(bucket)
-                    .prefix(format!("{prefix}entries/"))
-                    .into_paginator()
-                    .send();
-                while let Some(page) = pages.next().await {
-                    let page = page.map_err(|e| self.io_error(S3Failure::from_sdk(&e)))?;
-                    for object in page.contents() {
-                        let Some(key) = object.key().filter(|k| k.ends_with(".json")) else {
-                            continue;
-                        };
-                        let out = client
-                            .get_object()
-                            .bucket(bucket)
-                            .key(key)
-                            .send()
-                            .await
-                            .map_err(|e| self.io_error(S3Failure::from_sdk(&e)))?;
-                        let bytes = out
-                            .body
-                            .collect()
-                            .await
-                            .map_err(|e| self.io_error(e))?
-                            .into_bytes();
-                        entries.push(parse_entry(&format!("s3://{bucket}/{key}"), &bytes)?);
-                    }
-                }
+            // An entry removed between the listing and the read is simply gone.
+            if let Some((location, bytes)) = self.read(&name).await? {
+                entries.push(parse_entry(&location, &bytes)?);
             }
         }
         entries.sort_by(|a, b| a.added_at.cmp(&b.added_at).then(a.id.cmp(&b.id)));
         Ok(entries)
     }
 
-    /// A cheap summary of the library's state: every file's name with its size and modification
-    /// time (directory) or ETag (S3), from a listing alone. Equal signatures mean nothing changed.
+    /// A cheap summary of the library's state from a listing alone: every file's name with its
+    /// version tag. Equal signatures mean nothing changed.
     ///
     /// # Errors
     /// The store cannot be listed.
     pub async fn signature(&self) -> Result<Vec<String>, LibraryError> {
-        let mut signature = Vec::new();
+        let mut signature: Vec<String> = self
+            .listing()
+            .await?
+            .into_iter()
+            .map(|(name, tag)| format!("{name} {tag}"))
+            .collect();
+        signature.sort();
+        Ok(signature)
+    }
+
+    /// The files under `entries/`, by name, each with a tag that changes when the file does
+    /// (size and modification time in a directory, the ETag on S3). Partial writes are skipped.
+    async fn listing(&self) -> Result<Vec<(String, String)>, LibraryError> {
+        let mut files = Vec::new();
         match self {
             LibraryStore::Dir(dir) => {
                 let mut reader = match tokio::fs::read_dir(dir.join("entries")).await {
                     Ok(reader) => reader,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(signature),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(files),
                     Err(e) => return Err(self.io_error(e)),
                 };
                 while let Some(item) = reader.next_entry().await.map_err(|e| self.io_error(e))? {
+                    let name = item.file_name().to_string_lossy().into_owned();
+                    if name.starts_with('.') {
+                        continue;
+                    }
                     let meta = item.metadata().await.map_err(|e| self.io_error(e))?;
                     let modified = meta
                         .modified()
                         .ok()
                         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                         .map_or(0, |d| d.as_nanos());
-                    signature.push(format!(
-                        "{} {} {modified}",
-                        item.file_name().to_string_lossy(),
-                        meta.len()
-                    ));
+                    files.push((name, format!("{} {modified}", meta.len())));
                 }
             }
             LibraryStore::S3 {
@@ -196,26 +167,29 @@ impl LibraryStore {
                 bucket,
                 prefix,
             } => {
+                let entries_prefix = format!("{prefix}entries/");
                 let mut pages = client
                     .list_objects_v2()
                     .bucket(bucket)
-                    .prefix(format!("{prefix}entries/"))
+                    .prefix(&entries_prefix)
                     .into_paginator()
                     .send();
                 while let Some(page) = pages.next().await {
                     let page = page.map_err(|e| self.io_error(S3Failure::from_sdk(&e)))?;
                     for object in page.contents() {
-                        signature.push(format!(
-                            "{} {}",
-                            object.key().unwrap_or_default(),
-                            object.e_tag().unwrap_or_default()
+                        let Some(name) = object.key().and_then(|k| k.strip_prefix(&entries_prefix))
+                        else {
+                            continue;
+                        };
+                        files.push((
+                            name.to_owned(),
+                            object.e_tag().unwrap_or_default().to_owned(),
                         ));
                     }
                 }
             }
         }
-        signature.sort();
-        Ok(signature)
+        Ok(files)
     }
 
     /// Adds or replaces the entry with this id.

@@ -38,6 +38,8 @@ pub struct Config {
     pub sources: SourcesConfig,
     #[serde(default)]
     pub limits: LimitsConfig,
+    #[serde(default)]
+    pub admin: AdminConfig,
 }
 
 impl Default for Config {
@@ -56,6 +58,7 @@ impl Default for Config {
             engines,
             sources: SourcesConfig::default(),
             limits: LimitsConfig::default(),
+            admin: AdminConfig::default(),
         }
     }
 }
@@ -256,6 +259,65 @@ fn default_refresh() -> u64 {
 #[serde(deny_unknown_fields)]
 pub struct SourcesConfig {
     pub sqs: Option<SqsConfig>,
+    pub webhook: Option<WebhookConfig>,
+}
+
+/// The HTTP source of `earshot serve`: MinIO bucket notifications and SNS HTTP(S) subscriptions.
+/// Its listener also answers `/healthz`, `/readyz` and `/metrics`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// `host:port` to listen on.
+    pub listen: String,
+    /// Jobs run at once.
+    #[serde(default = "default_concurrency")]
+    pub max_concurrency: usize,
+    /// Jobs accepted and waiting for a worker; a request that does not fit is answered 503.
+    #[serde(default = "default_queue_capacity")]
+    pub queue_capacity: usize,
+    /// The `Retry-After` of a 503.
+    #[serde(default = "default_retry_after")]
+    pub retry_after_secs: u32,
+    /// `POST /minio`: MinIO's webhook notification target.
+    pub minio: Option<MinioWebhookConfig>,
+    /// `POST /sns`: an SNS HTTP(S) subscription.
+    pub sns: Option<SnsWebhookConfig>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MinioWebhookConfig {
+    /// The `auth_token` of MinIO's webhook target; MinIO sends it as `Authorization: Bearer …`.
+    pub auth_token: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnsWebhookConfig {
+    /// Topics whose messages are accepted; empty accepts any topic (signatures are checked anyway).
+    #[serde(default)]
+    pub topic_arns: Vec<String>,
+    /// Origins (`scheme://host:port`) trusted to serve signing certificates besides AWS's
+    /// `https://sns.<region>.amazonaws.com[.cn]`, e.g. `http://127.0.0.1:4566` for LocalStack.
+    #[serde(default)]
+    pub trusted_cert_origins: Vec<String>,
+}
+
+fn default_queue_capacity() -> usize {
+    256
+}
+
+fn default_retry_after() -> u32 {
+    5
+}
+
+/// `/healthz`, `/readyz` and `/metrics` on a listener of their own (for the SQS source, which has
+/// no listener; the webhook source serves them on its own listener as well).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// `host:port`; omit for no admin listener.
+    pub listen: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -507,6 +569,53 @@ impl Config {
                 "must be positive".to_owned(),
             ));
         }
+        if let Some(webhook) = &self.sources.webhook {
+            if webhook.listen.parse::<std::net::SocketAddr>().is_err() {
+                return Err(invalid(
+                    "sources.webhook.listen".to_owned(),
+                    format!("`{}` is not an address like 127.0.0.1:8080", webhook.listen),
+                ));
+            }
+            if webhook.max_concurrency == 0 || webhook.queue_capacity == 0 {
+                return Err(invalid(
+                    "sources.webhook".to_owned(),
+                    "max_concurrency and queue_capacity must be at least 1".to_owned(),
+                ));
+            }
+            if webhook.minio.is_none() && webhook.sns.is_none() {
+                return Err(invalid(
+                    "sources.webhook".to_owned(),
+                    "enable [sources.webhook.minio] or [sources.webhook.sns] (or both)".to_owned(),
+                ));
+            }
+            if webhook
+                .minio
+                .as_ref()
+                .is_some_and(|m| m.auth_token.len() < 16)
+            {
+                return Err(invalid(
+                    "sources.webhook.minio.auth_token".to_owned(),
+                    "must be at least 16 characters".to_owned(),
+                ));
+            }
+            for origin in webhook.sns.iter().flat_map(|s| &s.trusted_cert_origins) {
+                let parsed = url::Url::parse(origin);
+                if !parsed.is_ok_and(|u| u.path() == "/" && !origin.ends_with('/')) {
+                    return Err(invalid(
+                        "sources.webhook.sns.trusted_cert_origins".to_owned(),
+                        format!("`{origin}` is not an origin like http://127.0.0.1:4566"),
+                    ));
+                }
+            }
+        }
+        if let Some(listen) = &self.admin.listen
+            && listen.parse::<std::net::SocketAddr>().is_err()
+        {
+            return Err(invalid(
+                "admin.listen".to_owned(),
+                format!("`{listen}` is not an address like 127.0.0.1:9090"),
+            ));
+        }
         if let Some(sqs) = &self.sources.sqs {
             if sqs.max_concurrency == 0 {
                 return Err(invalid(
@@ -543,6 +652,14 @@ impl Config {
             if let Some(seed) = rule.callback.as_mut().and_then(|c| c.seed.as_mut()) {
                 *seed = REDACTED.to_owned();
             }
+        }
+        if let Some(minio) = config
+            .sources
+            .webhook
+            .as_mut()
+            .and_then(|w| w.minio.as_mut())
+        {
+            minio.auth_token = REDACTED.to_owned();
         }
         config
     }
@@ -658,11 +775,16 @@ mod tests {
 
     #[test]
     fn redaction_hides_seeds_and_keys() {
-        let mut config = Config::from_toml_str(BASE).expect("valid");
+        let text = format!(
+            "{BASE}\n[sources.webhook]\nlisten = \"127.0.0.1:8080\"\n\
+             [sources.webhook.minio]\nauth_token = \"minio-token-0123456789\"\n"
+        );
+        let mut config = Config::from_toml_str(&text).expect("valid");
         config.s3.secret_access_key = Some("hunter2".to_owned());
         let printed = toml::to_string(&config.redacted()).expect("serialises");
         assert!(!printed.contains("s3cret"));
         assert!(!printed.contains("hunter2"));
+        assert!(!printed.contains("minio-token-0123456789"));
         assert!(printed.contains(REDACTED));
     }
 

@@ -36,6 +36,10 @@ pub enum FetchError {
     #[error("object s3://{bucket}/{key} does not exist (deleted before it could be fetched)")]
     Gone { bucket: String, key: String },
     #[error(
+        "bucket {bucket} does not exist or cannot be reached (s3://{bucket}/{key}); the event is kept for a retry"
+    )]
+    NoBucket { bucket: String, key: String },
+    #[error(
         "object s3://{bucket}/{key} changed since its event (ETag or version no longer matches)"
     )]
     Changed { bucket: String, key: String },
@@ -67,7 +71,7 @@ impl FetchError {
     pub fn is_transient(&self) -> bool {
         match self {
             FetchError::S3 { failure, .. } => failure.is_transient(),
-            FetchError::Stream { .. } | FetchError::Spool(_) => true,
+            FetchError::Stream { .. } | FetchError::Spool(_) | FetchError::NoBucket { .. } => true,
             FetchError::Gone { .. } | FetchError::Changed { .. } | FetchError::TooLarge { .. } => {
                 false
             }
@@ -91,10 +95,24 @@ pub async fn head(s3: &Client, job: &Job) -> Result<Head, FetchError> {
                 .then(|| job.etag.as_ref().map(|e| format!("\"{e}\"")))
                 .flatten(),
         );
-    let out = request.send().await.map_err(|e| {
-        let failure = S3Failure::from_sdk(&e);
-        classify(job, failure)
-    })?;
+    let out = match request.send().await {
+        Ok(out) => out,
+        Err(e) => {
+            let error = classify(job, S3Failure::from_sdk(&e));
+            // HEAD has no body, so a missing bucket looks like a missing key: ask. A bucket that
+            // is gone is a deployment problem, not an upload to judge as deleted.
+            if matches!(error, FetchError::Gone { .. })
+                && let Err(e) = s3.head_bucket().bucket(&job.bucket).send().await
+                && S3Failure::from_sdk(&e).is_not_found()
+            {
+                return Err(FetchError::NoBucket {
+                    bucket: job.bucket.clone(),
+                    key: job.key.clone(),
+                });
+            }
+            return Err(error);
+        }
+    };
     Ok(Head {
         size: out.content_length().unwrap_or(0).max(0) as u64,
         etag: out.e_tag().map(unquote).unwrap_or_default(),

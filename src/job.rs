@@ -1,6 +1,6 @@
 //! A [`Job`] is one object version to moderate. This module turns every event shape earshot
-//! accepts (DESIGN §2) into jobs: S3 notification records (direct, in an SQS body, wrapped in SNS),
-//! MinIO's webhook body, and EventBridge "Object Created". Test events and non-create events are
+//! accepts (DESIGN §2) into jobs: S3 notification records (direct, in an SQS body, wrapped in SNS
+//! for SQS/HTTP or for Lambda), MinIO's webhook body, and EventBridge "Object Created". Test events and non-create events are
 //! returned as [`Ignored`] so the source can acknowledge them.
 
 use serde::Deserialize;
@@ -105,6 +105,15 @@ fn parse_value(value: &Value, depth: u8) -> Result<Parsed, EventError> {
     if let Some(records) = value.get("Records").and_then(Value::as_array) {
         let mut parsed = Parsed::default();
         for (index, record) in records.iter().enumerate() {
+            // SNS delivering to Lambda: {"Records":[{"EventSource":"aws:sns","Sns":{...}}]}.
+            if let Some(sns) = record.get("Sns")
+                && depth < 2
+            {
+                let inner = parse_value(sns, depth + 1)?;
+                parsed.jobs.extend(inner.jobs);
+                parsed.ignored.extend(inner.ignored);
+                continue;
+            }
             match parse_record(index, record)? {
                 Ok(job) => parsed.jobs.push(job),
                 Err(skip) => parsed.ignored.push(skip),

@@ -12,10 +12,12 @@
 //! 8. [`callback`] POSTs the COS-format, signed result, retrying, and dead-letters what fails.
 //!
 //! [`pipeline`] runs these stages for one job; [`state`] keeps per-job markers so a duplicate event
-//! does nothing twice; [`config`] loads and validates everything above.
+//! does nothing twice; [`metrics`] counts what happened for `/metrics` ([`admin`] serves it with
+//! `/healthz` and `/readyz`); [`config`] loads and validates everything above.
 
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod audio;
 pub mod block;
 pub mod callback;
@@ -25,6 +27,7 @@ pub mod engines;
 pub mod fetch;
 pub mod fingerprint;
 pub mod job;
+pub mod metrics;
 pub mod pipeline;
 pub mod rules;
 pub mod sources;

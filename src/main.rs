@@ -175,12 +175,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let Some(sqs_config) = config.sources.sqs.clone() else {
-        return Err(
-            UsageError("no source configured: add a [sources.sqs] section".to_owned()).into(),
-        );
-    };
-    let sqs = storage::sqs_client(&config.s3, sqs_config.endpoint_url.as_deref()).await;
+    let sqs_config = config.sources.sqs.clone();
+    let webhook_config = config.sources.webhook.clone();
+    if sqs_config.is_none() && webhook_config.is_none() {
+        return Err(UsageError(
+            "no source configured: add a [sources.sqs] or [sources.webhook] section".to_owned(),
+        )
+        .into());
+    }
+    let admin_listen = config.admin.listen.clone();
     let refresh_secs = config
         .engines
         .values()
@@ -188,6 +191,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             EngineConfig::Local(local) => local.refresh_secs,
         })
         .min();
+    let sqs = match &sqs_config {
+        Some(sqs_config) => {
+            Some(storage::sqs_client(&config.s3, sqs_config.endpoint_url.as_deref()).await)
+        }
+        None => None,
+    };
     let pipeline = Arc::new(Pipeline::new(config).await?);
     let shutdown = tokio_util::sync::CancellationToken::new();
     if let Some(secs) = refresh_secs.filter(|&s| s > 0) {
@@ -210,8 +219,44 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         tracing::info!("Signal received; finishing jobs in flight.");
         signals.cancel();
     });
-    earshot::sources::sqs::run(pipeline, sqs, sqs_config, shutdown).await;
-    Ok(())
+
+    let mut tasks: tokio::task::JoinSet<anyhow::Result<()>> = tokio::task::JoinSet::new();
+    if let (Some(sqs_config), Some(sqs)) = (sqs_config, sqs) {
+        let (pipeline, stop) = (pipeline.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            earshot::sources::sqs::run(pipeline, sqs, sqs_config, stop).await;
+            Ok(())
+        });
+    }
+    if let Some(webhook_config) = webhook_config {
+        let (pipeline, stop) = (pipeline.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            let listen = webhook_config.listen.clone();
+            earshot::sources::webhook::run(pipeline, webhook_config, stop)
+                .await
+                .with_context(|| format!("webhook listener on {listen}"))
+        });
+    }
+    if let Some(listen) = admin_listen {
+        let (router, stop) = (earshot::admin::router(pipeline.clone()), shutdown.clone());
+        tasks.spawn(async move {
+            earshot::admin::serve(&listen, router, stop)
+                .await
+                .with_context(|| format!("admin listener on {listen}"))
+        });
+    }
+    // A source that cannot start (its address is taken) stops the others: a daemon running with
+    // half its sources would look healthy and miss events.
+    let mut failure = None;
+    while let Some(joined) = tasks.join_next().await {
+        let result = joined.context("a source task panicked")?;
+        if let Err(e) = result {
+            tracing::error!(error = %format!("{e:#}"), "A source failed; stopping.");
+            shutdown.cancel();
+            failure.get_or_insert(e);
+        }
+    }
+    failure.map_or(Ok(()), Err)
 }
 
 async fn wait_for_signal() {

@@ -10,6 +10,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use aws_sdk_s3::Client;
 use tracing::Instrument;
@@ -23,6 +24,7 @@ use crate::engines::{self, Clip, Engine, Engines};
 use crate::fetch::{self, FetchError};
 use crate::fingerprint;
 use crate::job::Job;
+use crate::metrics::Metrics;
 use crate::rules::{Rules, Skip, key_suffix};
 use crate::state::{self, DeadLetter, JobRecord, StateError};
 use crate::storage;
@@ -99,6 +101,7 @@ pub struct Pipeline {
     notifier: Notifier,
     spool_dir: PathBuf,
     in_flight: Mutex<HashSet<String>>,
+    pub metrics: Arc<Metrics>,
 }
 
 /// Removes a trace id from the in-flight set when the job ends, however it ends.
@@ -132,6 +135,7 @@ impl Pipeline {
             notifier: Notifier::default(),
             spool_dir: std::env::temp_dir(),
             in_flight: Mutex::new(HashSet::new()),
+            metrics: Arc::new(Metrics::default()),
         })
     }
 
@@ -148,15 +152,51 @@ impl Pipeline {
             Ok(rule) => rule,
             Err(skip) => {
                 tracing::debug!(bucket = %job.bucket, key = %job.key, reason = %skip, "Skipped.");
+                self.count_job("", "skipped");
                 return Ok(Outcome::Skipped(skip));
             }
         };
-        let job = self.identify(job).await?;
-        let trace_id = job.trace_id();
-        let span = tracing::info_span!("job", %trace_id, bucket = %job.bucket, key = %job.key, rule = %rule.id);
-        self.process_in_rule(&job, rule, trace_id)
-            .instrument(span)
-            .await
+        let started = Instant::now();
+        self.metrics.add("earshot_jobs_in_flight", &[], 1.0);
+        let result = async {
+            let job = self.identify(job).await?;
+            let trace_id = job.trace_id();
+            let span = tracing::info_span!("job", %trace_id, bucket = %job.bucket, key = %job.key, rule = %rule.id);
+            self.process_in_rule(&job, rule, trace_id)
+                .instrument(span)
+                .await
+        }
+        .await;
+        self.metrics.add("earshot_jobs_in_flight", &[], -1.0);
+        let outcome = match &result {
+            Err(_) => "failed",
+            Ok(Outcome::Duplicate { .. } | Outcome::InProgress { .. }) => "duplicate",
+            Ok(Outcome::Skipped(_)) => "skipped",
+            Ok(Outcome::Finished { body, .. }) if body.code != 0 => "unjudged",
+            Ok(Outcome::Finished { body, .. }) if body.data.forbidden_status != 0 => "blocked",
+            Ok(Outcome::Finished { body, .. }) if body.data.result == 2 => "suspicious",
+            Ok(Outcome::Finished { .. }) => "passed",
+        };
+        self.count_job(&rule.id, outcome);
+        if matches!(result, Ok(Outcome::Finished { .. })) {
+            self.stage("job", started);
+        }
+        result
+    }
+
+    fn count_job(&self, rule: &str, outcome: &str) {
+        self.metrics.inc(
+            "earshot_jobs_total",
+            &[("rule", rule), ("outcome", outcome)],
+        );
+    }
+
+    fn stage(&self, stage: &str, started: Instant) {
+        self.metrics.observe(
+            "earshot_stage_seconds",
+            &[("stage", stage)],
+            started.elapsed(),
+        );
     }
 
     /// The job with its object version pinned. Events carry the ETag (and version); a job without
@@ -213,7 +253,18 @@ impl Pipeline {
             None => CallbackOutcome::None,
             Some(config) => {
                 let request = Request::new(config, &body);
-                match self.notifier.deliver(config, &request).await {
+                let started = Instant::now();
+                let delivery = self.notifier.deliver(config, &request).await;
+                self.stage("callback", started);
+                let (result, attempts) = match &delivery {
+                    Delivery::Delivered { attempts, .. } => ("delivered", *attempts),
+                    Delivery::Failed { attempts, .. } => ("failed", *attempts),
+                };
+                self.metrics
+                    .inc("earshot_callback_deliveries_total", &[("result", result)]);
+                self.metrics
+                    .add("earshot_callback_attempts_total", &[], f64::from(attempts));
+                match delivery {
                     Delivery::Delivered { attempts, .. } => CallbackOutcome::Delivered { attempts },
                     Delivery::Failed { attempts, error } => {
                         let letter = DeadLetter {
@@ -307,12 +358,17 @@ impl Pipeline {
             };
             return Ok(report.unjudged(Code::TooLarge, e.to_string()));
         }
+        let started = Instant::now();
         let spooled =
             match fetch::download(&self.s3, &source, head, max_bytes, &self.spool_dir).await {
                 Ok(spooled) => spooled,
                 Err(e) => return report.unjudged_or_retry(e),
             };
+        self.stage("fetch", started);
+        self.metrics
+            .add("earshot_fetched_bytes_total", &[], spooled.size as f64);
         let engine = self.engine_for(rule);
+        let started = Instant::now();
         let assessed = assess(
             engine.clone(),
             spooled.file.path(),
@@ -324,6 +380,7 @@ impl Pipeline {
             self.config.limits.max_duration_secs,
         )
         .await?;
+        self.stage("analyse", started);
         let (decision, clip) = match assessed {
             Ok(assessed) => assessed,
             Err((code, message)) => return Ok(report.unjudged(code, message)),
@@ -344,7 +401,10 @@ impl Pipeline {
             size: spooled.size,
             sha256: spooled.sha256,
         };
-        match block::block(&self.s3, rule.block.mode, &target).await {
+        let started = Instant::now();
+        let blocked = block::block(&self.s3, rule.block.mode, &target).await;
+        self.stage("block", started);
+        match blocked {
             Ok(blocked) => {
                 let backup = (blocked == Blocked::Moved).then(|| block::backup_key(&job.key));
                 tracing::info!(?blocked, backup_key = ?backup, "Blocked.");
@@ -382,6 +442,35 @@ impl Pipeline {
                 tracing::warn!(error = %e, "Could not add the blocked upload to the library.")
             }
         }
+    }
+
+    /// What keeps this process from doing its work: every rule's bucket must answer HEAD, and
+    /// every engine must say it is ready. Empty when ready.
+    pub async fn readiness(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let buckets: std::collections::BTreeSet<&str> = self
+            .config
+            .rules
+            .iter()
+            .map(|r| r.bucket.as_str())
+            .collect();
+        for bucket in buckets {
+            let head = self.s3.head_bucket().bucket(bucket).send();
+            match tokio::time::timeout(std::time::Duration::from_secs(5), head).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => problems.push(format!(
+                    "bucket {bucket}: {}",
+                    storage::S3Failure::from_sdk(&e)
+                )),
+                Err(_) => problems.push(format!("bucket {bucket}: no answer within 5 s")),
+            }
+        }
+        for (name, engine) in &self.engines {
+            if let Err(e) = engine.ready().await {
+                problems.push(format!("engine {name}: {e}"));
+            }
+        }
+        problems
     }
 
     /// Asks every engine to pick up changes to its reference data.

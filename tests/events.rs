@@ -72,6 +72,13 @@ fn sns_wrapped_event_unwraps_to_the_same_job() {
 }
 
 #[test]
+fn sns_to_lambda_event_unwraps_to_the_same_job() {
+    let direct = parse_event(&fixture("s3-put.json")).expect("parses");
+    let lambda = parse_event(&fixture("sns-lambda.json")).expect("parses");
+    assert_eq!(direct, lambda);
+}
+
+#[test]
 fn minio_webhook_body() {
     let parsed = parse_event(&fixture("minio-put.json")).expect("parses");
     assert_eq!(parsed.jobs.len(), 1);

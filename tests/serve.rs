@@ -4,7 +4,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -46,87 +45,37 @@ async fn setup() -> Setup {
     }
 }
 
-struct Daemon {
-    child: tokio::process::Child,
-    log: PathBuf,
+/// `earshot serve` on the setup's queue.
+async fn start(setup: &Setup, callback_url: &str, visibility_secs: u32) -> Daemon {
+    start_with(setup, callback_url, visibility_secs, 30).await
 }
 
-impl Daemon {
-    async fn start(setup: &Setup, callback_url: &str, visibility_secs: u32) -> Daemon {
-        Self::start_with(setup, callback_url, visibility_secs, 30).await
-    }
-
-    async fn start_with(
-        setup: &Setup,
-        callback_url: &str,
-        visibility_secs: u32,
-        refresh_secs: u64,
-    ) -> Daemon {
-        let extra = format!(
-            "[sources.sqs]\nqueue_url = \"{}\"\nendpoint_url = \"{LOCALSTACK}\"\nmax_concurrency = 4\n\
-             wait_time_secs = 1\nvisibility_timeout_secs = {visibility_secs}\n\n\
-             [limits]\nmax_object_bytes = 200000\n",
-            setup.queue_url
-        );
-        let library = setup.dir.path().join("library");
-        let text = config_text(
-            LOCALSTACK,
-            &setup.bucket,
-            callback_url,
-            "move",
-            &library,
-            &extra,
-        )
-        .replace(
-            "type = \"local\"",
-            &format!("type = \"local\"\nrefresh_secs = {refresh_secs}"),
-        );
-        let config = setup.dir.path().join("earshot.toml");
-        std::fs::write(&config, text).expect("write config");
-        let log = setup.dir.path().join("earshot.log");
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_earshot"))
-            .arg("--config")
-            .arg(&config)
-            .arg("serve")
-            .env("EARSHOT_LOG_FORMAT", "json")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .kill_on_drop(true)
-            .spawn()
-            .expect("earshot serve starts");
-        Daemon { child, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn assert_running(&mut self) {
-        let status = self.child.try_wait().expect("status");
-        assert!(
-            status.is_none(),
-            "earshot serve exited ({status:?}); log:\n{}",
-            self.log()
-        );
-    }
-
-    /// SIGTERM, then the exit status (within 60 s).
-    async fn terminate(mut self) -> (std::process::ExitStatus, String) {
-        let pid = self.child.id().expect("running").to_string();
-        let sent = std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill runs");
-        assert!(sent.success());
-        let status = tokio::time::timeout(Duration::from_secs(60), self.child.wait())
-            .await
-            .expect("earshot exits within 60 s of SIGTERM")
-            .expect("exit status");
-        let log = self.log();
-        (status, log)
-    }
+async fn start_with(
+    setup: &Setup,
+    callback_url: &str,
+    visibility_secs: u32,
+    refresh_secs: u64,
+) -> Daemon {
+    let extra = format!(
+        "[sources.sqs]\nqueue_url = \"{}\"\nendpoint_url = \"{LOCALSTACK}\"\nmax_concurrency = 4\n\
+         wait_time_secs = 1\nvisibility_timeout_secs = {visibility_secs}\n\n\
+         [limits]\nmax_object_bytes = 200000\n",
+        setup.queue_url
+    );
+    let library = setup.dir.path().join("library");
+    let text = config_text(
+        LOCALSTACK,
+        &setup.bucket,
+        callback_url,
+        "move",
+        &library,
+        &extra,
+    )
+    .replace(
+        "type = \"local\"",
+        &format!("type = \"local\"\nrefresh_secs = {refresh_secs}"),
+    );
+    Daemon::spawn(setup.dir.path(), &text)
 }
 
 async fn upload(setup: &Setup, key: &str, path: &Path) -> String {
@@ -170,7 +119,7 @@ fn by_key(listener: &Listener) -> std::collections::BTreeMap<String, (i64, i64)>
 async fn the_daemon_judges_every_upload_and_keeps_serving_after_bad_input() {
     let setup = setup().await;
     let listener = Listener::start().await;
-    let mut daemon = Daemon::start(&setup, &listener.url, 30).await;
+    let mut daemon = start(&setup, &listener.url, 30).await;
 
     let dir = setup.dir.path();
     let corrupt = corrupt_flac(dir);
@@ -255,7 +204,7 @@ async fn the_daemon_judges_every_upload_and_keeps_serving_after_bad_input() {
 async fn sigterm_finishes_the_job_in_flight_then_exits_0() {
     let setup = setup().await;
     let listener = Listener::start_with_delay(Duration::from_secs(3)).await;
-    let daemon = Daemon::start(&setup, &listener.url, 30).await;
+    let daemon = start(&setup, &listener.url, 30).await;
     upload(&setup, "audio/slow.mp3", &setup.known_bad).await;
 
     let start = Instant::now();
@@ -296,7 +245,7 @@ async fn a_job_longer_than_the_visibility_timeout_is_not_redelivered() {
     let setup = setup().await;
     // Visibility 10 s; the callback alone takes 14 s.
     let listener = Listener::start_with_delay(Duration::from_secs(14)).await;
-    let daemon = Daemon::start(&setup, &listener.url, 10).await;
+    let daemon = start(&setup, &listener.url, 10).await;
     upload(&setup, "audio/long-job.mp3", &setup.known_bad).await;
     listener.wait_for(1, WAIT).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -341,7 +290,7 @@ async fn library_changes_reach_a_running_daemon_without_a_restart() {
     let track = "/usr/share/games/etr/music/spunkyrace-ks.ogg";
     let setup = setup().await;
     let listener = Listener::start().await;
-    let mut daemon = Daemon::start_with(&setup, &listener.url, 30, 1).await;
+    let mut daemon = start_with(&setup, &listener.url, 30, 1).await;
     let excerpt = |name: &str, bitrate: &str| {
         let out = setup.dir.path().join(name);
         run(std::process::Command::new("ffmpeg")

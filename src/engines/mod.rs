@@ -75,6 +75,14 @@ pub trait Engine: Send + Sync {
     /// The engine could not judge the clip.
     async fn moderate(&self, clip: &Clip, scenes: &[Scene]) -> Result<Verdict, EngineError>;
 
+    /// Whether the engine can judge now (its service answers, its references are loaded).
+    ///
+    /// # Errors
+    /// What keeps it from judging.
+    async fn ready(&self) -> Result<(), EngineError> {
+        Ok(())
+    }
+
     /// Picks up changes to the engine's reference data; true when something changed.
     ///
     /// # Errors

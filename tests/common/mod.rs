@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod corpus;
+pub mod lambda_api;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -292,10 +293,7 @@ impl Listener {
 
 /// An address nothing listens on.
 pub fn unreachable_url() -> String {
-    let socket = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = socket.local_addr().expect("bound").port();
-    drop(socket);
-    format!("http://127.0.0.1:{port}/hook")
+    format!("http://127.0.0.1:{}/hook", free_port())
 }
 
 /// A rule config for one test bucket on `endpoint`; `extra` is appended (e.g. a `[limits]` table).
@@ -498,4 +496,94 @@ pub fn amr_encode(dir: &Path, wav: &Path, band: &str) -> PathBuf {
         .expect("write");
     assert!(encoder.wait().expect("waits").success());
     out
+}
+
+/// `earshot serve` as users run it: the real binary with a config file, logging JSON to a file.
+pub struct Daemon {
+    pub child: tokio::process::Child,
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    /// Writes `config_text` to `dir/earshot.toml` and starts `earshot serve` on it.
+    pub fn spawn(dir: &Path, config_text: &str) -> Daemon {
+        let config = dir.join("earshot.toml");
+        std::fs::write(&config, config_text).expect("write config");
+        let log = dir.join("earshot.log");
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_earshot"))
+            .arg("--config")
+            .arg(&config)
+            .arg("serve")
+            .env("EARSHOT_LOG_FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .kill_on_drop(true)
+            .spawn()
+            .expect("earshot serve starts");
+        Daemon { child, log }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn assert_running(&mut self) {
+        let status = self.child.try_wait().expect("status");
+        assert!(
+            status.is_none(),
+            "earshot serve exited ({status:?}); log:\n{}",
+            self.log()
+        );
+    }
+
+    /// Waits until `url` answers (any status), or panics with the log.
+    pub async fn wait_until_listening(&mut self, url: &str) {
+        let client = reqwest::Client::new();
+        let start = Instant::now();
+        while client.get(url).send().await.is_err() {
+            self.assert_running();
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "{url} not answering after 60 s; log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// SIGTERM, then the exit status (within 60 s).
+    pub async fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        let pid = self.child.id().expect("running").to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success());
+        let status = tokio::time::timeout(Duration::from_secs(60), self.child.wait())
+            .await
+            .expect("earshot exits within 60 s of SIGTERM")
+            .expect("exit status");
+        let log = self.log();
+        (status, log)
+    }
+}
+
+/// A port nothing listens on right now, for a server the test is about to start.
+pub fn free_port() -> u16 {
+    let socket = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    socket.local_addr().expect("bound").port()
+}
+
+/// An S3 `ObjectCreated:Put` notification for one object, as S3 sends it (key URL-encoded).
+pub fn s3_event(bucket: &str, key: &str) -> serde_json::Value {
+    let encoded = earshot::storage::encode_key(key);
+    serde_json::json!({"Records": [{
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "awsRegion": "us-east-1",
+        "eventName": "ObjectCreated:Put",
+        "s3": {"bucket": {"name": bucket}, "object": {"key": encoded}}
+    }]})
 }

@@ -1,0 +1,61 @@
+//! The operational endpoints: `/healthz` (the process answers), `/readyz` (every rule's bucket and
+//! every engine answer) and `/metrics` (Prometheus text). Served on the webhook's listener and, with
+//! `[admin] listen`, on a listener of their own.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+
+use crate::pipeline::Pipeline;
+
+/// The three endpoints, to be merged into a listener's router.
+pub fn router(pipeline: Arc<Pipeline>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(pipeline)
+}
+
+async fn readyz(State(pipeline): State<Arc<Pipeline>>) -> impl IntoResponse {
+    let problems = pipeline.readiness().await;
+    if problems.is_empty() {
+        (StatusCode::OK, "ready\n".to_owned())
+    } else {
+        tracing::warn!(?problems, "Not ready.");
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready:\n{}\n", problems.join("\n")),
+        )
+    }
+}
+
+async fn metrics(State(pipeline): State<Arc<Pipeline>>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        pipeline.metrics.render(),
+    )
+}
+
+/// Serves `router` on `listen` until `shutdown` is cancelled.
+///
+/// # Errors
+/// The address could not be bound.
+pub async fn serve(
+    listen: &str,
+    router: Router,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    tracing::info!(address = %listener.local_addr()?, "Listening.");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}

@@ -1,0 +1,140 @@
+//! The Lambda source: one invocation's payload → jobs → pipeline → the invocation's answer. The
+//! `earshot-lambda` binary wraps [`handle`] in `lambda_runtime`.
+//!
+//! What is retried, by trigger:
+//!
+//! | trigger | a job failing for a passing reason (S3 unreachable, bucket missing, state write failed) | bad input (corrupt, oversize, gone) | a malformed body |
+//! |---|---|---|---|
+//! | SQS (event source mapping with `ReportBatchItemFailures`) | its message in `batchItemFailures`: redelivered, then the queue's DLQ | judged, called back, deleted | its message in `batchItemFailures`, logged with the body: reaches the DLQ |
+//! | S3, SNS, EventBridge (asynchronous invocation) | the invocation fails: Lambda retries it (twice by default), then its on-failure destination | judged, called back | the invocation fails with an error naming the problem |
+//!
+//! Bad input is never retried: it is a finished job whose callback says what was wrong.
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+use crate::job::{EventError, Job, parse_event};
+use crate::pipeline::{Outcome, Pipeline};
+
+/// SQS records of one batch judged at once.
+const BATCH_CONCURRENCY: usize = 8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LambdaError {
+    #[error("malformed invocation payload: {0}")]
+    Malformed(#[from] EventError),
+    #[error(
+        "{failed} of {jobs} jobs failed for a passing reason (first: {first}); the invocation is to be retried"
+    )]
+    Retry {
+        failed: usize,
+        jobs: usize,
+        first: String,
+    },
+}
+
+/// Handles one invocation.
+///
+/// # Errors
+/// A malformed payload, or (outside SQS batches) a job that must be retried.
+pub async fn handle(pipeline: &Pipeline, payload: Value) -> Result<Value, LambdaError> {
+    let is_sqs = payload
+        .pointer("/Records/0/eventSource")
+        .and_then(Value::as_str)
+        == Some("aws:sqs");
+    if is_sqs {
+        let batch: SqsEvent = serde_json::from_value(payload).map_err(EventError::NotJson)?;
+        let response = sqs_batch(pipeline, batch).await;
+        return Ok(serde_json::to_value(response).expect("a batch response serialises"));
+    }
+    let parsed = parse_event(payload.to_string().as_bytes())?;
+    for ignored in &parsed.ignored {
+        tracing::info!(reason = %ignored.reason, "Event acknowledged and ignored.");
+    }
+    let mut results = Vec::new();
+    let mut failures = Vec::new();
+    for job in &parsed.jobs {
+        match pipeline.process(job).await {
+            Ok(outcome) => results.push(summary(job, &outcome)),
+            Err(e) => {
+                tracing::warn!(bucket = %job.bucket, key = %job.key, error = %e, "Job failed; the invocation will be retried.");
+                failures.push(e);
+            }
+        }
+    }
+    if let Some(first) = failures.first() {
+        return Err(LambdaError::Retry {
+            failed: failures.len(),
+            jobs: parsed.jobs.len(),
+            first: first.to_string(),
+        });
+    }
+    Ok(json!({"jobs": results, "ignored": parsed.ignored.len()}))
+}
+
+async fn sqs_batch(pipeline: &Pipeline, batch: SqsEvent) -> SqsBatchResponse {
+    let failed: Vec<Option<String>> = futures::stream::iter(batch.records)
+        .map(|record| async move {
+            let id = record.message_id.clone().unwrap_or_default();
+            (!sqs_record(pipeline, &record).await).then_some(id)
+        })
+        .buffer_unordered(BATCH_CONCURRENCY)
+        .collect()
+        .await;
+    let mut response = SqsBatchResponse::default();
+    for id in failed.into_iter().flatten() {
+        response.add_failure(id);
+    }
+    response
+}
+
+/// True when the record is done with (judged, skipped or a duplicate); false to have it retried.
+async fn sqs_record(pipeline: &Pipeline, record: &SqsMessage) -> bool {
+    let message_id = record.message_id.as_deref().unwrap_or_default();
+    let body = record.body.as_deref().unwrap_or_default();
+    let parsed = match parse_event(body.as_bytes()) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            tracing::error!(message_id, error = %e, body, "Malformed event; reported failed so it reaches the queue's dead-letter queue.");
+            return false;
+        }
+    };
+    for ignored in &parsed.ignored {
+        tracing::info!(message_id, reason = %ignored.reason, "Event acknowledged and ignored.");
+    }
+    let mut done = true;
+    for job in &parsed.jobs {
+        match pipeline.process(job).await {
+            Ok(Outcome::InProgress { .. }) => done = false,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(message_id, bucket = %job.bucket, key = %job.key, error = %e, "Job failed; message reported in batchItemFailures.");
+                done = false;
+            }
+        }
+    }
+    done
+}
+
+fn summary(job: &Job, outcome: &Outcome) -> Value {
+    let base = json!({"bucket": job.bucket, "key": job.key});
+    let extra = match outcome {
+        Outcome::Skipped(skip) => json!({"outcome": "skipped", "reason": skip.to_string()}),
+        Outcome::Duplicate { trace_id } | Outcome::InProgress { trace_id } => {
+            json!({"outcome": "duplicate", "trace_id": trace_id})
+        }
+        Outcome::Finished { trace_id, body, .. } => json!({
+            "outcome": "finished",
+            "trace_id": trace_id,
+            "code": body.code,
+            "result": body.data.result,
+            "forbidden_status": body.data.forbidden_status,
+        }),
+    };
+    let mut merged = base;
+    if let (Some(a), Value::Object(b)) = (merged.as_object_mut(), extra) {
+        a.extend(b);
+    }
+    merged
+}

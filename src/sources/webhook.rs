@@ -1,0 +1,358 @@
+//! The webhook source: an HTTP listener (axum) for MinIO bucket notifications (`POST /minio`,
+//! bearer token) and SNS HTTP(S) subscriptions (`POST /sns`, signature verified), plus the
+//! operational endpoints of [`crate::admin`].
+//!
+//! A request is answered 2xx only once all its jobs are in a bounded in-memory queue; when the
+//! queue cannot take them all, it is answered 503 with `Retry-After` and nothing is queued (MinIO
+//! and SNS both retry). `max_concurrency` workers take jobs from the queue. A job that fails for a
+//! passing reason is retried by its worker with backoff (the sender was already answered and will
+//! not redeliver); one that still fails is logged as an error naming its object and counted as
+//! `outcome="failed"`. On shutdown the listener stops, the queue is drained, and retries stop.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::json;
+use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use super::sns::{self, SnsError, Verifier};
+use crate::config::WebhookConfig;
+use crate::job::{Job, Parsed, parse_event};
+use crate::pipeline::{Outcome, Pipeline};
+
+/// Attempts per job before it is given up (1 s, 2 s, 4 s … 60 s apart: about 4 minutes in all).
+const MAX_ATTEMPTS: u32 = 8;
+
+struct Queued {
+    job: Job,
+    /// Frees the job's place in the queue when a worker takes it.
+    slot: OwnedSemaphorePermit,
+}
+
+struct Hook {
+    pipeline: Arc<Pipeline>,
+    config: WebhookConfig,
+    slots: Arc<Semaphore>,
+    queue: mpsc::UnboundedSender<Queued>,
+    verifier: Verifier,
+    http: reqwest::Client,
+    shutdown: CancellationToken,
+}
+
+/// Serves until `shutdown` is cancelled, then drains the queue and returns.
+///
+/// # Errors
+/// The listen address could not be bound.
+pub async fn run(
+    pipeline: Arc<Pipeline>,
+    config: WebhookConfig,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(&config.listen).await?;
+    let (queue, receiver) = mpsc::unbounded_channel();
+    let receiver = Arc::new(Mutex::new(receiver));
+    let hook = Arc::new(Hook {
+        pipeline: pipeline.clone(),
+        slots: Arc::new(Semaphore::new(config.queue_capacity)),
+        verifier: Verifier::new(
+            config
+                .sns
+                .as_ref()
+                .map_or(&[][..], |s| &s.trusted_cert_origins),
+        ),
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("a reqwest client with a timeout builds"),
+        config: config.clone(),
+        queue,
+        shutdown: shutdown.clone(),
+    });
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..config.max_concurrency {
+        let (hook, receiver) = (hook.clone(), receiver.clone());
+        workers.spawn(async move { work(&hook, &receiver).await });
+    }
+
+    let mut router = crate::admin::router(pipeline);
+    if config.minio.is_some() {
+        router = router.route("/minio", post(minio).with_state(hook.clone()));
+    }
+    if config.sns.is_some() {
+        router = router.route("/sns", post(sns_message).with_state(hook.clone()));
+    }
+    tracing::info!(
+        address = %listener.local_addr()?,
+        minio = config.minio.is_some(),
+        sns = config.sns.is_some(),
+        queue_capacity = config.queue_capacity,
+        max_concurrency = config.max_concurrency,
+        "Webhook listening."
+    );
+    let served = axum::serve(listener, router)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await;
+    // The router (and its handles on the queue) is gone: once the workers empty the queue, their
+    // receiver ends.
+    drop(hook);
+    let waiting = receiver.lock().await.len();
+    if waiting > 0 {
+        tracing::info!(waiting, "Shutting down: finishing the queued jobs.");
+    }
+    while workers.join_next().await.is_some() {}
+    tracing::info!("Webhook source stopped.");
+    served
+}
+
+async fn work(hook: &Hook, receiver: &Mutex<mpsc::UnboundedReceiver<Queued>>) {
+    loop {
+        let Some(Queued { job, slot }) = receiver.lock().await.recv().await else {
+            return;
+        };
+        drop(slot);
+        hook.report_depth();
+        process_with_retries(hook, &job).await;
+    }
+}
+
+async fn process_with_retries(hook: &Hook, job: &Job) {
+    let mut delay = Duration::from_secs(1);
+    for attempt in 1..=MAX_ATTEMPTS {
+        match hook.pipeline.process(job).await {
+            Ok(Outcome::InProgress { trace_id }) => {
+                tracing::info!(%trace_id, bucket = %job.bucket, key = %job.key, "Same object version is being judged by another worker; this delivery is done.");
+                return;
+            }
+            Ok(_) => return,
+            Err(e) if attempt < MAX_ATTEMPTS && !hook.shutdown.is_cancelled() => {
+                tracing::warn!(bucket = %job.bucket, key = %job.key, attempt, retry_in_secs = delay.as_secs(), error = %e, "Job failed; retrying.");
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = hook.shutdown.cancelled() => {}
+                }
+                delay = (delay * 2).min(Duration::from_secs(60));
+            }
+            Err(e) => {
+                tracing::error!(bucket = %job.bucket, key = %job.key, attempt, error = %e, "Job failed and is given up: the object was NOT judged. Moderate it with `earshot moderate s3://BUCKET/KEY`.");
+                return;
+            }
+        }
+    }
+}
+
+impl Hook {
+    /// Queues all of `jobs`, or none of them when the queue cannot take them all.
+    fn enqueue(&self, jobs: Vec<Job>) -> Result<(), ()> {
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        if self.shutdown.is_cancelled() {
+            return Err(());
+        }
+        let wanted = u32::try_from(jobs.len()).map_err(|_| ())?;
+        let mut slots = self
+            .slots
+            .clone()
+            .try_acquire_many_owned(wanted)
+            .map_err(|_| ())?;
+        for job in jobs {
+            let slot = slots.split(1).expect("one permit was acquired per job");
+            self.queue.send(Queued { job, slot }).map_err(|_| ())?;
+        }
+        self.report_depth();
+        Ok(())
+    }
+
+    fn report_depth(&self) {
+        let depth = self.config.queue_capacity - self.slots.available_permits();
+        self.pipeline.metrics.set(
+            "earshot_queue_depth",
+            &[("source", "webhook")],
+            depth as f64,
+        );
+    }
+
+    /// Queues the jobs of a parsed event and answers for them.
+    fn accept(&self, endpoint: &str, parsed: Parsed) -> Response {
+        for ignored in &parsed.ignored {
+            tracing::info!(endpoint, reason = %ignored.reason, "Event acknowledged and ignored.");
+        }
+        let accepted = parsed.jobs.len();
+        match self.enqueue(parsed.jobs) {
+            Ok(()) => self.answer(
+                endpoint,
+                StatusCode::OK,
+                json!({"accepted": accepted, "ignored": parsed.ignored.len()}).to_string(),
+            ),
+            Err(()) => {
+                tracing::warn!(
+                    endpoint,
+                    jobs = accepted,
+                    "Queue full; answered 503, the sender will retry."
+                );
+                let mut response = self.answer(
+                    endpoint,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "queue full, retry later\n".to_owned(),
+                );
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(self.config.retry_after_secs),
+                );
+                response
+            }
+        }
+    }
+
+    fn answer(&self, endpoint: &str, status: StatusCode, body: String) -> Response {
+        self.pipeline.metrics.inc(
+            "earshot_webhook_requests_total",
+            &[("endpoint", endpoint), ("status", status.as_str())],
+        );
+        (status, body).into_response()
+    }
+}
+
+async fn minio(State(hook): State<Arc<Hook>>, headers: HeaderMap, body: Bytes) -> Response {
+    let token = hook
+        .config
+        .minio
+        .as_ref()
+        .map(|m| m.auth_token.as_str())
+        .unwrap_or_default();
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if !presented.is_some_and(|p| constant_time_eq(p.as_bytes(), token.as_bytes())) {
+        tracing::warn!(
+            with_token = presented.is_some(),
+            "MinIO webhook request refused: wrong or missing bearer token."
+        );
+        let mut response = hook.answer(
+            "minio",
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token\n".to_owned(),
+        );
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return response;
+    }
+    match parse_event(&body) {
+        Ok(parsed) => hook.accept("minio", parsed),
+        Err(e) => {
+            tracing::error!(error = %e, body = %String::from_utf8_lossy(&body), "Malformed MinIO event refused.");
+            hook.answer("minio", StatusCode::BAD_REQUEST, format!("{e}\n"))
+        }
+    }
+}
+
+async fn sns_message(State(hook): State<Arc<Hook>>, body: Bytes) -> Response {
+    let message: sns::Message = match serde_json::from_slice(&body) {
+        Ok(message) => message,
+        Err(e) => {
+            tracing::error!(error = %e, body = %String::from_utf8_lossy(&body), "Malformed SNS message refused.");
+            return hook.answer(
+                "sns",
+                StatusCode::BAD_REQUEST,
+                format!("not an SNS message: {e}\n"),
+            );
+        }
+    };
+    let topics = hook
+        .config
+        .sns
+        .as_ref()
+        .map_or(&[][..], |s| &s.topic_arns[..]);
+    if !topics.is_empty() && !topics.contains(&message.topic_arn) {
+        tracing::warn!(topic_arn = %message.topic_arn, "SNS message from a topic not in sources.webhook.sns.topic_arns refused.");
+        return hook.answer(
+            "sns",
+            StatusCode::FORBIDDEN,
+            "topic not accepted\n".to_owned(),
+        );
+    }
+    match hook.verifier.verify(&message).await {
+        Ok(()) => {}
+        Err(e @ SnsError::Refused(_)) => {
+            tracing::warn!(message_id = %message.message_id, topic_arn = %message.topic_arn, error = %e, "SNS message refused.");
+            return hook.answer("sns", StatusCode::FORBIDDEN, format!("{e}\n"));
+        }
+        Err(e @ SnsError::CertUnavailable(_)) => {
+            tracing::warn!(message_id = %message.message_id, error = %e, "SNS message not verifiable now; SNS will retry.");
+            return hook.answer("sns", StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n"));
+        }
+    }
+    match message.kind.as_str() {
+        "SubscriptionConfirmation" => confirm(&hook, &message).await,
+        "Notification" => match parse_event(message.message.as_bytes()) {
+            Ok(parsed) => hook.accept("sns", parsed),
+            Err(e) => {
+                // Signed by SNS, so not forged: the topic carries something other than S3
+                // events. Refused, and logged with its body.
+                tracing::error!(message_id = %message.message_id, topic_arn = %message.topic_arn, error = %e, message = %message.message, "SNS notification is not an S3 event; refused.");
+                hook.answer("sns", StatusCode::BAD_REQUEST, format!("{e}\n"))
+            }
+        },
+        other => {
+            tracing::info!(kind = other, topic_arn = %message.topic_arn, "SNS message acknowledged.");
+            hook.answer("sns", StatusCode::OK, "ok\n".to_owned())
+        }
+    }
+}
+
+/// Confirms a subscription by visiting its (signed) `SubscribeURL`.
+async fn confirm(hook: &Hook, message: &sns::Message) -> Response {
+    let Some(url) = &message.subscribe_url else {
+        return hook.answer(
+            "sns",
+            StatusCode::BAD_REQUEST,
+            "SubscriptionConfirmation without SubscribeURL\n".to_owned(),
+        );
+    };
+    let confirmed = hook
+        .http
+        .get(url)
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status);
+    match confirmed {
+        Ok(_) => {
+            tracing::info!(topic_arn = %message.topic_arn, "SNS subscription confirmed.");
+            hook.answer("sns", StatusCode::OK, "subscription confirmed\n".to_owned())
+        }
+        Err(e) => {
+            tracing::warn!(topic_arn = %message.topic_arn, error = %e, "SNS subscription confirmation failed; SNS will resend it.");
+            hook.answer(
+                "sns",
+                StatusCode::BAD_GATEWAY,
+                format!("confirmation failed: {e}\n"),
+            )
+        }
+    }
+}
+
+/// Compares secrets without leaking, through timing, how much of them matched.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq;
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(constant_time_eq(b"secret-token", b"secret-token"));
+        assert!(!constant_time_eq(b"secret-token", b"secret-tokem"));
+        assert!(!constant_time_eq(b"secret-token", b"secret-token-longer"));
+        assert!(!constant_time_eq(b"", b"x"));
+    }
+}

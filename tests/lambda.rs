@@ -1,0 +1,154 @@
+//! The real `earshot-lambda` binary against a local Lambda Runtime API (tests/common/lambda_api.rs),
+//! with S3 on LocalStack and a real callback listener: an S3 event invoked directly, an SQS batch
+//! where only the record that failed for a passing reason is reported in `batchItemFailures`, and
+//! a malformed payload answered with an error while the runtime keeps serving.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::lambda_api::{Answer, RuntimeApi};
+use common::*;
+use earshot::config::Scene;
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(90);
+
+fn sqs_record(message_id: &str, body: &Value) -> Value {
+    json!({
+        "messageId": message_id,
+        "receiptHandle": format!("handle-{message_id}"),
+        "body": body.to_string(),
+        "attributes": {"ApproximateReceiveCount": "1"},
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:uploads",
+        "awsRegion": "us-east-1"
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lambda_handles_s3_events_sqs_batches_and_malformed_payloads() {
+    require_localstack();
+    let s3 = s3(LOCALSTACK).await;
+    let bucket = fresh_bucket(&s3).await;
+    let missing_bucket = unique("earshot-missing");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let known_bad = tone(
+        &dir.path().join("known-bad.mp3"),
+        4.0,
+        880,
+        &["-b:a", "96k"],
+    );
+    let clean = tone(&dir.path().join("clean.mp3"), 4.0, 330, &["-b:a", "96k"]);
+    let corrupt = corrupt_flac(dir.path());
+    let library = library_with(dir.path(), &known_bad, Scene::Porn).await;
+    let listener = Listener::start().await;
+
+    // A second rule names a bucket that does not exist: its events fail for a passing reason.
+    let extra = format!(
+        "[[rules]]\nid = \"elsewhere\"\nbucket = \"{missing_bucket}\"\nprefix = \"audio/\"\n\
+         callback = {{ url = \"{}\" }}\n",
+        listener.url
+    );
+    let text = config_text(LOCALSTACK, &bucket, &listener.url, "move", &library, &extra);
+    let config = dir.path().join("earshot.toml");
+    std::fs::write(&config, text).expect("write config");
+
+    put_file(
+        &s3,
+        &bucket,
+        "audio/known-bad.mp3",
+        &known_bad,
+        "audio/mpeg",
+    )
+    .await;
+    put_file(&s3, &bucket, "audio/clean.mp3", &clean, "audio/mpeg").await;
+    put_file(&s3, &bucket, "audio/broken.flac", &corrupt, "audio/flac").await;
+
+    let api = RuntimeApi::start().await;
+    let log = dir.path().join("lambda.log");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_earshot-lambda"))
+        .envs(api.env())
+        .env("EARSHOT_CONFIG", &config)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .kill_on_drop(true)
+        .spawn()
+        .expect("earshot-lambda starts");
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+
+    // 1. An S3 event invoked directly: judged, moved, called back.
+    let id = api.invoke(s3_event(&bucket, "audio/known-bad.mp3"));
+    let Answer::Response(answer) = api.answer(&id, WAIT).await else {
+        panic!("S3 event answered with an error; log:\n{}", read_log());
+    };
+    assert_eq!(answer["jobs"][0]["code"], 0, "{answer}");
+    assert_eq!(answer["jobs"][0]["forbidden_status"], 2, "{answer}");
+    assert_eq!(head_status(&s3, &bucket, "audio/known-bad.mp3").await, 404);
+    let callbacks = listener.wait_for(1, WAIT).await;
+    assert_eq!(callbacks[0].json()["data"]["forbidden_status"], 2);
+
+    // 2. An SQS batch: a clean upload, corrupt audio (bad input: judged and called back, not
+    //    retried), and an object in a bucket that does not exist (passing: retried).
+    let batch = json!({"Records": [
+        sqs_record("msg-clean", &s3_event(&bucket, "audio/clean.mp3")),
+        sqs_record("msg-corrupt", &s3_event(&bucket, "audio/broken.flac")),
+        sqs_record("msg-missing-bucket", &s3_event(&missing_bucket, "audio/any.mp3")),
+    ]});
+    let id = api.invoke(batch);
+    let Answer::Response(answer) = api.answer(&id, WAIT).await else {
+        panic!("SQS batch answered with an error; log:\n{}", read_log());
+    };
+    assert_eq!(
+        answer,
+        json!({"batchItemFailures": [{"itemIdentifier": "msg-missing-bucket"}]}),
+        "log:\n{}",
+        read_log()
+    );
+    let callbacks = listener.wait_for(3, WAIT).await;
+    let by_key = |key: &str| {
+        callbacks
+            .iter()
+            .map(Received::json)
+            .find(|body| {
+                body["data"]["url"]
+                    .as_str()
+                    .is_some_and(|u| u.ends_with(key))
+            })
+            .unwrap_or_else(|| panic!("no callback for {key}"))
+    };
+    assert_eq!(by_key("audio/clean.mp3")["code"], 0);
+    assert_eq!(by_key("audio/clean.mp3")["data"]["forbidden_status"], 0);
+    assert_eq!(by_key("audio/broken.flac")["code"], 1003);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        listener.received().len(),
+        3,
+        "the record of the missing bucket is not called back, only retried"
+    );
+
+    // 3. A malformed payload: an error answer, and the runtime keeps serving.
+    let id = api.invoke(json!({"hello": "world"}));
+    let Answer::Error(error) = api.answer(&id, WAIT).await else {
+        panic!("a malformed payload must be answered with an error");
+    };
+    assert!(
+        error.to_string().contains("malformed invocation payload"),
+        "{error}"
+    );
+    let id = api.invoke(s3_event(&bucket, "audio/clean.mp3"));
+    let Answer::Response(answer) = api.answer(&id, WAIT).await else {
+        panic!("the runtime stopped serving after a malformed payload");
+    };
+    assert_eq!(answer["jobs"][0]["outcome"], "duplicate", "{answer}");
+    assert!(child.try_wait().expect("status").is_none(), "still running");
+
+    // The init phase was measured and logged.
+    assert!(read_log().contains("init_ms"), "log:\n{}", read_log());
+    assert!(api.first_next().is_some());
+}

@@ -35,14 +35,34 @@ struct Queued {
     slot: OwnedSemaphorePermit,
 }
 
+/// What the workers share. It holds no sender of the queue, so the queue ends when the listener
+/// (which holds the only one) is gone.
+struct Workers {
+    pipeline: Arc<Pipeline>,
+    slots: Arc<Semaphore>,
+    capacity: usize,
+    shutdown: CancellationToken,
+}
+
+impl Workers {
+    fn report_depth(&self) {
+        let depth = self.capacity - self.slots.available_permits();
+        self.pipeline.metrics.set(
+            "earshot_queue_depth",
+            &[("source", "webhook")],
+            depth as f64,
+        );
+    }
+}
+
+/// What the request handlers share.
 struct Hook {
+    workers: Arc<Workers>,
     pipeline: Arc<Pipeline>,
     config: WebhookConfig,
-    slots: Arc<Semaphore>,
     queue: mpsc::UnboundedSender<Queued>,
     verifier: Verifier,
     http: reqwest::Client,
-    shutdown: CancellationToken,
 }
 
 /// Serves until `shutdown` is cancelled, then drains the queue and returns.
@@ -57,9 +77,15 @@ pub async fn run(
     let listener = tokio::net::TcpListener::bind(&config.listen).await?;
     let (queue, receiver) = mpsc::unbounded_channel();
     let receiver = Arc::new(Mutex::new(receiver));
-    let hook = Arc::new(Hook {
+    let workers = Arc::new(Workers {
         pipeline: pipeline.clone(),
         slots: Arc::new(Semaphore::new(config.queue_capacity)),
+        capacity: config.queue_capacity,
+        shutdown: shutdown.clone(),
+    });
+    let hook = Arc::new(Hook {
+        workers: workers.clone(),
+        pipeline: pipeline.clone(),
         verifier: Verifier::new(
             config
                 .sns
@@ -72,12 +98,11 @@ pub async fn run(
             .expect("a reqwest client with a timeout builds"),
         config: config.clone(),
         queue,
-        shutdown: shutdown.clone(),
     });
-    let mut workers = tokio::task::JoinSet::new();
+    let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..config.max_concurrency {
-        let (hook, receiver) = (hook.clone(), receiver.clone());
-        workers.spawn(async move { work(&hook, &receiver).await });
+        let (workers, receiver) = (workers.clone(), receiver.clone());
+        tasks.spawn(async move { work(&workers, &receiver).await });
     }
 
     let mut router = crate::admin::router(pipeline);
@@ -105,23 +130,23 @@ pub async fn run(
     if waiting > 0 {
         tracing::info!(waiting, "Shutting down: finishing the queued jobs.");
     }
-    while workers.join_next().await.is_some() {}
+    while tasks.join_next().await.is_some() {}
     tracing::info!("Webhook source stopped.");
     served
 }
 
-async fn work(hook: &Hook, receiver: &Mutex<mpsc::UnboundedReceiver<Queued>>) {
+async fn work(workers: &Workers, receiver: &Mutex<mpsc::UnboundedReceiver<Queued>>) {
     loop {
         let Some(Queued { job, slot }) = receiver.lock().await.recv().await else {
             return;
         };
         drop(slot);
-        hook.report_depth();
-        process_with_retries(hook, &job).await;
+        workers.report_depth();
+        process_with_retries(workers, &job).await;
     }
 }
 
-async fn process_with_retries(hook: &Hook, job: &Job) {
+async fn process_with_retries(hook: &Workers, job: &Job) {
     let mut delay = Duration::from_secs(1);
     for attempt in 1..=MAX_ATTEMPTS {
         match hook.pipeline.process(job).await {
@@ -152,11 +177,12 @@ impl Hook {
         if jobs.is_empty() {
             return Ok(());
         }
-        if self.shutdown.is_cancelled() {
+        if self.workers.shutdown.is_cancelled() {
             return Err(());
         }
         let wanted = u32::try_from(jobs.len()).map_err(|_| ())?;
         let mut slots = self
+            .workers
             .slots
             .clone()
             .try_acquire_many_owned(wanted)
@@ -165,17 +191,8 @@ impl Hook {
             let slot = slots.split(1).expect("one permit was acquired per job");
             self.queue.send(Queued { job, slot }).map_err(|_| ())?;
         }
-        self.report_depth();
+        self.workers.report_depth();
         Ok(())
-    }
-
-    fn report_depth(&self) {
-        let depth = self.config.queue_capacity - self.slots.available_permits();
-        self.pipeline.metrics.set(
-            "earshot_queue_depth",
-            &[("source", "webhook")],
-            depth as f64,
-        );
     }
 
     /// Queues the jobs of a parsed event and answers for them.

@@ -1,0 +1,514 @@
+//! `earshot serve` with `[sources.webhook]`, as users run it: MinIO-shaped notifications with
+//! right, wrong and missing bearer tokens; a burst larger than the queue (503 + Retry-After, and
+//! every accepted job completes); `/metrics` after a few jobs; and S3 → SNS → HTTP subscription on
+//! LocalStack (confirmation, signature verification, tampered and forged messages refused).
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+use earshot::config::Scene;
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(90);
+const TOKEN: &str = "minio-webhook-token-0123456789";
+
+/// MinIO's webhook body (tests/fixtures/events/minio-put.json) for one object.
+fn minio_event(bucket: &str, key: &str) -> Value {
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/events/minio-put.json");
+    let mut event: Value =
+        serde_json::from_slice(&std::fs::read(fixture).expect("fixture")).expect("JSON fixture");
+    let encoded = earshot::storage::encode_key(key);
+    event["Key"] = json!(format!("{bucket}/{encoded}"));
+    let record = &mut event["Records"][0]["s3"];
+    record["bucket"]["name"] = json!(bucket);
+    record["bucket"]["arn"] = json!(format!("arn:aws:s3:::{bucket}"));
+    let object = record["object"].as_object_mut().expect("object");
+    object.insert("key".to_owned(), json!(encoded));
+    object.remove("eTag");
+    object.remove("size");
+    event
+}
+
+struct Setup {
+    s3: aws_sdk_s3::Client,
+    bucket: String,
+    dir: tempfile::TempDir,
+    known_bad: std::path::PathBuf,
+    clean: std::path::PathBuf,
+    port: u16,
+}
+
+async fn setup() -> Setup {
+    require_localstack();
+    let s3 = s3(LOCALSTACK).await;
+    let bucket = fresh_bucket(&s3).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let known_bad = tone(
+        &dir.path().join("known-bad.mp3"),
+        4.0,
+        880,
+        &["-b:a", "96k"],
+    );
+    let clean = tone(&dir.path().join("clean.mp3"), 3.0, 330, &["-b:a", "96k"]);
+    library_with(dir.path(), &known_bad, Scene::Porn).await;
+    Setup {
+        s3,
+        bucket,
+        dir,
+        known_bad,
+        clean,
+        port: free_port(),
+    }
+}
+
+impl Setup {
+    fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    async fn start(&self, callback_url: &str, webhook: &str) -> Daemon {
+        let extra = format!(
+            "[sources.webhook]\nlisten = \"127.0.0.1:{}\"\n{webhook}\n",
+            self.port
+        );
+        let library = self.dir.path().join("library");
+        let text = config_text(
+            LOCALSTACK,
+            &self.bucket,
+            callback_url,
+            "move",
+            &library,
+            &extra,
+        );
+        let mut daemon = Daemon::spawn(self.dir.path(), &text);
+        daemon
+            .wait_until_listening(&format!("{}/healthz", self.base()))
+            .await;
+        daemon
+    }
+
+    async fn put(&self, key: &str, file: &Path) {
+        put_file(&self.s3, &self.bucket, key, file, "audio/mpeg").await;
+    }
+}
+
+async fn post_minio(base: &str, token: Option<&str>, event: &Value) -> reqwest::Response {
+    let mut request = reqwest::Client::new()
+        .post(format!("{base}/minio"))
+        .json(event);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.expect("webhook answers")
+}
+
+/// The value of one sample line of a Prometheus text page.
+fn sample(page: &str, series: &str) -> f64 {
+    page.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no sample {series} in:\n{page}"))
+        .parse()
+        .expect("a number")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn minio_webhook_checks_the_bearer_token_and_metrics_count_the_jobs() {
+    let setup = setup().await;
+    let listener = Listener::start().await;
+    let daemon = setup
+        .start(
+            &listener.url,
+            &format!("[sources.webhook.minio]\nauth_token = \"{TOKEN}\"\n"),
+        )
+        .await;
+    setup.put("audio/known-bad.mp3", &setup.known_bad).await;
+    setup.put("audio/clean.mp3", &setup.clean).await;
+    setup
+        .put("audio/unauthenticated.mp3", &setup.known_bad)
+        .await;
+
+    let base = setup.base();
+    let refused = minio_event(&setup.bucket, "audio/unauthenticated.mp3");
+    let missing = post_minio(&base, None, &refused).await;
+    assert_eq!(missing.status(), 401);
+    assert_eq!(
+        missing
+            .headers()
+            .get("www-authenticate")
+            .map(|v| v.as_bytes()),
+        Some(&b"Bearer"[..])
+    );
+    let wrong = post_minio(&base, Some("minio-webhook-token-0123456780"), &refused).await;
+    assert_eq!(wrong.status(), 401);
+
+    for key in ["audio/known-bad.mp3", "audio/clean.mp3"] {
+        let answer = post_minio(&base, Some(TOKEN), &minio_event(&setup.bucket, key)).await;
+        assert_eq!(answer.status(), 200);
+        let body: Value = answer.json().await.expect("JSON answer");
+        assert_eq!(body["accepted"], 1);
+    }
+    let malformed = reqwest::Client::new()
+        .post(format!("{base}/minio"))
+        .bearer_auth(TOKEN)
+        .body("{\"EventName\": ")
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(malformed.status(), 400);
+
+    let callbacks = listener.wait_for(2, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        listener.received().len(),
+        2,
+        "refused requests judged nothing"
+    );
+    let bodies: Vec<Value> = callbacks.iter().map(Received::json).collect();
+    let blocked = bodies
+        .iter()
+        .find(|b| {
+            b["data"]["url"]
+                .as_str()
+                .unwrap_or("")
+                .ends_with("known-bad.mp3")
+        })
+        .expect("callback for the known-bad upload");
+    assert_eq!(blocked["data"]["forbidden_status"], 2);
+    assert_eq!(
+        head_status(&setup.s3, &setup.bucket, "audio/unauthenticated.mp3").await,
+        200,
+        "the object of a refused request is untouched"
+    );
+
+    let client = reqwest::Client::new();
+    let ready = client
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(ready.status(), 200);
+    let page = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("answers");
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let page = page.text().await.expect("text");
+    let jobs = |outcome: &str| {
+        sample(
+            &page,
+            &format!("earshot_jobs_total{{rule=\"uploads\",outcome=\"{outcome}\"}}"),
+        )
+    };
+    assert_eq!(jobs("blocked"), 1.0);
+    assert_eq!(jobs("passed"), 1.0);
+    assert_eq!(
+        sample(
+            &page,
+            "earshot_callback_deliveries_total{result=\"delivered\"}"
+        ),
+        2.0
+    );
+    let sizes = std::fs::metadata(&setup.known_bad).expect("exists").len()
+        + std::fs::metadata(&setup.clean).expect("exists").len();
+    assert_eq!(sample(&page, "earshot_fetched_bytes_total"), sizes as f64);
+    assert_eq!(
+        sample(&page, "earshot_stage_seconds_count{stage=\"fetch\"}"),
+        2.0
+    );
+    assert_eq!(
+        sample(&page, "earshot_stage_seconds_count{stage=\"block\"}"),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &page,
+            "earshot_stage_seconds_bucket{stage=\"job\",le=\"+Inf\"}"
+        ),
+        2.0
+    );
+    let requests = |status: &str| {
+        sample(
+            &page,
+            &format!("earshot_webhook_requests_total{{endpoint=\"minio\",status=\"{status}\"}}"),
+        )
+    };
+    assert_eq!(requests("401"), 2.0);
+    assert_eq!(requests("200"), 2.0);
+    assert_eq!(requests("400"), 1.0);
+    assert_eq!(
+        sample(&page, "earshot_queue_depth{source=\"webhook\"}"),
+        0.0
+    );
+    assert_eq!(sample(&page, "earshot_jobs_in_flight"), 0.0);
+
+    let (status, log) = daemon.terminate().await;
+    assert!(status.success(), "log:\n{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_larger_than_the_queue_is_answered_503_and_every_accepted_job_completes() {
+    let setup = setup().await;
+    // A slow callback receiver keeps the single worker busy, so the queue of 2 fills.
+    let listener = Listener::start_with_delay(Duration::from_millis(700)).await;
+    let daemon = setup
+        .start(
+            &listener.url,
+            &format!(
+                "max_concurrency = 1\nqueue_capacity = 2\nretry_after_secs = 3\n\
+                 [sources.webhook.minio]\nauth_token = \"{TOKEN}\"\n"
+            ),
+        )
+        .await;
+    let keys: Vec<String> = (0..10).map(|i| format!("audio/burst-{i}.mp3")).collect();
+    for key in &keys {
+        setup.put(key, &setup.clean).await;
+    }
+
+    let base = setup.base();
+    let mut accepted = Vec::new();
+    let mut refused = Vec::new();
+    for key in &keys {
+        let answer = post_minio(&base, Some(TOKEN), &minio_event(&setup.bucket, key)).await;
+        match answer.status().as_u16() {
+            200 => accepted.push(key.clone()),
+            503 => {
+                assert_eq!(
+                    answer.headers().get("retry-after").map(|v| v.as_bytes()),
+                    Some(&b"3"[..])
+                );
+                refused.push(key.clone());
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert!(
+        !refused.is_empty(),
+        "a burst of 10 into a queue of 2 must be refused in part"
+    );
+    assert!(accepted.len() >= 2, "accepted: {accepted:?}");
+
+    // Every accepted job completes.
+    let callbacks = listener.wait_for(accepted.len(), WAIT).await;
+    let called_back = |key: &str| {
+        callbacks.iter().any(|c| {
+            c.json()["data"]["url"]
+                .as_str()
+                .is_some_and(|u| u.ends_with(key))
+        })
+    };
+    for key in &accepted {
+        assert!(called_back(key), "accepted job {key} was not called back");
+    }
+
+    // The sender retries the refused ones, as MinIO does, until they are accepted.
+    let started = Instant::now();
+    for key in &refused {
+        loop {
+            let answer = post_minio(&base, Some(TOKEN), &minio_event(&setup.bucket, key)).await;
+            if answer.status() == 200 {
+                break;
+            }
+            assert!(started.elapsed() < WAIT, "{key} never accepted");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+    let callbacks = listener.wait_for(keys.len(), WAIT).await;
+    assert_eq!(callbacks.len(), keys.len());
+    let (status, log) = daemon.terminate().await;
+    assert!(status.success(), "log:\n{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sns_subscription_is_confirmed_verified_and_tampering_refused() {
+    let setup = setup().await;
+    let sns = aws_sdk_sns::Client::new(
+        &earshot::storage::sdk_config(&s3_config(LOCALSTACK), Some(LOCALSTACK)).await,
+    );
+    let topic_arn = sns
+        .create_topic()
+        .name(unique("earshot-uploads"))
+        .send()
+        .await
+        .expect("topic created")
+        .topic_arn
+        .expect("topic arn");
+    let callbacks = Listener::start().await;
+    let daemon = setup
+        .start(
+            &callbacks.url,
+            &format!(
+                "[sources.webhook.sns]\ntopic_arns = [\"{topic_arn}\"]\n\
+                 trusted_cert_origins = [\"{LOCALSTACK}\"]\n"
+            ),
+        )
+        .await;
+
+    // earshot's subscription: LocalStack sends a signed SubscriptionConfirmation, earshot checks
+    // it and visits SubscribeURL.
+    let endpoint = format!("{}/sns", setup.base());
+    sns.subscribe()
+        .topic_arn(&topic_arn)
+        .protocol("http")
+        .endpoint(&endpoint)
+        .send()
+        .await
+        .expect("subscribed");
+    // A peer subscriber (the test) receives the same signed messages, to tamper with.
+    let peer = Listener::start().await;
+    sns.subscribe()
+        .topic_arn(&topic_arn)
+        .protocol("http")
+        .endpoint(&peer.url)
+        .send()
+        .await
+        .expect("peer subscribed");
+    let confirmation = peer.wait_for(1, WAIT).await[0].json();
+    let subscribe_url = confirmation["SubscribeURL"].as_str().expect("SubscribeURL");
+    reqwest::get(subscribe_url)
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .expect("peer confirms");
+
+    let started = Instant::now();
+    loop {
+        let subscriptions = sns
+            .list_subscriptions_by_topic()
+            .topic_arn(&topic_arn)
+            .send()
+            .await
+            .expect("listed");
+        let confirmed = subscriptions.subscriptions().iter().any(|s| {
+            s.endpoint() == Some(endpoint.as_str())
+                && s.subscription_arn()
+                    .is_some_and(|arn| arn.starts_with("arn:"))
+        });
+        if confirmed {
+            break;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "earshot did not confirm its subscription; log:\n{}",
+            daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // An object that must never be judged: only a tampered message names it.
+    setup.put("audio/other.mp3", &setup.known_bad).await;
+    setup
+        .s3
+        .put_bucket_notification_configuration()
+        .bucket(&setup.bucket)
+        .notification_configuration(
+            aws_sdk_s3::types::NotificationConfiguration::builder()
+                .topic_configurations(
+                    aws_sdk_s3::types::TopicConfiguration::builder()
+                        .topic_arn(&topic_arn)
+                        .events(aws_sdk_s3::types::Event::from("s3:ObjectCreated:*"))
+                        .build()
+                        .expect("topic configuration"),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("bucket notifications to SNS");
+    setup.put("audio/known-bad.mp3", &setup.known_bad).await;
+
+    let judged = callbacks.wait_for(1, WAIT).await[0].json();
+    assert_eq!(judged["data"]["forbidden_status"], 2, "{judged}");
+    assert!(
+        judged["data"]["url"]
+            .as_str()
+            .expect("url")
+            .ends_with("audio/known-bad.mp3")
+    );
+
+    // The peer's copy of the notification, genuine and then altered.
+    let started = Instant::now();
+    let notification = loop {
+        let found = peer.received().iter().map(Received::json).find(|m| {
+            m["Type"] == "Notification"
+                && m["Message"]
+                    .as_str()
+                    .is_some_and(|s| s.contains("known-bad.mp3"))
+        });
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(started.elapsed() < WAIT, "the peer got no notification");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let client = reqwest::Client::new();
+    let post = |message: Value| {
+        let client = client.clone();
+        let endpoint = endpoint.clone();
+        async move {
+            client
+                .post(&endpoint)
+                .header("x-amz-sns-message-type", "Notification")
+                .body(message.to_string())
+                .send()
+                .await
+                .expect("answers")
+                .status()
+                .as_u16()
+        }
+    };
+    let mut tampered = notification.clone();
+    tampered["Message"] = json!(
+        notification["Message"]
+            .as_str()
+            .expect("message")
+            .replace("known-bad.mp3", "other.mp3")
+    );
+    assert_eq!(post(tampered).await, 403, "a tampered message is refused");
+    let mut forged_cert = notification.clone();
+    forged_cert["SigningCertURL"] = json!("https://sns.us-east-1.amazonaws.com.evil.example/c.pem");
+    assert_eq!(
+        post(forged_cert).await,
+        403,
+        "a foreign certificate is refused"
+    );
+    let mut other_topic = notification.clone();
+    other_topic["TopicArn"] = json!("arn:aws:sns:us-east-1:000000000000:someone-else");
+    assert_eq!(
+        post(other_topic).await,
+        403,
+        "a topic not configured is refused"
+    );
+    assert_eq!(post(json!({"Type": "Notification"})).await, 400);
+    assert_eq!(
+        post(notification).await,
+        200,
+        "the genuine message passes (a duplicate: judged once)"
+    );
+
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        head_status(&setup.s3, &setup.bucket, "audio/other.mp3").await,
+        200,
+        "the object named only by the tampered message was not touched"
+    );
+    assert!(
+        callbacks.received().iter().all(|c| !c.json()["data"]["url"]
+            .as_str()
+            .unwrap_or("")
+            .ends_with("other.mp3")),
+        "no job for the tampered message"
+    );
+    let log = daemon.log();
+    assert!(log.contains("SNS subscription confirmed"), "log:\n{log}");
+    let (status, log) = daemon.terminate().await;
+    assert!(status.success(), "log:\n{log}");
+}

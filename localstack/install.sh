@@ -12,6 +12,7 @@ pins=(
   "cryptography<45"
   "service_identity"
   "moto[server]==5.1.*"
+  "cfn-lint==1.*"
 )
 want=$(printf '%s\n' "${pins[@]}")
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then

@@ -9,7 +9,7 @@
 # - curl, GNU time.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-packages=(ffmpeg sox libsox-fmt-mp3 espeak-ng curl time gcc libc6-dev libopencore-amrnb-dev libvo-amrwbenc-dev
+packages=(systemd ffmpeg sox libsox-fmt-mp3 espeak-ng curl time gcc libc6-dev libopencore-amrnb-dev libvo-amrwbenc-dev
   default-jre-headless libjmac-java libchromaprint-tools pocketsphinx-testdata frozen-bubble-data extremetuxracer-data)
 missing=()
 for package in "${packages[@]}"; do

@@ -146,6 +146,38 @@ async fn lambda_handles_s3_events_sqs_batches_and_malformed_payloads() {
         panic!("the runtime stopped serving after a malformed payload");
     };
     assert_eq!(answer["jobs"][0]["outcome"], "duplicate", "{answer}");
+
+    // 4. SNS invoking Lambda, and EventBridge "Object Created": the same object, recognised as
+    //    already judged.
+    let sns = json!({"Records": [{
+        "EventSource": "aws:sns",
+        "EventVersion": "1.0",
+        "Sns": {"Type": "Notification", "MessageId": "m-1",
+                "TopicArn": "arn:aws:sns:us-east-1:000000000000:uploads",
+                "Message": s3_event(&bucket, "audio/clean.mp3").to_string()}
+    }]});
+    let eventbridge = json!({
+        "version": "0", "id": "e-1", "detail-type": "Object Created", "source": "aws.s3",
+        "account": "000000000000", "region": "us-east-1",
+        "resources": [format!("arn:aws:s3:::{bucket}")],
+        "detail": {"version": "0", "bucket": {"name": bucket}, "object": {"key": "audio/clean.mp3"}}
+    });
+    for payload in [sns, eventbridge] {
+        let id = api.invoke(payload);
+        let Answer::Response(answer) = api.answer(&id, WAIT).await else {
+            panic!(
+                "SNS/EventBridge payload answered with an error; log:\n{}",
+                read_log()
+            );
+        };
+        assert_eq!(answer["jobs"][0]["outcome"], "duplicate", "{answer}");
+        assert_eq!(answer["jobs"][0]["key"], "audio/clean.mp3", "{answer}");
+    }
+    assert_eq!(
+        listener.received().len(),
+        3,
+        "duplicates are not called back"
+    );
     assert!(child.try_wait().expect("status").is_none(), "still running");
 
     // The init phase was measured and logged.

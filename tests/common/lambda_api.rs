@@ -2,6 +2,7 @@
 //! binary talks to: `GET …/invocation/next` hands out queued events with the headers Lambda sends,
 //! `POST …/invocation/{id}/response` and `…/error` record the answer, `POST …/init/error` records
 //! an init failure.
+#![allow(dead_code)]
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -77,6 +78,12 @@ impl RuntimeApi {
                 "AWS_LAMBDA_LOG_GROUP_NAME",
                 "/aws/lambda/earshot".to_owned(),
             ),
+            // Lambda always sets the region and the role's credentials.
+            ("AWS_REGION", "us-east-1".to_owned()),
+            ("AWS_DEFAULT_REGION", "us-east-1".to_owned()),
+            ("AWS_ACCESS_KEY_ID", "test".to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
+            ("AWS_SESSION_TOKEN", "test".to_owned()),
         ]
     }
 

@@ -92,3 +92,47 @@ fn minio_example_config_is_valid_with_its_token_from_the_environment() {
     assert!(stdout.contains("[sources.webhook.minio]"));
     assert!(!stdout.contains("token-from-secrets-env"), "token redacted");
 }
+
+/// The config the template gives the function (its `EARSHOT_*` variables, with the parameters'
+/// defaults and sample values substituted as CloudFormation would) is one earshot accepts.
+#[test]
+fn the_config_the_aws_template_builds_is_valid() {
+    let template =
+        std::fs::read_to_string(root().join("infra/aws/template.yaml")).expect("template");
+    let rules_line = template
+        .lines()
+        .skip_while(|line| !line.contains("EARSHOT_RULES: !Sub"))
+        .nth(1)
+        .expect("the line after EARSHOT_RULES");
+    let rules = rules_line
+        .trim()
+        .trim_start_matches("- ")
+        .trim_matches('\'')
+        .replace("${BucketName}", "my-media")
+        .replace("${Prefix}", "audio/")
+        .replace("${List}", "mp3\",\"wav\",\"3gp")
+        .replace("${BlockMode}", "move")
+        .replace("${MinScore}", "90")
+        .replace("${CallbackUrl}", "https://example.com/hook")
+        .replace("${CallbackSeed}", "seed-value");
+    assert!(!rules.contains("${"), "unsubstituted: {rules}");
+    let out = Command::new(env!("CARGO_BIN_EXE_earshot"))
+        .arg("check-config")
+        .current_dir(std::env::temp_dir())
+        .env("EARSHOT_RULES", &rules)
+        .env(
+            "EARSHOT_ENGINES__LOCAL__LIBRARY",
+            "s3://my-media/audit_freeze_backup/earshot/library/",
+        )
+        .output()
+        .expect("earshot runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "check-config with {rules}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("bucket = \"my-media\""), "{stdout}");
+    assert!(stdout.contains("\"3gp\""), "{stdout}");
+    assert!(!stdout.contains("seed-value"), "seed redacted");
+}

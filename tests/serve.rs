@@ -353,3 +353,59 @@ async fn library_changes_reach_a_running_daemon_without_a_restart() {
         "{log}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn admin_listener_beside_sqs_reports_health_readiness_and_metrics() {
+    let setup = setup().await;
+    let listener = Listener::start().await;
+    let port = free_port();
+    let missing = unique("earshot-missing");
+    // A second rule names a bucket that does not exist: /readyz must say so.
+    let extra = format!(
+        "[sources.sqs]\nqueue_url = \"{}\"\nendpoint_url = \"{LOCALSTACK}\"\nwait_time_secs = 1\n\n\
+         [admin]\nlisten = \"127.0.0.1:{port}\"\n\n\
+         [[rules]]\nid = \"elsewhere\"\nbucket = \"{missing}\"\nprefix = \"audio/\"\n",
+        setup.queue_url
+    );
+    let library = setup.dir.path().join("library");
+    let text = config_text(
+        LOCALSTACK,
+        &setup.bucket,
+        &listener.url,
+        "move",
+        &library,
+        &extra,
+    );
+    let mut daemon = Daemon::spawn(setup.dir.path(), &text);
+    let base = format!("http://127.0.0.1:{port}");
+    daemon
+        .wait_until_listening(&format!("{base}/healthz"))
+        .await;
+    upload(&setup, "audio/known-bad.mp3", &setup.known_bad).await;
+    let callback = listener.wait_for(1, WAIT).await[0].json();
+    assert_eq!(callback["data"]["forbidden_status"], 2);
+
+    let client = reqwest::Client::new();
+    let get = |path: &str| client.get(format!("{base}{path}")).send();
+    assert_eq!(get("/healthz").await.expect("answers").status(), 200);
+    let ready = get("/readyz").await.expect("answers");
+    assert_eq!(ready.status(), 503);
+    let reasons = ready.text().await.expect("text");
+    assert!(reasons.contains(&missing), "{reasons}");
+    assert!(
+        !reasons.contains(&format!("bucket {}:", setup.bucket)),
+        "{reasons}"
+    );
+    let metrics = get("/metrics")
+        .await
+        .expect("answers")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("earshot_jobs_total{rule=\"uploads\",outcome=\"blocked\"} 1\n"),
+        "{metrics}"
+    );
+    let (status, log) = daemon.terminate().await;
+    assert!(status.success(), "log:\n{log}");
+}

@@ -146,20 +146,20 @@ async fn work(workers: &Workers, receiver: &Mutex<mpsc::UnboundedReceiver<Queued
     }
 }
 
-async fn process_with_retries(hook: &Workers, job: &Job) {
+async fn process_with_retries(workers: &Workers, job: &Job) {
     let mut delay = Duration::from_secs(1);
     for attempt in 1..=MAX_ATTEMPTS {
-        match hook.pipeline.process(job).await {
+        match workers.pipeline.process(job).await {
             Ok(Outcome::InProgress { trace_id }) => {
                 tracing::info!(%trace_id, bucket = %job.bucket, key = %job.key, "Same object version is being judged by another worker; this delivery is done.");
                 return;
             }
             Ok(_) => return,
-            Err(e) if attempt < MAX_ATTEMPTS && !hook.shutdown.is_cancelled() => {
+            Err(e) if attempt < MAX_ATTEMPTS && !workers.shutdown.is_cancelled() => {
                 tracing::warn!(bucket = %job.bucket, key = %job.key, attempt, retry_in_secs = delay.as_secs(), error = %e, "Job failed; retrying.");
                 tokio::select! {
                     () = tokio::time::sleep(delay) => {}
-                    () = hook.shutdown.cancelled() => {}
+                    () = workers.shutdown.cancelled() => {}
                 }
                 delay = (delay * 2).min(Duration::from_secs(60));
             }

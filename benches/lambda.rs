@@ -71,16 +71,7 @@ async fn cold_starts(dir: &Path) -> Vec<f64> {
     for _ in 0..RUNS {
         let api = RuntimeApi::start().await;
         let started = Instant::now();
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_earshot-lambda"))
-            .envs(api.env())
-            .env("EARSHOT_CONFIG", &config)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("earshot-lambda starts");
+        let mut child = api.spawn(&config, "warn", Stdio::inherit());
         let ready = loop {
             if let Some(at) = api.first_next() {
                 break at;

@@ -1,6 +1,6 @@
 //! The operational endpoints: `/healthz` (the process answers), `/readyz` (every rule's bucket and
 //! every engine answer) and `/metrics` (Prometheus text). Served on the webhook's listener and, with
-//! `[admin] listen`, on a listener of their own.
+//! `[admin] listen`, on a listener of their own; [`serve`] runs either listener.
 
 use std::sync::Arc;
 

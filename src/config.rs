@@ -642,6 +642,19 @@ impl Config {
         Ok(())
     }
 
+    /// How often engines re-read their reference data while running: the shortest positive
+    /// `refresh_secs` of any engine, or None when none refreshes.
+    pub fn refresh_every(&self) -> Option<std::time::Duration> {
+        self.engines
+            .values()
+            .map(|engine| match engine {
+                EngineConfig::Local(local) => local.refresh_secs,
+            })
+            .filter(|&secs| secs > 0)
+            .min()
+            .map(std::time::Duration::from_secs)
+    }
+
     /// A copy with every secret replaced, for printing.
     pub fn redacted(&self) -> Config {
         let mut config = self.clone();

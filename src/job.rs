@@ -1,7 +1,7 @@
 //! A [`Job`] is one object version to moderate. This module turns every event shape earshot
 //! accepts (DESIGN §2) into jobs: S3 notification records (direct, in an SQS body, wrapped in SNS
-//! for SQS/HTTP or for Lambda), MinIO's webhook body, and EventBridge "Object Created". Test events and non-create events are
-//! returned as [`Ignored`] so the source can acknowledge them.
+//! for SQS/HTTP or for Lambda), MinIO's webhook body, and EventBridge "Object Created". Test events
+//! and non-create events are returned as [`Ignored`] so the source can acknowledge them.
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -77,7 +77,15 @@ pub enum EventError {
 /// or key.
 pub fn parse_event(body: &[u8]) -> Result<Parsed, EventError> {
     let value: Value = serde_json::from_slice(body)?;
-    parse_value(&value, 0)
+    parse_event_value(&value)
+}
+
+/// [`parse_event`] for a body already parsed as JSON (a Lambda payload).
+///
+/// # Errors
+/// As [`parse_event`], except that the body is JSON.
+pub fn parse_event_value(value: &Value) -> Result<Parsed, EventError> {
+    parse_value(value, 0)
 }
 
 fn parse_value(value: &Value, depth: u8) -> Result<Parsed, EventError> {

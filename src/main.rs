@@ -184,26 +184,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .into());
     }
     let admin_listen = config.admin.listen.clone();
-    let refresh_secs = config
-        .engines
-        .values()
-        .map(|engine| match engine {
-            EngineConfig::Local(local) => local.refresh_secs,
-        })
-        .min();
-    let sqs = match &sqs_config {
-        Some(sqs_config) => {
-            Some(storage::sqs_client(&config.s3, sqs_config.endpoint_url.as_deref()).await)
-        }
-        None => None,
-    };
+    let refresh_every = config.refresh_every();
     let pipeline = Arc::new(Pipeline::new(config).await?);
     let shutdown = tokio_util::sync::CancellationToken::new();
-    if let Some(secs) = refresh_secs.filter(|&s| s > 0) {
+    if let Some(every) = refresh_every {
         // Library entries added or removed while serving take effect without a restart.
         let (pipeline, stop) = (pipeline.clone(), shutdown.clone());
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(secs));
+            let mut tick = tokio::time::interval(every);
             tick.tick().await;
             loop {
                 tokio::select! {
@@ -221,9 +209,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     });
 
     let mut tasks: tokio::task::JoinSet<anyhow::Result<()>> = tokio::task::JoinSet::new();
-    if let (Some(sqs_config), Some(sqs)) = (sqs_config, sqs) {
+    if let Some(sqs_config) = sqs_config {
         let (pipeline, stop) = (pipeline.clone(), shutdown.clone());
         tasks.spawn(async move {
+            let sqs =
+                storage::sqs_client(&pipeline.config.s3, sqs_config.endpoint_url.as_deref()).await;
             earshot::sources::sqs::run(pipeline, sqs, sqs_config, stop).await;
             Ok(())
         });

@@ -114,15 +114,6 @@ impl Metrics {
         histogram.sum += seconds;
     }
 
-    /// The current value of a counter or gauge (0 when never set), for tests and `/readyz`.
-    pub fn value(&self, name: &'static str, labels: &[(&str, &str)]) -> f64 {
-        self.lock()
-            .values
-            .get(&(name, render(labels)))
-            .copied()
-            .unwrap_or(0.0)
-    }
-
     /// Everything, in the Prometheus text format.
     pub fn render(&self) -> String {
         let registry = self.lock();

@@ -81,16 +81,7 @@ fn moderate_a_local_file_needs_no_s3() {
         ],
         dir.path(),
     );
-    assert!(
-        add.status.success(),
-        "{}",
-        String::from_utf8_lossy(&add.stderr)
-    );
-    let id = String::from_utf8_lossy(&add.stdout)
-        .split_whitespace()
-        .next()
-        .expect("id")
-        .to_owned();
+    let id = added_id(&add);
     assert_eq!(id.len(), 64);
     let list = earshot(Some(&config), &["library", "list"], dir.path());
     assert!(String::from_utf8_lossy(&list.stdout).contains(&id));
@@ -305,16 +296,7 @@ async fn a_library_under_an_s3_prefix_is_managed_and_used() {
     ])
     .await
     .expect("runs");
-    assert!(
-        add.status.success(),
-        "{}",
-        String::from_utf8_lossy(&add.stderr)
-    );
-    let id = String::from_utf8_lossy(&add.stdout)
-        .split_whitespace()
-        .next()
-        .expect("id")
-        .to_owned();
+    let id = added_id(&add);
     let listed = s3
         .list_objects_v2()
         .bucket(&bucket)

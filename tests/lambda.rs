@@ -5,12 +5,10 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::lambda_api::{Answer, RuntimeApi};
 use common::*;
-use earshot::config::Scene;
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -36,15 +34,9 @@ async fn lambda_handles_s3_events_sqs_batches_and_malformed_payloads() {
     let bucket = fresh_bucket(&s3).await;
     let missing_bucket = unique("earshot-missing");
     let dir = tempfile::tempdir().expect("tempdir");
-    let known_bad = tone(
-        &dir.path().join("known-bad.mp3"),
-        4.0,
-        880,
-        &["-b:a", "96k"],
-    );
+    let (known_bad, library) = known_bad_in_library(dir.path()).await;
     let clean = tone(&dir.path().join("clean.mp3"), 4.0, 330, &["-b:a", "96k"]);
     let corrupt = corrupt_flac(dir.path());
-    let library = library_with(dir.path(), &known_bad, Scene::Porn).await;
     let listener = Listener::start().await;
 
     // A second rule names a bucket that does not exist: its events fail for a passing reason.
@@ -70,16 +62,11 @@ async fn lambda_handles_s3_events_sqs_batches_and_malformed_payloads() {
 
     let api = RuntimeApi::start().await;
     let log = dir.path().join("lambda.log");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_earshot-lambda"))
-        .envs(api.env())
-        .env("EARSHOT_CONFIG", &config)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log file"))
-        .kill_on_drop(true)
-        .spawn()
-        .expect("earshot-lambda starts");
+    let mut child = api.spawn(
+        &config,
+        "info",
+        std::fs::File::create(&log).expect("log file").into(),
+    );
     let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
 
     // 1. An S3 event invoked directly: judged, moved, called back.

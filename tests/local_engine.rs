@@ -73,16 +73,7 @@ async fn a_disguised_excerpt_of_a_library_track_is_found_and_blocked() {
             TRACK,
         ],
     );
-    assert!(
-        add.status.success(),
-        "{}",
-        String::from_utf8_lossy(&add.stderr)
-    );
-    let id = String::from_utf8_lossy(&add.stdout)
-        .split_whitespace()
-        .next()
-        .expect("id")
-        .to_owned();
+    let id = added_id(&add);
     assert!(
         library.join("entries").join(format!("{id}.fp")).is_file(),
         "the fingerprint is stored beside the entry"

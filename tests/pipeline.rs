@@ -10,7 +10,6 @@ use std::time::Duration;
 use aws_sdk_s3::types::ObjectCannedAcl;
 use common::*;
 use earshot::block::{self, BlockError, MoveStep, Target};
-use earshot::config::Scene;
 use earshot::job::{Job, parse_event};
 use earshot::pipeline::{CallbackOutcome, Outcome, Pipeline};
 use earshot::rules::Skip;
@@ -33,13 +32,7 @@ impl World {
         let bucket = fresh_bucket(&s3).await;
         let listener = Listener::start().await;
         let dir = tempfile::tempdir().expect("tempdir");
-        let known_bad = tone(
-            &dir.path().join("known-bad.mp3"),
-            4.0,
-            880,
-            &["-b:a", "96k"],
-        );
-        library_with(dir.path(), &known_bad, Scene::Porn).await;
+        let (known_bad, _) = known_bad_in_library(dir.path()).await;
         World {
             s3,
             bucket,

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::*;
-use earshot::config::Scene;
 use earshot::state::JOBS_PREFIX;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -28,13 +27,7 @@ async fn setup() -> Setup {
     let bucket = fresh_bucket(&s3).await;
     let (sqs, queue_url) = fresh_queue(&s3, Some(&bucket)).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let known_bad = tone(
-        &dir.path().join("known-bad.mp3"),
-        4.0,
-        880,
-        &["-b:a", "96k"],
-    );
-    library_with(dir.path(), &known_bad, Scene::Porn).await;
+    let (known_bad, _) = known_bad_in_library(dir.path()).await;
     Setup {
         s3,
         sqs,

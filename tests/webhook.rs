@@ -9,7 +9,6 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::*;
-use earshot::config::Scene;
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -47,14 +46,8 @@ async fn setup() -> Setup {
     let s3 = s3(LOCALSTACK).await;
     let bucket = fresh_bucket(&s3).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let known_bad = tone(
-        &dir.path().join("known-bad.mp3"),
-        4.0,
-        880,
-        &["-b:a", "96k"],
-    );
+    let (known_bad, _) = known_bad_in_library(dir.path()).await;
     let clean = tone(&dir.path().join("clean.mp3"), 3.0, 330, &["-b:a", "96k"]);
-    library_with(dir.path(), &known_bad, Scene::Porn).await;
     Setup {
         s3,
         bucket,

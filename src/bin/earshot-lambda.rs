@@ -6,9 +6,9 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use earshot::config::{Config, EngineConfig};
+use earshot::config::Config;
 use earshot::pipeline::Pipeline;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
@@ -32,15 +32,7 @@ async fn main() -> Result<(), Error> {
     let config = Config::load(config_path.as_deref()).inspect_err(|e| {
         tracing::error!(error = %e, "Configuration refused; every invocation will fail.");
     })?;
-    let refresh = config
-        .engines
-        .values()
-        .map(|engine| match engine {
-            EngineConfig::Local(local) => local.refresh_secs,
-        })
-        .min()
-        .filter(|&secs| secs > 0)
-        .map(Duration::from_secs);
+    let refresh = config.refresh_every();
     let pipeline = Arc::new(Pipeline::new(config).await?);
     tracing::info!(
         init_ms = started.elapsed().as_secs_f64() * 1000.0,

@@ -14,7 +14,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
-use crate::job::{EventError, Job, parse_event};
+use crate::job::{EventError, Job, parse_event, parse_event_value};
 use crate::pipeline::{Outcome, Pipeline};
 
 /// SQS records of one batch judged at once.
@@ -48,7 +48,7 @@ pub async fn handle(pipeline: &Pipeline, payload: Value) -> Result<Value, Lambda
         let response = sqs_batch(pipeline, batch).await;
         return Ok(serde_json::to_value(response).expect("a batch response serialises"));
     }
-    let parsed = parse_event(payload.to_string().as_bytes())?;
+    let parsed = parse_event_value(&payload)?;
     for ignored in &parsed.ignored {
         tracing::info!(reason = %ignored.reason, "Event acknowledged and ignored.");
     }
@@ -118,8 +118,7 @@ async fn sqs_record(pipeline: &Pipeline, record: &SqsMessage) -> bool {
 }
 
 fn summary(job: &Job, outcome: &Outcome) -> Value {
-    let base = json!({"bucket": job.bucket, "key": job.key});
-    let extra = match outcome {
+    let mut summary = match outcome {
         Outcome::Skipped(skip) => json!({"outcome": "skipped", "reason": skip.to_string()}),
         Outcome::Duplicate { trace_id } | Outcome::InProgress { trace_id } => {
             json!({"outcome": "duplicate", "trace_id": trace_id})
@@ -132,9 +131,7 @@ fn summary(job: &Job, outcome: &Outcome) -> Value {
             "forbidden_status": body.data.forbidden_status,
         }),
     };
-    let mut merged = base;
-    if let (Some(a), Value::Object(b)) = (merged.as_object_mut(), extra) {
-        a.extend(b);
-    }
-    merged
+    summary["bucket"] = json!(job.bucket);
+    summary["key"] = json!(job.key);
+    summary
 }

@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use base64::Engine as _;
 use ring::signature::{self, UnparsedPublicKey};
@@ -82,18 +81,16 @@ pub struct Verifier {
 }
 
 impl Verifier {
-    /// `trusted_origins`: `scheme://host:port` origins allowed to serve certificates besides SNS.
-    pub fn new(trusted_origins: &[String]) -> Verifier {
+    /// `trusted_origins`: `scheme://host:port` origins allowed to serve certificates besides SNS;
+    /// `http` fetches the certificates (it should have a timeout).
+    pub fn new(http: reqwest::Client, trusted_origins: &[String]) -> Verifier {
         let trusted_origins = trusted_origins
             .iter()
             .filter_map(|o| Url::parse(o).ok())
             .map(|u| u.origin().ascii_serialization())
             .collect();
         Verifier {
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .expect("a reqwest client with a timeout builds"),
+            http,
             trusted_origins,
             keys: Mutex::new(HashMap::new()),
         }
@@ -214,7 +211,10 @@ mod tests {
 
     #[test]
     fn only_sns_hosts_and_trusted_origins_may_serve_certificates() {
-        let verifier = Verifier::new(&["http://127.0.0.1:4566".to_owned()]);
+        let verifier = Verifier::new(
+            reqwest::Client::new(),
+            &["http://127.0.0.1:4566".to_owned()],
+        );
         let allowed = |u: &str| verifier.cert_url_allowed(&Url::parse(u).expect("url"));
         assert!(allowed(
             "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-abc.pem"

@@ -58,10 +58,10 @@ impl Workers {
 /// What the request handlers share.
 struct Hook {
     workers: Arc<Workers>,
-    pipeline: Arc<Pipeline>,
     config: WebhookConfig,
     queue: mpsc::UnboundedSender<Queued>,
     verifier: Verifier,
+    /// Fetches SNS certificates (in `verifier`) and visits subscription URLs.
     http: reqwest::Client,
 }
 
@@ -74,7 +74,6 @@ pub async fn run(
     config: WebhookConfig,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(&config.listen).await?;
     let (queue, receiver) = mpsc::unbounded_channel();
     let receiver = Arc::new(Mutex::new(receiver));
     let workers = Arc::new(Workers {
@@ -83,19 +82,18 @@ pub async fn run(
         capacity: config.queue_capacity,
         shutdown: shutdown.clone(),
     });
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("a reqwest client with a timeout builds");
+    let trusted_origins = config
+        .sns
+        .as_ref()
+        .map_or(&[][..], |s| &s.trusted_cert_origins);
     let hook = Arc::new(Hook {
         workers: workers.clone(),
-        pipeline: pipeline.clone(),
-        verifier: Verifier::new(
-            config
-                .sns
-                .as_ref()
-                .map_or(&[][..], |s| &s.trusted_cert_origins),
-        ),
-        http: reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .expect("a reqwest client with a timeout builds"),
+        verifier: Verifier::new(http.clone(), trusted_origins),
+        http,
         config: config.clone(),
         queue,
     });
@@ -113,16 +111,13 @@ pub async fn run(
         router = router.route("/sns", post(sns_message).with_state(hook.clone()));
     }
     tracing::info!(
-        address = %listener.local_addr()?,
         minio = config.minio.is_some(),
         sns = config.sns.is_some(),
         queue_capacity = config.queue_capacity,
         max_concurrency = config.max_concurrency,
-        "Webhook listening."
+        "Webhook source starting."
     );
-    let served = axum::serve(listener, router)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await;
+    let served = crate::admin::serve(&config.listen, router, shutdown).await;
     // The router (and its handles on the queue) is gone: once the workers empty the queue, their
     // receiver ends.
     drop(hook);
@@ -228,7 +223,7 @@ impl Hook {
     }
 
     fn answer(&self, endpoint: &str, status: StatusCode, body: String) -> Response {
-        self.pipeline.metrics.inc(
+        self.workers.pipeline.metrics.inc(
             "earshot_webhook_requests_total",
             &[("endpoint", endpoint), ("status", status.as_str())],
         );

@@ -87,6 +87,26 @@ impl RuntimeApi {
         ]
     }
 
+    /// Starts the real `earshot-lambda` against this API with the config file `config`, logging
+    /// at `log_level` to `stderr`.
+    pub fn spawn(
+        &self,
+        config: &std::path::Path,
+        log_level: &str,
+        stderr: std::process::Stdio,
+    ) -> tokio::process::Child {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_earshot-lambda"))
+            .envs(self.env())
+            .env("EARSHOT_CONFIG", config)
+            .env("RUST_LOG", log_level)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(stderr)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("earshot-lambda starts")
+    }
+
     /// Queues an invocation; returns its request id.
     pub fn invoke(&self, payload: serde_json::Value) -> String {
         static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);

@@ -441,6 +441,28 @@ pub async fn library_with(dir: &Path, file: &Path, scene: earshot::config::Scene
     library
 }
 
+/// The tests' known-bad clip (a 4 s 880 Hz tone, 96 kb/s MP3) in `dir`, and a library in
+/// `dir/library` that knows it as porn: (clip, library).
+pub async fn known_bad_in_library(dir: &Path) -> (PathBuf, PathBuf) {
+    let known_bad = tone(&dir.join("known-bad.mp3"), 4.0, 880, &["-b:a", "96k"]);
+    let library = library_with(dir, &known_bad, earshot::config::Scene::Porn).await;
+    (known_bad, library)
+}
+
+/// The id `earshot library add` printed for its single entry (it must have succeeded).
+pub fn added_id(add: &std::process::Output) -> String {
+    assert!(
+        add.status.success(),
+        "{}",
+        String::from_utf8_lossy(&add.stderr)
+    );
+    String::from_utf8_lossy(&add.stdout)
+        .split_whitespace()
+        .next()
+        .expect("id")
+        .to_owned()
+}
+
 /// Verifies `X-Signature` = hex(sha256(seed + body)).
 pub fn signature_ok(received: &Received, seed: &str) -> bool {
     received.signature.as_deref()

@@ -1,14 +1,16 @@
 //! The operational endpoints: `/healthz` (the process answers), `/readyz` (every rule's bucket and
-//! every engine answer) and `/metrics` (Prometheus text). Served on the webhook's listener and, with
-//! `[admin] listen`, on a listener of their own; [`serve`] runs either listener.
+//! every engine answer), `/metrics` (Prometheus text), and `POST /engines/<engine>/results/<token>`
+//! where asynchronous engines (AMS, Shumei) deliver their results. Served on the webhook's listener
+//! and, with `[admin] listen`, on a listener of their own; [`serve`] runs either listener.
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use crate::pipeline::Pipeline;
 
@@ -18,7 +20,25 @@ pub fn router(pipeline: Arc<Pipeline>) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/engines/{engine}/results/{token}", post(engine_result))
         .with_state(pipeline)
+}
+
+async fn engine_result(
+    State(pipeline): State<Arc<Pipeline>>,
+    Path((engine, token)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> impl IntoResponse {
+    let receipt = pipeline
+        .receive_result(&engine, &token, &headers, &body)
+        .await;
+    let status = StatusCode::from_u16(receipt.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    pipeline.metrics.inc(
+        "earshot_webhook_requests_total",
+        &[("endpoint", "engine-result"), ("status", status.as_str())],
+    );
+    (status, format!("{}\n", receipt.message))
 }
 
 async fn readyz(State(pipeline): State<Arc<Pipeline>>) -> impl IntoResponse {

@@ -35,6 +35,8 @@ pub enum Code {
     ObjectChanged = 1102,
     /// The engine could not judge the object.
     EngineFailure = 1201,
+    /// An asynchronous engine (AMS, Shumei) sent no result by its deadline, even when asked.
+    EngineTimeout = 1202,
     /// Moderated and due to be blocked, but the block cannot be done (e.g. the bucket refuses
     /// ACLs). `data` holds the scores; `forbidden_status` is 0.
     BlockFailed = 1301,
@@ -82,6 +84,16 @@ pub struct Data {
     /// With `callback.detail = true`: where in the upload each finding is, like COS's "Detail".
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub segments: Vec<SegmentInfo>,
+    /// Engines of the rule that could not judge, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub engine_errors: Vec<EngineErrorInfo>,
+}
+
+/// An engine that could not judge the object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineErrorInfo {
+    pub engine: String,
+    pub message: String,
 }
 
 /// One finding's place in the upload.
@@ -97,6 +109,9 @@ pub struct SceneInfo {
     pub hit_flag: u8,
     pub score: u8,
     pub label: String,
+    /// The engine whose score this is (the highest among the rule's engines).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
 }
 
 /// `X-Signature`: lowercase hex SHA-256 of `seed` followed by the exact body bytes (the AMS

@@ -40,6 +40,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     #[serde(default)]
     pub admin: AdminConfig,
+    #[serde(default)]
+    pub async_jobs: AsyncJobsConfig,
 }
 
 impl Default for Config {
@@ -59,6 +61,7 @@ impl Default for Config {
             sources: SourcesConfig::default(),
             limits: LimitsConfig::default(),
             admin: AdminConfig::default(),
+            async_jobs: AsyncJobsConfig::default(),
         }
     }
 }
@@ -90,19 +93,62 @@ pub struct RuleConfig {
     pub suffixes: Vec<String>,
     #[serde(default = "default_scenes")]
     pub scenes: Vec<Scene>,
+    /// One engine's name, or several (`["local", "ams"]`): per scene the highest score wins.
     #[serde(default = "default_engine")]
-    pub engine: String,
+    pub engine: EngineNames,
+    /// What happens when an engine cannot judge (down, throttled past its retries, no result by
+    /// its deadline).
+    #[serde(default)]
+    pub on_engine_error: OnEngineError,
     #[serde(default)]
     pub block: BlockConfig,
     pub callback: Option<CallbackConfig>,
+}
+
+/// `engine = "local"` or `engine = ["local", "ams"]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum EngineNames {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl EngineNames {
+    pub fn names(&self) -> &[String] {
+        match self {
+            EngineNames::One(name) => std::slice::from_ref(name),
+            EngineNames::Many(names) => names,
+        }
+    }
+}
+
+impl PartialEq<&str> for EngineNames {
+    fn eq(&self, other: &&str) -> bool {
+        self.names() == [*other]
+    }
+}
+
+/// A rule's answer to an engine that cannot judge.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnEngineError {
+    /// The job fails for now and its source delivers it again (SQS, Lambda, webhook retries); a
+    /// result that never arrives is polled for, then called back with code 1202 at its deadline.
+    #[default]
+    Retry,
+    /// Judge on the engines that answered (nothing blocked on the failed one's account); the
+    /// callback's message and `engine_errors` name what failed.
+    Pass,
+    /// Call back `result = 2` (suspicious: a person should listen), block nothing.
+    Review,
 }
 
 fn default_scenes() -> Vec<Scene> {
     vec![Scene::Porn, Scene::Ads, Scene::Illegal]
 }
 
-fn default_engine() -> String {
-    "local".to_owned()
+fn default_engine() -> EngineNames {
+    EngineNames::One("local".to_owned())
 }
 
 /// A moderation scene (DESIGN §4).
@@ -239,6 +285,190 @@ fn default_callback_timeout() -> u64 {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EngineConfig {
     Local(LocalEngineConfig),
+    TencentAms(AmsEngineConfig),
+    Shumei(ShumeiEngineConfig),
+    Http(HttpEngineConfig),
+}
+
+/// Tencent Cloud AMS (`CreateAudioModerationTask` / `DescribeTaskDetail`, API 2020-12-29).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmsEngineConfig {
+    pub secret_id: String,
+    pub secret_key: String,
+    /// `https://ams.tencentcloudapi.com`, or a regional endpoint.
+    #[serde(default = "default_ams_endpoint")]
+    pub endpoint: String,
+    /// `X-TC-Region`; AMS does not need one.
+    pub region: Option<String>,
+    /// The console policy (3–32 letters, digits, `_`); AMS's default policy when absent.
+    pub biz_type: Option<String>,
+    /// Sent as `Seed`: AMS signs its results with it (`X-Signature` = hex(sha256(seed + body))).
+    pub seed: String,
+    /// The public base URL of this earshot's listener (webhook or admin), e.g.
+    /// `https://earshot.example.com`: results arrive at `<base>/engines/<name>/results/<token>`.
+    pub callback_base_url: String,
+    #[serde(default = "default_ams_rate")]
+    pub rate_per_sec: f64,
+    #[serde(default = "default_ams_concurrent")]
+    pub max_concurrent: usize,
+    /// Tasks per `CreateAudioModerationTask` call (AMS allows 10).
+    #[serde(default = "default_ams_batch")]
+    pub max_batch: usize,
+    /// How long AMS may collect concurrent jobs into one call.
+    #[serde(default = "default_batch_window")]
+    pub batch_window_ms: u64,
+    /// Expiry of the presigned GET URL the provider downloads from.
+    #[serde(default = "default_url_expiry")]
+    pub url_expiry_secs: u64,
+    /// No result by then: ask the provider (`DescribeTaskDetail`, `query_audio`).
+    #[serde(default = "default_poll_after")]
+    pub poll_after_secs: u64,
+    /// No result by then: call back with code 1202 (engine timeout).
+    #[serde(default = "default_deadline")]
+    pub deadline_secs: u64,
+}
+
+/// Shumei's audio file API (`/audio/v4`, results to a callback, `/query_audio/v4` to poll).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShumeiEngineConfig {
+    pub access_key: String,
+    pub app_id: String,
+    pub event_id: String,
+    /// Shumei's `type`: risk types joined by `_`.
+    #[serde(default = "default_shumei_types")]
+    pub risk_types: String,
+    /// Cluster: `sh` (Shanghai), `xjp` (Singapore) or `gg` (Silicon Valley).
+    #[serde(default = "default_shumei_region")]
+    pub region: String,
+    /// Overrides the cluster URL (`http://api-audio-<region>.fengkongcloud.com`).
+    pub endpoint: Option<String>,
+    /// `data.lang`: `zh`, `en`, …
+    #[serde(default = "default_shumei_lang")]
+    pub lang: String,
+    /// `data.tokenId` (Shumei's user id; uploads carry none).
+    #[serde(default = "default_shumei_token_id")]
+    pub token_id: String,
+    /// As for `tencent_ams`.
+    pub callback_base_url: String,
+    #[serde(default = "default_shumei_rate")]
+    pub rate_per_sec: f64,
+    #[serde(default = "default_ams_concurrent")]
+    pub max_concurrent: usize,
+    /// Expiry of the presigned GET URL the provider downloads from.
+    #[serde(default = "default_url_expiry")]
+    pub url_expiry_secs: u64,
+    /// No result by then: ask the provider (`DescribeTaskDetail`, `query_audio`).
+    #[serde(default = "default_poll_after")]
+    pub poll_after_secs: u64,
+    /// No result by then: call back with code 1202 (engine timeout).
+    #[serde(default = "default_deadline")]
+    pub deadline_secs: u64,
+}
+
+/// A user's own classifier; the contract is `openapi/http-engine.yaml`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpEngineConfig {
+    pub url: String,
+    /// Sent as `Authorization: Bearer …` when set.
+    pub bearer_token: Option<String>,
+    #[serde(default = "default_http_timeout")]
+    pub timeout_secs: u64,
+    #[serde(default = "default_http_url_expiry")]
+    pub url_expiry_secs: u64,
+    #[serde(default = "default_http_concurrent")]
+    pub max_concurrent: usize,
+}
+
+fn default_ams_endpoint() -> String {
+    "https://ams.tencentcloudapi.com".to_owned()
+}
+
+fn default_ams_rate() -> f64 {
+    20.0
+}
+
+fn default_ams_concurrent() -> usize {
+    10
+}
+
+fn default_ams_batch() -> usize {
+    10
+}
+
+fn default_batch_window() -> u64 {
+    50
+}
+
+fn default_shumei_types() -> String {
+    "EROTIC_ADVERT_POLITY_DIRTY".to_owned()
+}
+
+fn default_shumei_region() -> String {
+    "sh".to_owned()
+}
+
+fn default_shumei_lang() -> String {
+    "zh".to_owned()
+}
+
+fn default_shumei_token_id() -> String {
+    "earshot".to_owned()
+}
+
+fn default_shumei_rate() -> f64 {
+    10.0
+}
+
+fn default_url_expiry() -> u64 {
+    3600
+}
+
+fn default_poll_after() -> u64 {
+    300
+}
+
+fn default_deadline() -> u64 {
+    3600
+}
+
+fn default_http_timeout() -> u64 {
+    30
+}
+
+fn default_http_url_expiry() -> u64 {
+    900
+}
+
+fn default_http_concurrent() -> usize {
+    8
+}
+
+/// Jobs waiting on a provider: the key that signs their callback tokens, and how often waiting
+/// jobs are checked (polled, timed out, finished).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AsyncJobsConfig {
+    /// HMAC-SHA256 key (at least 32 characters) for the tokens in provider callback URLs. Every
+    /// replica that may receive a result needs the same key.
+    pub token_key: Option<String>,
+    #[serde(default = "default_sweep")]
+    pub sweep_secs: u64,
+}
+
+impl Default for AsyncJobsConfig {
+    fn default() -> Self {
+        AsyncJobsConfig {
+            token_key: None,
+            sweep_secs: default_sweep(),
+        }
+    }
+}
+
+fn default_sweep() -> u64 {
+    15
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -492,14 +722,20 @@ impl Config {
                     "must name at least one scene".to_owned(),
                 ));
             }
-            if !self.engines.contains_key(&rule.engine) {
-                return Err(invalid(
-                    key("engine"),
-                    format!(
-                        "names engine {:?}, which no [engines.{}] section defines",
-                        rule.engine, rule.engine
-                    ),
-                ));
+            let names = rule.engine.names();
+            if names.is_empty() {
+                return Err(invalid(key("engine"), "must name at least one engine".to_owned()));
+            }
+            for (n, name) in names.iter().enumerate() {
+                if !self.engines.contains_key(name) {
+                    return Err(invalid(
+                        key("engine"),
+                        format!("names engine {name:?}, which no [engines.{name}] section defines"),
+                    ));
+                }
+                if names[..n].contains(name) {
+                    return Err(invalid(key("engine"), format!("names engine {name:?} twice")));
+                }
             }
             if !(60..=100).contains(&rule.block.min_score) {
                 return Err(invalid(
@@ -555,7 +791,110 @@ impl Config {
                     ));
                 }
                 EngineConfig::Local(_) => {}
+                EngineConfig::TencentAms(ams) => {
+                    let key = |field: &str| format!("engines.{name}.{field}");
+                    for (field, value) in [
+                        ("secret_id", &ams.secret_id),
+                        ("secret_key", &ams.secret_key),
+                        ("seed", &ams.seed),
+                    ] {
+                        if value.is_empty() {
+                            return Err(invalid(key(field), "must not be empty".to_owned()));
+                        }
+                    }
+                    check_http_url(&ams.endpoint).map_err(|m| invalid(key("endpoint"), m))?;
+                    check_http_url(&ams.callback_base_url)
+                        .map_err(|m| invalid(key("callback_base_url"), m))?;
+                    if ams.biz_type.as_ref().is_some_and(|b| {
+                        !(3..=32).contains(&b.len())
+                            || !b.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    }) {
+                        return Err(invalid(
+                            key("biz_type"),
+                            "must be 3–32 letters, digits or underscores".to_owned(),
+                        ));
+                    }
+                    if !(1..=10).contains(&ams.max_batch) {
+                        return Err(invalid(
+                            key("max_batch"),
+                            format!("AMS takes 1 to 10 tasks per call, got {}", ams.max_batch),
+                        ));
+                    }
+                    check_async(ams.rate_per_sec, ams.max_concurrent, ams.poll_after_secs, ams.deadline_secs)
+                        .map_err(|(field, m)| invalid(key(field), m))?;
+                }
+                EngineConfig::Shumei(shumei) => {
+                    let key = |field: &str| format!("engines.{name}.{field}");
+                    for (field, value) in [
+                        ("access_key", &shumei.access_key),
+                        ("app_id", &shumei.app_id),
+                        ("event_id", &shumei.event_id),
+                        ("risk_types", &shumei.risk_types),
+                    ] {
+                        if value.is_empty() {
+                            return Err(invalid(key(field), "must not be empty".to_owned()));
+                        }
+                    }
+                    match &shumei.endpoint {
+                        Some(endpoint) => {
+                            check_http_url(endpoint).map_err(|m| invalid(key("endpoint"), m))?;
+                        }
+                        None if !["sh", "xjp", "gg"].contains(&shumei.region.as_str()) => {
+                            return Err(invalid(
+                                key("region"),
+                                format!(
+                                    "must be sh, xjp or gg (or set endpoint), got {:?}",
+                                    shumei.region
+                                ),
+                            ));
+                        }
+                        None => {}
+                    }
+                    check_http_url(&shumei.callback_base_url)
+                        .map_err(|m| invalid(key("callback_base_url"), m))?;
+                    check_async(
+                        shumei.rate_per_sec,
+                        shumei.max_concurrent,
+                        shumei.poll_after_secs,
+                        shumei.deadline_secs,
+                    )
+                    .map_err(|(field, m)| invalid(key(field), m))?;
+                }
+                EngineConfig::Http(http) => {
+                    let key = |field: &str| format!("engines.{name}.{field}");
+                    check_http_url(&http.url).map_err(|m| invalid(key("url"), m))?;
+                    if http.timeout_secs == 0 || http.max_concurrent == 0 {
+                        return Err(invalid(
+                            key("timeout_secs"),
+                            "timeout_secs and max_concurrent must be at least 1".to_owned(),
+                        ));
+                    }
+                }
             }
+        }
+        let asynchronous = self
+            .engines
+            .values()
+            .any(|e| matches!(e, EngineConfig::TencentAms(_) | EngineConfig::Shumei(_)));
+        if asynchronous
+            && self
+                .async_jobs
+                .token_key
+                .as_ref()
+                .is_none_or(|k| k.len() < 32)
+        {
+            return Err(invalid(
+                "async_jobs.token_key".to_owned(),
+                "an asynchronous engine (tencent_ams, shumei) needs a token key of at least 32 \
+                 characters to sign its callback URLs"
+                    .to_owned(),
+            ));
+        }
+        if self.async_jobs.sweep_secs == 0 {
+            return Err(invalid(
+                "async_jobs.sweep_secs".to_owned(),
+                "must be positive".to_owned(),
+            ));
         }
         if self.limits.max_object_bytes == 0 {
             return Err(invalid(
@@ -649,6 +988,7 @@ impl Config {
             .values()
             .map(|engine| match engine {
                 EngineConfig::Local(local) => local.refresh_secs,
+                _ => 0,
             })
             .filter(|&secs| secs > 0)
             .min()
@@ -666,6 +1006,25 @@ impl Config {
                 *seed = REDACTED.to_owned();
             }
         }
+        for engine in config.engines.values_mut() {
+            match engine {
+                EngineConfig::Local(_) => {}
+                EngineConfig::TencentAms(ams) => {
+                    ams.secret_id = REDACTED.to_owned();
+                    ams.secret_key = REDACTED.to_owned();
+                    ams.seed = REDACTED.to_owned();
+                }
+                EngineConfig::Shumei(shumei) => shumei.access_key = REDACTED.to_owned(),
+                EngineConfig::Http(http) => {
+                    if http.bearer_token.is_some() {
+                        http.bearer_token = Some(REDACTED.to_owned());
+                    }
+                }
+            }
+        }
+        if config.async_jobs.token_key.is_some() {
+            config.async_jobs.token_key = Some(REDACTED.to_owned());
+        }
         if let Some(minio) = config
             .sources
             .webhook
@@ -676,6 +1035,34 @@ impl Config {
         }
         config
     }
+}
+
+fn check_http_url(text: &str) -> Result<(), String> {
+    match url::Url::parse(text) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") => Ok(()),
+        _ => Err(format!("must be an http(s) URL, got {text:?}")),
+    }
+}
+
+fn check_async(
+    rate_per_sec: f64,
+    max_concurrent: usize,
+    poll_after_secs: u64,
+    deadline_secs: u64,
+) -> Result<(), (&'static str, String)> {
+    if !(rate_per_sec > 0.0 && rate_per_sec.is_finite()) {
+        return Err(("rate_per_sec", format!("must be positive, got {rate_per_sec}")));
+    }
+    if max_concurrent == 0 {
+        return Err(("max_concurrent", "must be at least 1".to_owned()));
+    }
+    if poll_after_secs == 0 || poll_after_secs > deadline_secs {
+        return Err((
+            "poll_after_secs",
+            format!("must be from 1 to deadline_secs ({deadline_secs}), got {poll_after_secs}"),
+        ));
+    }
+    Ok(())
 }
 
 /// Two rules overlap when a key could match both: same bucket, one prefix contains the other, and

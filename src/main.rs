@@ -185,6 +185,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     let admin_listen = config.admin.listen.clone();
     let refresh_every = config.refresh_every();
+    let asynchronous = config.async_jobs.token_key.is_some();
+    let sweep_every = std::time::Duration::from_secs(config.async_jobs.sweep_secs);
     let pipeline = Arc::new(Pipeline::new(config).await?);
     let shutdown = tokio_util::sync::CancellationToken::new();
     if let Some(every) = refresh_every {
@@ -196,6 +198,21 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             loop {
                 tokio::select! {
                     _ = tick.tick() => pipeline.refresh_engines().await,
+                    () = stop.cancelled() => return,
+                }
+            }
+        });
+    }
+    if asynchronous {
+        // Jobs waiting on a provider: late results polled for, overdue ones called back, complete
+        // ones finished (also those another replica, or a process before a restart, submitted).
+        let (pipeline, stop) = (pipeline.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(sweep_every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => pipeline.sweep().await,
                     () = stop.cancelled() => return,
                 }
             }
@@ -291,7 +308,12 @@ async fn moderate(
                 .map_err(|skip| UsageError(format!("{target}: {skip}")))?
                 .clone();
             if dry_run {
-                pipeline.judge(&job, &rule, &job.trace_id(), false).await?
+                match pipeline.judge(&job, &rule, &job.trace_id(), false).await? {
+                    earshot::pipeline::Judgement::Done { body, .. } => body,
+                    earshot::pipeline::Judgement::Waiting => {
+                        bail!("{target}: a dry run cannot wait for an asynchronous engine")
+                    }
+                }
             } else {
                 match pipeline.process(&job).await? {
                     Outcome::Finished { body, callback, .. } => {
@@ -305,6 +327,13 @@ async fn moderate(
                     }
                     Outcome::InProgress { .. } => {
                         bail!("{target} is being judged by this process already")
+                    }
+                    Outcome::Waiting { trace_id } => {
+                        eprintln!(
+                            "Handed to an asynchronous engine (trace id {trace_id}); `earshot serve` \
+                             receives its result and calls back."
+                        );
+                        return Ok(());
                     }
                     Outcome::Duplicate { trace_id } => {
                         let record = state::finished_job(&pipeline.s3, &job.bucket, &trace_id)

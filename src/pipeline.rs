@@ -17,10 +17,14 @@ use tracing::Instrument;
 
 use crate::audio::{AudioError, DecodeLimits};
 use crate::block::{self, BlockError, Blocked, Target};
-use crate::callback::{Body, Code, Data, Delivery, Notifier, Request, SceneInfo, SegmentInfo};
-use crate::config::{BlockMode, Config, RuleConfig, Scene};
+use crate::callback::{
+    Body, Code, Data, Delivery, EngineErrorInfo, Notifier, Request, SceneInfo, SegmentInfo,
+};
+use crate::config::{BlockMode, Config, OnEngineError, RuleConfig, Scene};
 use crate::decision::{self, Decision};
-use crate::engines::{self, Clip, Engine, Engines};
+use crate::engines::{self, Answer, Clip, Engine, Engines, Kind, Submission, Verdict};
+use crate::pending::{self, EngineOutcome, Waiting};
+use crate::token;
 use crate::fetch::{self, FetchError};
 use crate::fingerprint;
 use crate::job::Job;
@@ -51,6 +55,9 @@ pub enum JobError {
     State(#[from] StateError),
     #[error("spooling or decoding could not run: {0}")]
     Local(String),
+    /// An engine could not judge and the rule says `on_engine_error = "retry"`.
+    #[error("{0}")]
+    Engine(String),
 }
 
 impl JobError {
@@ -70,6 +77,9 @@ pub enum Outcome {
     /// twice). The event must not be acknowledged: if the running job fails, it is this event's
     /// redelivery that will retry it.
     InProgress { trace_id: String },
+    /// Handed to an asynchronous engine; the job is kept in the bucket (see [`crate::pending`])
+    /// and finished when the provider's result arrives, or by the sweep.
+    Waiting { trace_id: String },
     /// Judged, blocked if due, called back.
     Finished {
         trace_id: String,
@@ -102,6 +112,25 @@ pub struct Pipeline {
     spool_dir: PathBuf,
     in_flight: Mutex<HashSet<String>>,
     pub metrics: Arc<Metrics>,
+    tokens: Option<token::Signer>,
+}
+
+/// What judging came to.
+#[derive(Debug)]
+pub enum Judgement {
+    /// The callback body; `waited` when the job went through [`crate::pending`] (to be cleared
+    /// once it is recorded).
+    Done { body: Body, waited: bool },
+    /// Handed to asynchronous engines.
+    Waiting,
+}
+
+/// A provider result's reception, as the listener answers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    /// 200 taken (or harmlessly ignored), 400 unreadable, 401 not authentic, 404 no such engine.
+    pub status: u16,
+    pub message: String,
 }
 
 /// Removes a trace id from the in-flight set when the job ends, however it ends.
@@ -127,6 +156,7 @@ impl Pipeline {
     pub async fn new(config: Config) -> Result<Pipeline, engines::EngineError> {
         let s3 = storage::s3_client(&config.s3).await;
         let engines = engines::build(&config, &s3).await?;
+        let tokens = config.async_jobs.token_key.as_deref().map(token::Signer::new);
         Ok(Pipeline {
             rules: Rules::new(config.rules.clone()),
             config: Arc::new(config),
@@ -136,6 +166,7 @@ impl Pipeline {
             spool_dir: std::env::temp_dir(),
             in_flight: Mutex::new(HashSet::new()),
             metrics: Arc::new(Metrics::default()),
+            tokens,
         })
     }
 
@@ -171,6 +202,7 @@ impl Pipeline {
         let outcome = match &result {
             Err(_) => "failed",
             Ok(Outcome::Duplicate { .. } | Outcome::InProgress { .. }) => "duplicate",
+            Ok(Outcome::Waiting { .. }) => "waiting",
             Ok(Outcome::Skipped(_)) => "skipped",
             Ok(Outcome::Finished { body, .. }) if body.code != 0 => "unjudged",
             Ok(Outcome::Finished { body, .. }) if body.data.forbidden_status != 0 => "blocked",
@@ -248,7 +280,30 @@ impl Pipeline {
             return Ok(Outcome::Duplicate { trace_id });
         }
 
-        let body = self.judge(job, rule, &trace_id, true).await?;
+        if pending::exists(&self.s3, &job.bucket, &trace_id).await? {
+            tracing::info!("Object version is waiting for an engine's result already.");
+            return Ok(Outcome::Waiting { trace_id });
+        }
+        match self.judge(job, rule, &trace_id, true).await? {
+            Judgement::Waiting => Ok(Outcome::Waiting { trace_id }),
+            Judgement::Done { body, waited } => {
+                let outcome = self.conclude(job, rule, trace_id.clone(), body).await?;
+                if waited {
+                    self.clear_waiting(&job.bucket, &trace_id).await;
+                }
+                Ok(outcome)
+            }
+        }
+    }
+
+    /// Calls back and records a judged job.
+    async fn conclude(
+        &self,
+        job: &Job,
+        rule: &RuleConfig,
+        trace_id: String,
+        body: Body,
+    ) -> Result<Outcome, JobError> {
         let callback = match &rule.callback {
             None => CallbackOutcome::None,
             Some(config) => {
@@ -312,8 +367,9 @@ impl Pipeline {
         })
     }
 
-    /// Judges one object per its rule and, when `enforce`, blocks it if due. Returns the callback
-    /// body. Used by [`Pipeline::process`] and by `earshot moderate s3://… --dry-run`.
+    /// Judges one object per its rule and, when `enforce`, blocks it if due: the callback body, or
+    /// [`Judgement::Waiting`] when an asynchronous engine has the job. Used by
+    /// [`Pipeline::process`] and by `earshot moderate s3://… --dry-run`.
     ///
     /// # Errors
     /// A passing failure; see [`JobError`].
@@ -323,7 +379,8 @@ impl Pipeline {
         rule: &RuleConfig,
         trace_id: &str,
         enforce: bool,
-    ) -> Result<Body, JobError> {
+    ) -> Result<Judgement, JobError> {
+        let done = |body| Ok(Judgement::Done { body, waited: false });
         let report = Report {
             config: &self.config,
             job,
@@ -337,16 +394,16 @@ impl Pipeline {
             Err(FetchError::Gone { .. }) if enforce => match self.already_moved(job, rule).await? {
                 Some(found) => found,
                 None => {
-                    return report.unjudged_or_retry(FetchError::Gone {
+                    return done(report.unjudged_or_retry(FetchError::Gone {
                         bucket: job.bucket.clone(),
                         key: job.key.clone(),
-                    });
+                    })?);
                 }
             },
-            Err(e) => return report.unjudged_or_retry(e),
+            Err(e) => return done(report.unjudged_or_retry(e)?),
         };
         if head.size == 0 {
-            return Ok(report.unjudged(Code::EmptyObject, AudioError::Empty.to_string()));
+            return done(report.unjudged(Code::EmptyObject, AudioError::Empty.to_string()));
         }
         let max_bytes = self.config.limits.max_object_bytes;
         if head.size > max_bytes {
@@ -356,50 +413,285 @@ impl Pipeline {
                 size: head.size,
                 limit: max_bytes,
             };
-            return Ok(report.unjudged(Code::TooLarge, e.to_string()));
+            return done(report.unjudged(Code::TooLarge, e.to_string()));
         }
         let started = Instant::now();
         let spooled =
             match fetch::download(&self.s3, &source, head, max_bytes, &self.spool_dir).await {
                 Ok(spooled) => spooled,
-                Err(e) => return report.unjudged_or_retry(e),
+                Err(e) => return done(report.unjudged_or_retry(e)?),
             };
         self.stage("fetch", started);
         self.metrics
             .add("earshot_fetched_bytes_total", &[], spooled.size as f64);
-        let engine = self.engine_for(rule);
+        // Every upload is decoded here, whatever judges it: corrupt, truncated, overlong or
+        // mislabelled audio gets its own code before a provider is paid to look at it.
         let started = Instant::now();
-        let assessed = assess(
-            engine.clone(),
+        let decoded = decode(
             spooled.file.path(),
             key_suffix(&job.key),
             spooled.sha256,
             spooled.size,
-            &rule.scenes,
-            &rule.block,
             self.config.limits.max_duration_secs,
         )
         .await?;
+        let clip = match decoded {
+            Ok(clip) => clip,
+            Err((code, message)) => return done(report.unjudged(code, message)),
+        };
+        let moved_before = source.key != job.key;
+        let version_id = if moved_before {
+            job.version_id.clone()
+        } else {
+            spooled.head.version_id.clone()
+        };
+        let (answered, asynchronous) = self.consult(&source, rule, &clip, trace_id).await?;
         self.stage("analyse", started);
-        let (decision, clip) = match assessed {
-            Ok(assessed) => assessed,
-            Err((code, message)) => return Ok(report.unjudged(code, message)),
+        if !asynchronous.is_empty() {
+            if !enforce {
+                return Err(JobError::Local(format!(
+                    "a dry run cannot wait for the asynchronous engine(s) {}",
+                    asynchronous.iter().map(|e| e.name()).collect::<Vec<_>>().join(", ")
+                )));
+            }
+            let waiting = Waiting {
+                trace_id: trace_id.to_owned(),
+                rule: rule.id.clone(),
+                bucket: job.bucket.clone(),
+                key: job.key.clone(),
+                version_id,
+                etag: spooled.head.etag.clone(),
+                size: spooled.size,
+                sha256: hex::encode(spooled.sha256),
+                created_at: state::now_secs(),
+                awaiting: asynchronous.iter().map(|e| e.name().to_owned()).collect(),
+                answered,
+            };
+            return self.hand_over(&source, rule, waiting, &asynchronous).await;
+        }
+        let target = OwnedTarget {
+            version_id,
+            etag: spooled.head.etag.clone(),
+            size: spooled.size,
+            sha256: spooled.sha256,
+        };
+        let body = self
+            .settle(&report, &answered, &target, Some(&clip), enforce)
+            .await?;
+        done(body)
+    }
+
+    /// Asks the rule's synchronous engines; returns what they said and the asynchronous engines
+    /// still to be asked. With `on_engine_error = "retry"`, a failure is a [`JobError`].
+    async fn consult(
+        &self,
+        source: &Job,
+        rule: &RuleConfig,
+        clip: &Clip,
+        trace_id: &str,
+    ) -> Result<(Vec<EngineOutcome>, Vec<Arc<dyn Engine>>), JobError> {
+        let mut answered = Vec::new();
+        let mut asynchronous = Vec::new();
+        for name in rule.engine.names() {
+            let engine = self.engine(name);
+            if engine.timing().is_some() {
+                asynchronous.push(engine);
+                continue;
+            }
+            let result = match engine.kind() {
+                Kind::Local => engine
+                    .moderate(clip, &rule.scenes)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Kind::Remote => match self.submission(source, rule, trace_id, engine.as_ref()).await {
+                    Ok(submission) => match engine.submit(&submission).await {
+                        Ok(Answer::Verdict(verdict)) => Ok(verdict),
+                        Ok(Answer::Submitted { .. }) => {
+                            Err(format!("engine {name} created a task instead of answering"))
+                        }
+                        Err(e) => Err(e.to_string()),
+                    },
+                    Err(e) => Err(e),
+                },
+            };
+            answered.push(outcome(name, result, "submit"));
+        }
+        let failures: Vec<&str> = answered.iter().filter_map(|o| o.error.as_deref()).collect();
+        if !failures.is_empty() {
+            tracing::error!(?failures, policy = ?rule.on_engine_error, "Engine failed.");
+            if rule.on_engine_error == OnEngineError::Retry {
+                return Err(JobError::Engine(failures.join("; ")));
+            }
+        }
+        Ok((answered, asynchronous))
+    }
+
+    /// What a remote engine is given: a presigned URL of the bytes being judged.
+    async fn submission(
+        &self,
+        source: &Job,
+        rule: &RuleConfig,
+        trace_id: &str,
+        engine: &dyn Engine,
+    ) -> Result<Submission, String> {
+        let url = storage::presigned_get(
+            &self.s3,
+            &source.bucket,
+            &source.key,
+            source.version_id.as_deref(),
+            engine.url_expiry(),
+        )
+        .await?;
+        Ok(Submission {
+            rule: rule.id.clone(),
+            bucket: source.bucket.clone(),
+            key: source.key.clone(),
+            version_id: source.version_id.clone(),
+            etag: source.etag.clone(),
+            trace_id: trace_id.to_owned(),
+            url,
+            scenes: rule.scenes.clone(),
+        })
+    }
+
+    /// Stores the waiting job, then submits it to each asynchronous engine. The job is finished
+    /// here only when every result is in already.
+    async fn hand_over(
+        &self,
+        source: &Job,
+        rule: &RuleConfig,
+        waiting: Waiting,
+        engines: &[Arc<dyn Engine>],
+    ) -> Result<Judgement, JobError> {
+        let (bucket, trace_id) = (waiting.bucket.clone(), waiting.trace_id.clone());
+        pending::put_job(&self.s3, &waiting).await?;
+        let trace = trace_id.as_str();
+        let submitted = futures::future::join_all(engines.iter().map(|engine| async move {
+            let answer = match self
+                .submission(source, rule, trace, engine.as_ref())
+                .await
+            {
+                Ok(submission) => engine.submit(&submission).await,
+                Err(e) => Err(engines::EngineError::failed(engine.name(), e)),
+            };
+            (engine, answer)
+        }))
+        .await;
+        let now = state::now_secs();
+        let mut retry = Vec::new();
+        for (engine, answer) in submitted {
+            let name = engine.name();
+            match answer {
+                Ok(Answer::Submitted { task_id }) => {
+                    let timing = engine.timing().expect("asynchronous engines have a timing");
+                    let task = pending::Task {
+                        engine: name.to_owned(),
+                        task_id: task_id.clone(),
+                        submitted_at: now,
+                        poll_at: now + timing.poll_after.as_secs(),
+                        deadline_at: now + timing.deadline.as_secs(),
+                    };
+                    pending::put_task(&self.s3, &bucket, &trace_id, &task).await?;
+                    tracing::info!(engine = %name, %task_id, "Submitted; waiting for the engine's result.");
+                }
+                Ok(Answer::Verdict(verdict)) => {
+                    let result = outcome(name, Ok(verdict), "submit");
+                    pending::put_result(&self.s3, &bucket, &trace_id, &result).await?;
+                }
+                Err(e) if rule.on_engine_error == OnEngineError::Retry => retry.push(e.to_string()),
+                Err(e) => {
+                    tracing::error!(error = %e, policy = ?rule.on_engine_error, "Engine failed.");
+                    let result = outcome(name, Err(e.to_string()), "submit");
+                    pending::put_result(&self.s3, &bucket, &trace_id, &result).await?;
+                }
+            }
+        }
+        if !retry.is_empty() {
+            // The source delivers the job again. Tasks created meanwhile are abandoned: a result
+            // for them finds no waiting job and is ignored.
+            tracing::error!(failures = ?retry, "Engine failed; the job will be retried.");
+            self.clear_waiting(&bucket, &trace_id).await;
+            for engine in engines {
+                engine.task_done(&trace_id);
+            }
+            return Err(JobError::Engine(retry.join("; ")));
+        }
+        match self.finish_held(&bucket, &trace_id).await? {
+            Some(body) => Ok(Judgement::Done { body, waited: true }),
+            None => Ok(Judgement::Waiting),
+        }
+    }
+
+    /// Applies the rule to what its engines said: decision, failure policy, block, callback body.
+    async fn settle(
+        &self,
+        report: &Report<'_>,
+        answered: &[EngineOutcome],
+        target: &OwnedTarget,
+        clip: Option<&Clip>,
+        enforce: bool,
+    ) -> Result<Body, JobError> {
+        let rule = report.rule;
+        let job = report.job;
+        let combined = combine(answered, &rule.scenes, &rule.block);
+        let mut decision = combined.decision.clone();
+        let mut note = None;
+        if !combined.failures.is_empty() {
+            let failed = combined
+                .failures
+                .iter()
+                .map(|f| format!("engine {} failed: {}", f.engine, f.message))
+                .collect::<Vec<_>>()
+                .join("; ");
+            match rule.on_engine_error {
+                OnEngineError::Retry => {
+                    // Only results that never came (or came as failures) reach here: the job
+                    // cannot be retried any further, so it is called back unjudged, scores of
+                    // the engines that did answer included, nothing blocked.
+                    let code = if combined.timed_out {
+                        Code::EngineTimeout
+                    } else {
+                        Code::EngineFailure
+                    };
+                    decision.block = false;
+                    let mut body = report.judged(&decision, 0, None, Some((code, failed)));
+                    combined.annotate(&mut body);
+                    return Ok(body);
+                }
+                OnEngineError::Pass => {
+                    note = Some(format!(
+                        "{failed}; judged without it (on_engine_error = \"pass\")"
+                    ));
+                }
+                OnEngineError::Review => {
+                    if !decision.block {
+                        decision.result = 2;
+                    }
+                    note = Some(format!(
+                        "{failed}; held for review (on_engine_error = \"review\")"
+                    ));
+                }
+            }
+        }
+        let finish = |mut body: Body| {
+            combined.annotate(&mut body);
+            if let Some(note) = &note
+                && body.code == 0
+            {
+                body.message = format!("success; {note}");
+            }
+            body
         };
         if !(decision.block && enforce) {
-            return Ok(report.judged(&decision, 0, None, None));
+            return Ok(finish(report.judged(&decision, 0, None, None)));
         }
-        let moved_before = source.key != job.key;
         let target = Target {
             bucket: &job.bucket,
             key: &job.key,
-            version_id: if moved_before {
-                job.version_id.as_deref()
-            } else {
-                spooled.head.version_id.as_deref()
-            },
-            etag: &spooled.head.etag,
-            size: spooled.size,
-            sha256: spooled.sha256,
+            version_id: target.version_id.as_deref(),
+            etag: &target.etag,
+            size: target.size,
+            sha256: target.sha256,
         };
         let started = Instant::now();
         let blocked = block::block(&self.s3, rule.block.mode, &target).await;
@@ -409,9 +701,15 @@ impl Pipeline {
                 let backup = (blocked == Blocked::Moved).then(|| block::backup_key(&job.key));
                 tracing::info!(?blocked, backup_key = ?backup, "Blocked.");
                 if rule.block.learn {
-                    self.learn(engine.as_ref(), &clip, &decision, job).await;
+                    match clip {
+                        Some(clip) => self.learn(rule, clip, &decision, job).await,
+                        None => tracing::warn!(
+                            "block.learn: the clip's fingerprint is gone once a job waited for a \
+                             provider; not added to the library"
+                        ),
+                    }
                 }
-                Ok(report.judged(&decision, blocked as u8, backup, None))
+                Ok(finish(report.judged(&decision, blocked as u8, backup, None)))
             }
             Err(e) if e.is_transient() => Err(e.into()),
             Err(e) => {
@@ -421,25 +719,30 @@ impl Pipeline {
                     _ => Code::BlockFailed,
                 };
                 tracing::error!(error = %e, "Block failed; calling back with the scores and the reason.");
-                Ok(report.judged(&decision, 0, None, Some((code, e.to_string()))))
+                Ok(finish(report.judged(&decision, 0, None, Some((code, e.to_string())))))
             }
         }
     }
 
-    /// Adds a blocked clip to the rule's engine references (`block.learn`). A failure is logged:
-    /// the block stands either way.
-    async fn learn(&self, engine: &dyn Engine, clip: &Clip, decision: &Decision, job: &Job) {
+    /// Adds a blocked clip to the references of the rule's local engines (`block.learn`). A
+    /// failure is logged: the block stands either way.
+    async fn learn(&self, rule: &RuleConfig, clip: &Clip, decision: &Decision, job: &Job) {
         let Some(scene) = decision.top_scene else {
             return;
         };
         let label = decision.scenes.get(&scene).map_or("", |s| s.label.as_str());
         let label = format!("learned: {label}");
         let source = format!("s3://{}/{}", job.bucket, job.key);
-        match engine.learn(clip, scene, &label, &source).await {
-            Ok(true) => tracing::info!(%scene, "Blocked upload added to the reference library."),
-            Ok(false) => tracing::debug!("The rule's engine keeps no references to learn into."),
-            Err(e) => {
-                tracing::warn!(error = %e, "Could not add the blocked upload to the library.")
+        for name in rule.engine.names() {
+            let engine = self.engine(name);
+            match engine.learn(clip, scene, &label, &source).await {
+                Ok(true) => {
+                    tracing::info!(%scene, engine = %name, "Blocked upload added to the reference library.")
+                }
+                Ok(false) => tracing::debug!(engine = %name, "Engine keeps no references to learn into."),
+                Err(e) => {
+                    tracing::warn!(error = %e, "Could not add the blocked upload to the library.")
+                }
             }
         }
     }
@@ -482,6 +785,299 @@ impl Pipeline {
         }
     }
 
+    /// Removes what is stored for a waiting job; a failure is logged (the sweep finds the job
+    /// recorded as finished and clears it then).
+    async fn clear_waiting(&self, bucket: &str, trace_id: &str) {
+        let removed = async {
+            let found = pending::load(&self.s3, bucket, trace_id).await?;
+            pending::remove(&self.s3, bucket, &found).await
+        }
+        .await;
+        if let Err(e) = removed {
+            tracing::warn!(error = %e, %trace_id, "Could not clear the waiting job's files.");
+        }
+    }
+
+    /// Finishes a waiting job when every result is in, taking the job's in-flight mark: the
+    /// outcome, or None when it is still waiting (or another task of this process has it).
+    ///
+    /// # Errors
+    /// A passing failure; the job stays waiting and the sweep tries again.
+    pub async fn finish(&self, bucket: &str, trace_id: &str) -> Result<Option<Outcome>, JobError> {
+        let newly_in_flight = self
+            .in_flight
+            .lock()
+            .expect("the in-flight set is never poisoned")
+            .insert(trace_id.to_owned());
+        if !newly_in_flight {
+            return Ok(None);
+        }
+        let _guard = InFlight {
+            set: &self.in_flight,
+            trace_id: trace_id.to_owned(),
+        };
+        if let Some(record) = state::finished_job(&self.s3, bucket, trace_id).await? {
+            self.clear_waiting(bucket, trace_id).await;
+            return Ok(Some(Outcome::Duplicate {
+                trace_id: record.trace_id,
+            }));
+        }
+        let found = pending::load(&self.s3, bucket, trace_id).await?;
+        let Some(waiting) = &found.job else {
+            return Ok(None);
+        };
+        let Some(rule) = self.config.rules.iter().find(|r| r.id == waiting.rule) else {
+            tracing::error!(rule = %waiting.rule, %trace_id, "A waiting job's rule is no longer configured; left waiting.");
+            return Ok(None);
+        };
+        let Some(body) = self.finish_held(bucket, trace_id).await? else {
+            return Ok(None);
+        };
+        let job = waiting_job(waiting);
+        let span = tracing::info_span!("job", %trace_id, bucket = %job.bucket, key = %job.key, rule = %rule.id);
+        let outcome = self
+            .conclude(&job, rule, trace_id.to_owned(), body)
+            .instrument(span)
+            .await?;
+        self.clear_waiting(bucket, trace_id).await;
+        let label = match &outcome {
+            Outcome::Finished { body, .. } if body.code != 0 => "unjudged",
+            Outcome::Finished { body, .. } if body.data.forbidden_status != 0 => "blocked",
+            Outcome::Finished { body, .. } if body.data.result == 2 => "suspicious",
+            _ => "passed",
+        };
+        self.count_job(&rule.id, label);
+        Ok(Some(outcome))
+    }
+
+    /// The callback body of a waiting job whose every result is in (the caller holds its
+    /// in-flight mark); None while results are missing.
+    async fn finish_held(&self, bucket: &str, trace_id: &str) -> Result<Option<Body>, JobError> {
+        let found = pending::load(&self.s3, bucket, trace_id).await?;
+        let Some(waiting) = &found.job else {
+            return Ok(None);
+        };
+        if !found.missing().is_empty() {
+            return Ok(None);
+        }
+        let Some(rule) = self.config.rules.iter().find(|r| r.id == waiting.rule) else {
+            return Ok(None);
+        };
+        let job = waiting_job(waiting);
+        let report = Report {
+            config: &self.config,
+            job: &job,
+            rule,
+            trace_id,
+        };
+        let mut sha256 = [0u8; 32];
+        hex::decode_to_slice(&waiting.sha256, &mut sha256)
+            .map_err(|e| JobError::Local(format!("waiting job {trace_id}: bad sha256: {e}")))?;
+        let target = OwnedTarget {
+            version_id: waiting.version_id.clone(),
+            etag: waiting.etag.clone(),
+            size: waiting.size,
+            sha256,
+        };
+        let mut answered = waiting.answered.clone();
+        answered.extend(found.results.iter().cloned());
+        for name in &waiting.awaiting {
+            if let Some(engine) = self.engines.get(name) {
+                engine.task_done(trace_id);
+            }
+        }
+        let body = self.settle(&report, &answered, &target, None, true).await?;
+        Ok(Some(body))
+    }
+
+    /// A result POSTed by a provider to `/engines/<engine>/results/<token>`: the token is checked
+    /// (signature, expiry, engine), then the engine checks the body (AMS: `X-Signature`), then the
+    /// result must be for a job the token names. It is stored beside the waiting job, which is
+    /// finished when it was the last one awaited.
+    pub async fn receive_result(
+        &self,
+        engine_name: &str,
+        token: &str,
+        headers: &axum::http::HeaderMap,
+        body: &[u8],
+    ) -> Receipt {
+        let refuse = |status: u16, message: String| {
+            tracing::warn!(engine = %engine_name, status, %message, "Provider result refused.");
+            Receipt { status, message }
+        };
+        let Some(engine) = self.engines.get(engine_name) else {
+            return refuse(404, format!("no engine named {engine_name:?}"));
+        };
+        let Some(tokens) = &self.tokens else {
+            return refuse(404, "no [async_jobs] token_key: results are not taken".to_owned());
+        };
+        let claims = match tokens.verify(token, state::now_secs()) {
+            Ok(claims) if claims.engine == engine_name => claims,
+            Ok(_) => return refuse(401, "token is for another engine".to_owned()),
+            Err(e) => return refuse(401, e.to_string()),
+        };
+        let result = match engine.read_result(headers, body) {
+            Ok(Some(result)) => result,
+            Ok(None) => {
+                return Receipt {
+                    status: 200,
+                    message: "noted: not a final result".to_owned(),
+                };
+            }
+            Err(engines::ResultError::Unauthenticated(e)) => return refuse(401, e),
+            Err(engines::ResultError::Malformed(e)) => return refuse(400, e),
+        };
+        let Some(job) = claims.jobs.iter().find(|j| j.trace_id == result.trace_id) else {
+            return refuse(
+                401,
+                format!("result for {:?}, which the token does not name", result.trace_id),
+            );
+        };
+        let (bucket, trace_id) = (claims.bucket.as_str(), job.trace_id.as_str());
+        engine.task_done(trace_id);
+        self.metrics
+            .inc("earshot_engine_results_total", &[("engine", engine_name), ("via", "callback")]);
+        let stored = async {
+            if !pending::exists(&self.s3, bucket, trace_id).await? {
+                return Ok::<_, JobError>(false);
+            }
+            let outcome = outcome(engine_name, result.outcome, "callback");
+            pending::put_result(&self.s3, bucket, trace_id, &outcome).await?;
+            Ok(true)
+        }
+        .await;
+        match stored {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!(%trace_id, key = %job.key, "Result for a job that no longer waits (finished or abandoned); ignored.");
+                return Receipt {
+                    status: 200,
+                    message: "ignored: no job waits for this result".to_owned(),
+                };
+            }
+            // The provider will send it again.
+            Err(e) => return refuse(503, format!("result not stored: {e}")),
+        }
+        tracing::info!(%trace_id, key = %job.key, engine = %engine_name, "Provider result received.");
+        if let Err(e) = self.finish(bucket, trace_id).await {
+            tracing::warn!(error = %e, %trace_id, "Result stored; finishing the job failed and is left to the sweep.");
+        }
+        Receipt {
+            status: 200,
+            message: "ok".to_owned(),
+        }
+    }
+
+    /// Looks at every waiting job in the rules' buckets: polls for results that are late, gives up
+    /// on those past their deadline, finishes the complete ones, and frees task slots held for
+    /// jobs that no longer wait. `earshot serve` runs this every `async_jobs.sweep_secs`.
+    pub async fn sweep(&self) {
+        let now = state::now_secs();
+        let buckets: std::collections::BTreeSet<&str> = self
+            .config
+            .rules
+            .iter()
+            .map(|r| r.bucket.as_str())
+            .collect();
+        let mut awaited = HashSet::new();
+        for bucket in buckets {
+            let waiting = match pending::waiting_in(&self.s3, bucket).await {
+                Ok(waiting) => waiting,
+                Err(e) => {
+                    tracing::warn!(error = %e, "Could not list waiting jobs.");
+                    continue;
+                }
+            };
+            for trace_id in waiting {
+                if let Err(e) = self.sweep_one(bucket, &trace_id, now, &mut awaited).await {
+                    tracing::warn!(error = %e, %trace_id, "Sweeping a waiting job failed; next sweep retries.");
+                }
+            }
+        }
+        for (name, engine) in &self.engines {
+            for trace_id in engine.tasks_held() {
+                if !awaited.contains(&(name.clone(), trace_id.clone())) {
+                    engine.task_done(&trace_id);
+                }
+            }
+        }
+    }
+
+    async fn sweep_one(
+        &self,
+        bucket: &str,
+        trace_id: &str,
+        now: u64,
+        awaited: &mut HashSet<(String, String)>,
+    ) -> Result<(), JobError> {
+        let found = pending::load(&self.s3, bucket, trace_id).await?;
+        let Some(waiting) = &found.job else {
+            // Leftovers of a job cleared while a result was being stored.
+            pending::remove(&self.s3, bucket, &found).await?;
+            return Ok(());
+        };
+        let mut complete = true;
+        for name in found.missing() {
+            let Some(engine) = self.engines.get(&name) else {
+                let gone = outcome(&name, Err(format!("engine {name} is no longer configured")), "deadline");
+                pending::put_result(&self.s3, bucket, trace_id, &gone).await?;
+                continue;
+            };
+            let timing = engine.timing().unwrap_or(engines::Timing {
+                poll_after: std::time::Duration::ZERO,
+                deadline: std::time::Duration::ZERO,
+            });
+            let task = found.tasks.iter().find(|t| t.engine == name);
+            let deadline_at = task.map_or(waiting.created_at + timing.deadline.as_secs(), |t| t.deadline_at);
+            if now >= deadline_at {
+                let mut late = outcome(
+                    &name,
+                    Err(format!(
+                        "no result from engine {name} within {} s (task {})",
+                        timing.deadline.as_secs(),
+                        task.map_or("never created", |t| t.task_id.as_str())
+                    )),
+                    "deadline",
+                );
+                late.timed_out = true;
+                tracing::error!(%trace_id, key = %waiting.key, engine = %name, "Engine result overdue; giving up.");
+                pending::put_result(&self.s3, bucket, trace_id, &late).await?;
+                engine.task_done(trace_id);
+                continue;
+            }
+            let polled = match task {
+                Some(task) if now >= task.poll_at => {
+                    match engine.poll(&task.task_id, trace_id).await {
+                        Ok(polled) => polled,
+                        Err(e) => {
+                            tracing::warn!(error = %e, %trace_id, "Polling for a late result failed.");
+                            None
+                        }
+                    }
+                }
+                _ => None,
+            };
+            match polled {
+                Some(result) => {
+                    tracing::info!(%trace_id, engine = %name, "No callback in time; result fetched by polling.");
+                    self.metrics
+                        .inc("earshot_engine_results_total", &[("engine", name.as_str()), ("via", "poll")]);
+                    let polled = outcome(&name, result.outcome, "poll");
+                    pending::put_result(&self.s3, bucket, trace_id, &polled).await?;
+                    engine.task_done(trace_id);
+                }
+                None => {
+                    complete = false;
+                    awaited.insert((name.clone(), trace_id.to_owned()));
+                }
+            }
+        }
+        if complete {
+            self.finish(bucket, trace_id).await?;
+        }
+        Ok(())
+    }
+
     /// When the object is gone and the rule moves blocked objects, the backup may hold it: an
     /// earlier run of this job moved it and stopped before it called back. Returns the backup's
     /// HEAD and a job reading from it.
@@ -506,9 +1102,9 @@ impl Pipeline {
         }
     }
 
-    fn engine_for(&self, rule: &RuleConfig) -> Arc<dyn Engine> {
+    fn engine(&self, name: &str) -> Arc<dyn Engine> {
         self.engines
-            .get(&rule.engine)
+            .get(name)
             .cloned()
             .expect("config validation guarantees every rule names a configured engine")
     }
@@ -545,7 +1141,8 @@ impl Pipeline {
             prefix: String::new(),
             suffixes: Vec::new(),
             scenes: scenes.to_vec(),
-            engine: engine.name().to_owned(),
+            engine: crate::config::EngineNames::One(engine.name().to_owned()),
+            on_engine_error: OnEngineError::Retry,
             block: crate::config::BlockConfig {
                 enabled: false,
                 ..Default::default()
@@ -560,19 +1157,30 @@ impl Pipeline {
             rule: &rule,
             trace_id: &trace_id,
         };
-        let assessed = assess(
-            engine,
+        let decoded = decode(
             path,
             key_suffix(&name),
             sha256,
             size,
-            scenes,
-            &rule.block,
             self.config.limits.max_duration_secs,
         )
         .await?;
-        let mut body = match assessed {
-            Ok((decision, _)) => report.judged(&decision, 0, None, None),
+        let mut body = match decoded {
+            Ok(clip) => {
+                let result = engine
+                    .moderate(&clip, scenes)
+                    .await
+                    .map_err(|e| e.to_string());
+                let combined = combine(&[outcome(engine.name(), result, "submit")], scenes, &rule.block);
+                match combined.failures.first() {
+                    Some(failure) => report.unjudged(Code::EngineFailure, failure.message.clone()),
+                    None => {
+                        let mut body = report.judged(&combined.decision, 0, None, None);
+                        combined.annotate(&mut body);
+                        body
+                    }
+                }
+            }
             Err((code, message)) => report.unjudged(code, message),
         };
         body.data.url = format!(
@@ -586,18 +1194,14 @@ impl Pipeline {
     }
 }
 
-/// Decodes the file and asks the engine; `Ok(Err((code, message)))` when the file cannot be judged.
-#[allow(clippy::too_many_arguments)]
-async fn assess(
-    engine: Arc<dyn Engine>,
+/// Decodes the file into a [`Clip`]; `Ok(Err((code, message)))` when it cannot be judged.
+async fn decode(
     path: &Path,
     suffix: Option<String>,
     sha256: [u8; 32],
     size: u64,
-    scenes: &[Scene],
-    block: &crate::config::BlockConfig,
     max_duration_secs: u64,
-) -> Result<Result<(Decision, Clip), (Code, String)>, JobError> {
+) -> Result<Result<Clip, (Code, String)>, JobError> {
     let owned = path.to_owned();
     let decoded = tokio::task::spawn_blocking(move || {
         fingerprint::fingerprint_file(
@@ -638,12 +1242,98 @@ async fn assess(
         audio: info,
         fingerprint,
     };
-    match engine.moderate(&clip, scenes).await {
-        Ok(verdict) => Ok(Ok((decision::decide(&verdict, scenes, block), clip))),
-        Err(e) => {
-            tracing::error!(error = %e, "Engine failed.");
-            Ok(Err((Code::EngineFailure, e.to_string())))
+    Ok(Ok(clip))
+}
+
+/// The job a waiting record describes.
+fn waiting_job(waiting: &Waiting) -> Job {
+    let mut job = Job::new(waiting.bucket.clone(), waiting.key.clone());
+    job.version_id = waiting.version_id.clone();
+    job.etag = Some(waiting.etag.clone());
+    job.size = Some(waiting.size);
+    job
+}
+
+/// The bytes a block acts on, as judged.
+#[derive(Debug, Clone)]
+struct OwnedTarget {
+    version_id: Option<String>,
+    etag: String,
+    size: u64,
+    sha256: [u8; 32],
+}
+
+fn outcome(engine: &str, result: Result<Verdict, String>, via: &str) -> EngineOutcome {
+    let (verdict, error) = match result {
+        Ok(verdict) => (Some(verdict), None),
+        Err(error) => (None, Some(error)),
+    };
+    EngineOutcome {
+        engine: engine.to_owned(),
+        verdict,
+        error,
+        timed_out: false,
+        via: via.to_owned(),
+        at: state::now_secs(),
+    }
+}
+
+/// Several engines' verdicts as one: per scene the highest score, and which engine gave it.
+#[derive(Debug, Clone)]
+struct Combined {
+    decision: Decision,
+    decided_by: std::collections::BTreeMap<Scene, String>,
+    failures: Vec<EngineErrorInfo>,
+    /// Every failure is a deadline that passed.
+    timed_out: bool,
+}
+
+fn combine(answered: &[EngineOutcome], scenes: &[Scene], block: &crate::config::BlockConfig) -> Combined {
+    let mut verdict = Verdict::default();
+    let mut decided_by = std::collections::BTreeMap::new();
+    for outcome in answered {
+        for (scene, score) in outcome.verdict.iter().flat_map(|v| &v.scenes) {
+            let higher = verdict
+                .scenes
+                .get(scene)
+                .is_none_or(|held| score.score > held.score);
+            if higher && score.score > 0 {
+                decided_by.insert(*scene, outcome.engine.clone());
+            }
+            verdict.raise(*scene, score.clone());
         }
+    }
+    let failed: Vec<&EngineOutcome> = answered.iter().filter(|o| o.error.is_some()).collect();
+    Combined {
+        decision: decision::decide(&verdict, scenes, block),
+        decided_by,
+        timed_out: !failed.is_empty() && failed.iter().all(|o| o.timed_out),
+        failures: failed
+            .iter()
+            .map(|o| EngineErrorInfo {
+                engine: o.engine.clone(),
+                message: o.error.clone().unwrap_or_default(),
+            })
+            .collect(),
+    }
+}
+
+impl Combined {
+    /// Names the deciding engine of each scene and the engines that failed.
+    fn annotate(&self, body: &mut Body) {
+        let data = &mut body.data;
+        for (scene, engine) in &self.decided_by {
+            let info = match scene {
+                Scene::Porn => Some(&mut data.porn_info),
+                Scene::Ads => Some(&mut data.ads_info),
+                Scene::Illegal => data.illegal_info.as_mut(),
+                Scene::Abuse => data.abuse_info.as_mut(),
+            };
+            if let Some(info) = info {
+                info.engine = Some(engine.clone());
+            }
+        }
+        data.engine_errors = self.failures.clone();
     }
 }
 
@@ -676,6 +1366,7 @@ impl Report<'_> {
                 rule_id: Some(self.rule.id.clone()),
                 backup_key: None,
                 segments: Vec::new(),
+                engine_errors: Vec::new(),
             },
         }
     }
@@ -719,6 +1410,7 @@ impl Report<'_> {
                 hit_flag: result.hit_flag,
                 score: result.score,
                 label: result.label.clone(),
+                engine: None,
             };
             match scene {
                 Scene::Porn => body.data.porn_info = info,

@@ -47,7 +47,7 @@ pub struct StateError {
     pub failure: String,
 }
 
-fn error(bucket: &str, key: &str, failure: impl std::fmt::Display) -> StateError {
+pub(crate) fn error(bucket: &str, key: &str, failure: impl std::fmt::Display) -> StateError {
     StateError {
         bucket: bucket.to_owned(),
         key: key.to_owned(),
@@ -138,7 +138,7 @@ pub async fn delete(s3: &Client, bucket: &str, key: &str) -> Result<(), StateErr
     Ok(())
 }
 
-async fn get_json<T: serde::de::DeserializeOwned>(
+pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(
     s3: &Client,
     bucket: &str,
     key: &str,
@@ -165,7 +165,7 @@ async fn get_json<T: serde::de::DeserializeOwned>(
         .map_err(|e| error(bucket, key, format!("not valid JSON: {e}")))
 }
 
-async fn put_json<T: Serialize>(
+pub(crate) async fn put_json<T: Serialize>(
     s3: &Client,
     bucket: &str,
     key: &str,

@@ -123,6 +123,31 @@ pub fn object_url(s3: &S3Config, bucket: &str, key: &str) -> String {
     }
 }
 
+/// A presigned GET URL of one object version, valid for `expires_in`: what a remote engine
+/// downloads the upload from.
+///
+/// # Errors
+/// The expiry is out of range (over 7 days) or signing failed.
+pub async fn presigned_get(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+    expires_in: std::time::Duration,
+) -> Result<String, String> {
+    let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(expires_in)
+        .map_err(|e| format!("presigning s3://{bucket}/{key}: {e}"))?;
+    let request = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .set_version_id(version_id.map(str::to_owned))
+        .presigned(config)
+        .await
+        .map_err(|e| format!("presigning s3://{bucket}/{key}: {e}"))?;
+    Ok(request.uri().to_owned())
+}
+
 /// Percent-encodes a key for a URL path or an `x-amz-copy-source`, keeping `/`.
 pub fn encode_key(key: &str) -> String {
     const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC

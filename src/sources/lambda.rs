@@ -123,6 +123,7 @@ fn summary(job: &Job, outcome: &Outcome) -> Value {
         Outcome::Duplicate { trace_id } | Outcome::InProgress { trace_id } => {
             json!({"outcome": "duplicate", "trace_id": trace_id})
         }
+        Outcome::Waiting { trace_id } => json!({"outcome": "waiting", "trace_id": trace_id}),
         Outcome::Finished { trace_id, body, .. } => json!({
             "outcome": "finished",
             "trace_id": trace_id,

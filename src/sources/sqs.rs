@@ -107,7 +107,12 @@ async fn handle(pipeline: &Pipeline, sqs: &Client, config: &SqsConfig, message: 
     let mut disposition = Disposition::Skip;
     for job in &parsed.jobs {
         match pipeline.process(job).await {
-            Ok(Outcome::Finished { .. } | Outcome::Duplicate { .. } | Outcome::Skipped(_)) => {}
+            Ok(
+                Outcome::Finished { .. }
+                | Outcome::Waiting { .. }
+                | Outcome::Duplicate { .. }
+                | Outcome::Skipped(_),
+            ) => {}
             Ok(Outcome::InProgress { .. }) => disposition = Disposition::Retry,
             Err(e) => {
                 tracing::warn!(%message_id, bucket = %job.bucket, key = %job.key, error = %e, "Job failed; message left for redelivery.");

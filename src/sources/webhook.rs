@@ -352,7 +352,7 @@ async fn confirm(hook: &Hook, message: &sns::Message) -> Response {
 }
 
 /// Compares secrets without leaking, through timing, how much of them matched.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

@@ -1,0 +1,120 @@
+//! A provider's limits, kept on earshot's side: requests per second (evenly spaced, so no window
+//! of one second ever sees more than the rate) and tasks in progress at once.
+//!
+//! The task count is admission control for this process only: the jobs themselves live in the
+//! bucket and in callback tokens, not here. A slot is taken before a task is created and given
+//! back when this process sees the task's result, when the waiting job is found finished or gone
+//! (by the sweep, whichever replica finished it), or when its deadline passes.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+#[derive(Debug)]
+pub struct Limiter {
+    spacing: Duration,
+    next: tokio::sync::Mutex<Instant>,
+    slots: Arc<Semaphore>,
+    tasks: Mutex<HashMap<String, OwnedSemaphorePermit>>,
+}
+
+impl Limiter {
+    pub fn new(rate_per_sec: f64, max_concurrent: usize) -> Limiter {
+        // A hair over 1/rate: a request's arrival jitters by a few milliseconds, and the rate must
+        // hold in every one-second window as the provider measures it.
+        let spacing = Duration::from_secs_f64(1.0 / rate_per_sec) + Duration::from_millis(2);
+        Limiter {
+            spacing,
+            next: tokio::sync::Mutex::new(Instant::now()),
+            slots: Arc::new(Semaphore::new(max_concurrent)),
+            tasks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Waits for this request's turn.
+    pub async fn request_slot(&self) {
+        let at = {
+            let mut next = self.next.lock().await;
+            let at = (*next).max(Instant::now());
+            *next = at + self.spacing;
+            at
+        };
+        tokio::time::sleep_until(at).await;
+    }
+
+    /// Pushes every later request back by `pause` (the provider said it is throttling us).
+    pub async fn back_off(&self, pause: Duration) {
+        let mut next = self.next.lock().await;
+        *next = (*next).max(Instant::now() + pause);
+    }
+
+    /// Waits for a task slot and holds it for `trace_id` until [`Limiter::release`].
+    pub async fn acquire_task(&self, trace_id: &str) {
+        if self.lock().contains_key(trace_id) {
+            return;
+        }
+        let permit = self
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        self.lock().insert(trace_id.to_owned(), permit);
+    }
+
+    pub fn release(&self, trace_id: &str) {
+        self.lock().remove(trace_id);
+    }
+
+    /// The trace ids holding a slot.
+    pub fn holders(&self) -> Vec<String> {
+        self.lock().keys().cloned().collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, OwnedSemaphorePermit>> {
+        self.tasks
+            .lock()
+            .expect("no code panics while holding the task map")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_are_spaced_by_the_rate() {
+        let limiter = Limiter::new(20.0, 10);
+        let start = Instant::now();
+        let mut times = Vec::new();
+        for _ in 0..41 {
+            limiter.request_slot().await;
+            times.push(start.elapsed());
+        }
+        for window in times.windows(21) {
+            assert!(window[20] - window[0] >= Duration::from_secs(1), "{window:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn task_slots_are_held_until_released() {
+        let limiter = Arc::new(Limiter::new(100.0, 2));
+        limiter.acquire_task("a").await;
+        limiter.acquire_task("b").await;
+        limiter.acquire_task("a").await; // already held: no second slot
+        let waiting = {
+            let limiter = limiter.clone();
+            tokio::spawn(async move { limiter.acquire_task("c").await })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished());
+        limiter.release("a");
+        waiting.await.unwrap();
+        let mut holders = limiter.holders();
+        holders.sort();
+        assert_eq!(holders, ["b", "c"]);
+    }
+}

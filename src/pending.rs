@@ -1,0 +1,210 @@
+//! Jobs waiting on an asynchronous engine (AMS, Shumei), kept in the moderated bucket beside the
+//! other state, so that no process has to hold them while a provider works:
+//!
+//! ```text
+//! audit_freeze_backup/earshot/pending/<trace_id>/job.json            the job, the engines awaited,
+//!                                                                    verdicts of the engines that
+//!                                                                    already answered
+//! audit_freeze_backup/earshot/pending/<trace_id>/task-<engine>.json  the provider's task id
+//! audit_freeze_backup/earshot/pending/<trace_id>/result-<engine>.json a provider's result
+//! ```
+//!
+//! Each file is written once by one writer (the submitter, or whoever receives that engine's
+//! result), so replicas never overwrite each other's findings. The job is finished by whoever sees
+//! every awaited result present: the receiver of the last result, or the periodic sweep, which
+//! also polls for results that are late and gives up at the deadline.
+
+use aws_sdk_s3::Client;
+use serde::{Deserialize, Serialize};
+
+use crate::engines::Verdict;
+use crate::state::{self, STATE_PREFIX, StateError};
+use crate::storage::S3Failure;
+
+pub const PENDING_PREFIX: &str = "audit_freeze_backup/earshot/pending/";
+
+/// An engine that answered, or that could not.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EngineOutcome {
+    pub engine: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<Verdict>,
+    /// Why there is no verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The error is the deadline passing with no result.
+    #[serde(default)]
+    pub timed_out: bool,
+    /// `submit`, `callback`, `poll` or `deadline`.
+    pub via: String,
+    pub at: u64,
+}
+
+/// A job waiting for results.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Waiting {
+    pub trace_id: String,
+    pub rule: String,
+    pub bucket: String,
+    pub key: String,
+    pub version_id: Option<String>,
+    pub etag: String,
+    pub size: u64,
+    /// Hex SHA-256 of the bytes judged (what a move verifies its copy against).
+    pub sha256: String,
+    pub created_at: u64,
+    /// The engines whose results are awaited.
+    pub awaiting: Vec<String>,
+    /// What the other engines of the rule said at submission.
+    pub answered: Vec<EngineOutcome>,
+}
+
+/// A provider task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    pub engine: String,
+    pub task_id: String,
+    pub submitted_at: u64,
+    pub poll_at: u64,
+    pub deadline_at: u64,
+}
+
+/// Everything stored for one waiting job.
+#[derive(Debug, Clone, Default)]
+pub struct Found {
+    pub job: Option<Waiting>,
+    pub tasks: Vec<Task>,
+    pub results: Vec<EngineOutcome>,
+    /// Every key under the job's prefix.
+    pub keys: Vec<String>,
+}
+
+impl Found {
+    /// The awaited engines with no result yet.
+    pub fn missing(&self) -> Vec<String> {
+        let Some(job) = &self.job else {
+            return Vec::new();
+        };
+        job.awaiting
+            .iter()
+            .filter(|e| !self.results.iter().any(|r| &r.engine == *e))
+            .cloned()
+            .collect()
+    }
+}
+
+fn job_prefix(trace_id: &str) -> String {
+    format!("{PENDING_PREFIX}{trace_id}/")
+}
+
+/// # Errors
+/// S3 failed.
+pub async fn put_job(s3: &Client, job: &Waiting) -> Result<(), StateError> {
+    let key = format!("{}job.json", job_prefix(&job.trace_id));
+    state::put_json(s3, &job.bucket, &key, job).await
+}
+
+/// # Errors
+/// S3 failed.
+pub async fn put_task(s3: &Client, bucket: &str, trace_id: &str, task: &Task) -> Result<(), StateError> {
+    let key = format!("{}task-{}.json", job_prefix(trace_id), task.engine);
+    state::put_json(s3, bucket, &key, task).await
+}
+
+/// # Errors
+/// S3 failed.
+pub async fn put_result(
+    s3: &Client,
+    bucket: &str,
+    trace_id: &str,
+    result: &EngineOutcome,
+) -> Result<(), StateError> {
+    let key = format!("{}result-{}.json", job_prefix(trace_id), result.engine);
+    state::put_json(s3, bucket, &key, result).await
+}
+
+/// Whether a job is waiting under this trace id.
+///
+/// # Errors
+/// S3 failed.
+pub async fn exists(s3: &Client, bucket: &str, trace_id: &str) -> Result<bool, StateError> {
+    let key = format!("{}job.json", job_prefix(trace_id));
+    Ok(state::get_json::<serde_json::Value>(s3, bucket, &key)
+        .await?
+        .is_some())
+}
+
+/// Everything stored for a job.
+///
+/// # Errors
+/// S3 failed or a file is not valid JSON.
+pub async fn load(s3: &Client, bucket: &str, trace_id: &str) -> Result<Found, StateError> {
+    let prefix = job_prefix(trace_id);
+    let mut found = Found::default();
+    for key in list(s3, bucket, &prefix, None).await? {
+        let name = &key[prefix.len()..];
+        if name == "job.json" {
+            found.job = state::get_json(s3, bucket, &key).await?;
+        } else if name.starts_with("task-") {
+            found.tasks.extend(state::get_json::<Task>(s3, bucket, &key).await?);
+        } else if name.starts_with("result-") {
+            found
+                .results
+                .extend(state::get_json::<EngineOutcome>(s3, bucket, &key).await?);
+        }
+        found.keys.push(key);
+    }
+    Ok(found)
+}
+
+/// The trace ids of the jobs waiting in a bucket.
+///
+/// # Errors
+/// S3 failed.
+pub async fn waiting_in(s3: &Client, bucket: &str) -> Result<Vec<String>, StateError> {
+    let prefixes = list(s3, bucket, PENDING_PREFIX, Some("/")).await?;
+    Ok(prefixes
+        .iter()
+        .filter_map(|p| p.strip_prefix(PENDING_PREFIX))
+        .map(|p| p.trim_end_matches('/').to_owned())
+        .filter(|p| !p.is_empty())
+        .collect())
+}
+
+/// Removes everything stored for a job.
+///
+/// # Errors
+/// S3 failed.
+pub async fn remove(s3: &Client, bucket: &str, found: &Found) -> Result<(), StateError> {
+    for key in &found.keys {
+        state::delete(s3, bucket, key).await?;
+    }
+    Ok(())
+}
+
+/// Keys under `prefix`, or with a delimiter the common prefixes.
+async fn list(
+    s3: &Client,
+    bucket: &str,
+    prefix: &str,
+    delimiter: Option<&str>,
+) -> Result<Vec<String>, StateError> {
+    debug_assert!(prefix.starts_with(STATE_PREFIX));
+    let mut keys = Vec::new();
+    let mut pages = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .set_delimiter(delimiter.map(str::to_owned))
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| state::error(bucket, prefix, S3Failure::from_sdk(&e)))?;
+        if delimiter.is_some() {
+            keys.extend(page.common_prefixes().iter().filter_map(|p| p.prefix().map(str::to_owned)));
+        } else {
+            keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_owned)));
+        }
+    }
+    Ok(keys)
+}

@@ -254,6 +254,7 @@ mod tests {
                     hit_flag: 1,
                     score: 100,
                     label: "x".into(),
+                    engine: None,
                 },
                 ads_info: SceneInfo::default(),
                 illegal_info: None,
@@ -264,6 +265,7 @@ mod tests {
                 rule_id: Some("r".into()),
                 backup_key: None,
                 segments: Vec::new(),
+                engine_errors: Vec::new(),
             },
         };
         let value: serde_json::Value = serde_json::to_value(&body).expect("serialises");

@@ -724,7 +724,10 @@ impl Config {
             }
             let names = rule.engine.names();
             if names.is_empty() {
-                return Err(invalid(key("engine"), "must name at least one engine".to_owned()));
+                return Err(invalid(
+                    key("engine"),
+                    "must name at least one engine".to_owned(),
+                ));
             }
             for (n, name) in names.iter().enumerate() {
                 if !self.engines.contains_key(name) {
@@ -734,7 +737,10 @@ impl Config {
                     ));
                 }
                 if names[..n].contains(name) {
-                    return Err(invalid(key("engine"), format!("names engine {name:?} twice")));
+                    return Err(invalid(
+                        key("engine"),
+                        format!("names engine {name:?} twice"),
+                    ));
                 }
             }
             if !(60..=100).contains(&rule.block.min_score) {
@@ -820,8 +826,13 @@ impl Config {
                             format!("AMS takes 1 to 10 tasks per call, got {}", ams.max_batch),
                         ));
                     }
-                    check_async(ams.rate_per_sec, ams.max_concurrent, ams.poll_after_secs, ams.deadline_secs)
-                        .map_err(|(field, m)| invalid(key(field), m))?;
+                    check_async(
+                        ams.rate_per_sec,
+                        ams.max_concurrent,
+                        ams.poll_after_secs,
+                        ams.deadline_secs,
+                    )
+                    .map_err(|(field, m)| invalid(key(field), m))?;
                 }
                 EngineConfig::Shumei(shumei) => {
                     let key = |field: &str| format!("engines.{name}.{field}");
@@ -1051,7 +1062,10 @@ fn check_async(
     deadline_secs: u64,
 ) -> Result<(), (&'static str, String)> {
     if !(rate_per_sec > 0.0 && rate_per_sec.is_finite()) {
-        return Err(("rate_per_sec", format!("must be positive, got {rate_per_sec}")));
+        return Err((
+            "rate_per_sec",
+            format!("must be positive, got {rate_per_sec}"),
+        ));
     }
     if max_concurrent == 0 {
         return Err(("max_concurrent", "must be at least 1".to_owned()));

@@ -106,7 +106,12 @@ pub async fn put_job(s3: &Client, job: &Waiting) -> Result<(), StateError> {
 
 /// # Errors
 /// S3 failed.
-pub async fn put_task(s3: &Client, bucket: &str, trace_id: &str, task: &Task) -> Result<(), StateError> {
+pub async fn put_task(
+    s3: &Client,
+    bucket: &str,
+    trace_id: &str,
+    task: &Task,
+) -> Result<(), StateError> {
     let key = format!("{}task-{}.json", job_prefix(trace_id), task.engine);
     state::put_json(s3, bucket, &key, task).await
 }
@@ -146,7 +151,9 @@ pub async fn load(s3: &Client, bucket: &str, trace_id: &str) -> Result<Found, St
         if name == "job.json" {
             found.job = state::get_json(s3, bucket, &key).await?;
         } else if name.starts_with("task-") {
-            found.tasks.extend(state::get_json::<Task>(s3, bucket, &key).await?);
+            found
+                .tasks
+                .extend(state::get_json::<Task>(s3, bucket, &key).await?);
         } else if name.starts_with("result-") {
             found
                 .results
@@ -201,9 +208,17 @@ async fn list(
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| state::error(bucket, prefix, S3Failure::from_sdk(&e)))?;
         if delimiter.is_some() {
-            keys.extend(page.common_prefixes().iter().filter_map(|p| p.prefix().map(str::to_owned)));
+            keys.extend(
+                page.common_prefixes()
+                    .iter()
+                    .filter_map(|p| p.prefix().map(str::to_owned)),
+            );
         } else {
-            keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_owned)));
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_owned)),
+            );
         }
     }
     Ok(keys)

@@ -23,15 +23,15 @@ use crate::callback::{
 use crate::config::{BlockMode, Config, OnEngineError, RuleConfig, Scene};
 use crate::decision::{self, Decision};
 use crate::engines::{self, Answer, Clip, Engine, Engines, Kind, Submission, Verdict};
-use crate::pending::{self, EngineOutcome, Waiting};
-use crate::token;
 use crate::fetch::{self, FetchError};
 use crate::fingerprint;
 use crate::job::Job;
 use crate::metrics::Metrics;
+use crate::pending::{self, EngineOutcome, Waiting};
 use crate::rules::{Rules, Skip, key_suffix};
 use crate::state::{self, DeadLetter, JobRecord, StateError};
 use crate::storage;
+use crate::token;
 
 /// What a source does with an event whose job failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,7 +156,11 @@ impl Pipeline {
     pub async fn new(config: Config) -> Result<Pipeline, engines::EngineError> {
         let s3 = storage::s3_client(&config.s3).await;
         let engines = engines::build(&config, &s3).await?;
-        let tokens = config.async_jobs.token_key.as_deref().map(token::Signer::new);
+        let tokens = config
+            .async_jobs
+            .token_key
+            .as_deref()
+            .map(token::Signer::new);
         Ok(Pipeline {
             rules: Rules::new(config.rules.clone()),
             config: Arc::new(config),
@@ -380,7 +384,12 @@ impl Pipeline {
         trace_id: &str,
         enforce: bool,
     ) -> Result<Judgement, JobError> {
-        let done = |body| Ok(Judgement::Done { body, waited: false });
+        let done = |body| {
+            Ok(Judgement::Done {
+                body,
+                waited: false,
+            })
+        };
         let report = Report {
             config: &self.config,
             job,
@@ -451,7 +460,11 @@ impl Pipeline {
             if !enforce {
                 return Err(JobError::Local(format!(
                     "a dry run cannot wait for the asynchronous engine(s) {}",
-                    asynchronous.iter().map(|e| e.name()).collect::<Vec<_>>().join(", ")
+                    asynchronous
+                        .iter()
+                        .map(|e| e.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )));
             }
             let waiting = Waiting {
@@ -503,7 +516,10 @@ impl Pipeline {
                     .moderate(clip, &rule.scenes)
                     .await
                     .map_err(|e| e.to_string()),
-                Kind::Remote => match self.submission(source, rule, trace_id, engine.as_ref()).await {
+                Kind::Remote => match self
+                    .submission(source, rule, trace_id, engine.as_ref())
+                    .await
+                {
                     Ok(submission) => match engine.submit(&submission).await {
                         Ok(Answer::Verdict(verdict)) => Ok(verdict),
                         Ok(Answer::Submitted { .. }) => {
@@ -567,10 +583,7 @@ impl Pipeline {
         pending::put_job(&self.s3, &waiting).await?;
         let trace = trace_id.as_str();
         let submitted = futures::future::join_all(engines.iter().map(|engine| async move {
-            let answer = match self
-                .submission(source, rule, trace, engine.as_ref())
-                .await
-            {
+            let answer = match self.submission(source, rule, trace, engine.as_ref()).await {
                 Ok(submission) => engine.submit(&submission).await,
                 Err(e) => Err(engines::EngineError::failed(engine.name(), e)),
             };
@@ -709,7 +722,12 @@ impl Pipeline {
                         ),
                     }
                 }
-                Ok(finish(report.judged(&decision, blocked as u8, backup, None)))
+                Ok(finish(report.judged(
+                    &decision,
+                    blocked as u8,
+                    backup,
+                    None,
+                )))
             }
             Err(e) if e.is_transient() => Err(e.into()),
             Err(e) => {
@@ -719,7 +737,12 @@ impl Pipeline {
                     _ => Code::BlockFailed,
                 };
                 tracing::error!(error = %e, "Block failed; calling back with the scores and the reason.");
-                Ok(finish(report.judged(&decision, 0, None, Some((code, e.to_string())))))
+                Ok(finish(report.judged(
+                    &decision,
+                    0,
+                    None,
+                    Some((code, e.to_string())),
+                )))
             }
         }
     }
@@ -739,7 +762,9 @@ impl Pipeline {
                 Ok(true) => {
                     tracing::info!(%scene, engine = %name, "Blocked upload added to the reference library.")
                 }
-                Ok(false) => tracing::debug!(engine = %name, "Engine keeps no references to learn into."),
+                Ok(false) => {
+                    tracing::debug!(engine = %name, "Engine keeps no references to learn into.")
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "Could not add the blocked upload to the library.")
                 }
@@ -909,7 +934,10 @@ impl Pipeline {
             return refuse(404, format!("no engine named {engine_name:?}"));
         };
         let Some(tokens) = &self.tokens else {
-            return refuse(404, "no [async_jobs] token_key: results are not taken".to_owned());
+            return refuse(
+                404,
+                "no [async_jobs] token_key: results are not taken".to_owned(),
+            );
         };
         let claims = match tokens.verify(token, state::now_secs()) {
             Ok(claims) if claims.engine == engine_name => claims,
@@ -930,13 +958,18 @@ impl Pipeline {
         let Some(job) = claims.jobs.iter().find(|j| j.trace_id == result.trace_id) else {
             return refuse(
                 401,
-                format!("result for {:?}, which the token does not name", result.trace_id),
+                format!(
+                    "result for {:?}, which the token does not name",
+                    result.trace_id
+                ),
             );
         };
         let (bucket, trace_id) = (claims.bucket.as_str(), job.trace_id.as_str());
         engine.task_done(trace_id);
-        self.metrics
-            .inc("earshot_engine_results_total", &[("engine", engine_name), ("via", "callback")]);
+        self.metrics.inc(
+            "earshot_engine_results_total",
+            &[("engine", engine_name), ("via", "callback")],
+        );
         let stored = async {
             if !pending::exists(&self.s3, bucket, trace_id).await? {
                 return Ok::<_, JobError>(false);
@@ -1019,7 +1052,11 @@ impl Pipeline {
         let mut complete = true;
         for name in found.missing() {
             let Some(engine) = self.engines.get(&name) else {
-                let gone = outcome(&name, Err(format!("engine {name} is no longer configured")), "deadline");
+                let gone = outcome(
+                    &name,
+                    Err(format!("engine {name} is no longer configured")),
+                    "deadline",
+                );
                 pending::put_result(&self.s3, bucket, trace_id, &gone).await?;
                 continue;
             };
@@ -1028,7 +1065,9 @@ impl Pipeline {
                 deadline: std::time::Duration::ZERO,
             });
             let task = found.tasks.iter().find(|t| t.engine == name);
-            let deadline_at = task.map_or(waiting.created_at + timing.deadline.as_secs(), |t| t.deadline_at);
+            let deadline_at = task.map_or(waiting.created_at + timing.deadline.as_secs(), |t| {
+                t.deadline_at
+            });
             if now >= deadline_at {
                 let mut late = outcome(
                     &name,
@@ -1060,8 +1099,10 @@ impl Pipeline {
             match polled {
                 Some(result) => {
                     tracing::info!(%trace_id, engine = %name, "No callback in time; result fetched by polling.");
-                    self.metrics
-                        .inc("earshot_engine_results_total", &[("engine", name.as_str()), ("via", "poll")]);
+                    self.metrics.inc(
+                        "earshot_engine_results_total",
+                        &[("engine", name.as_str()), ("via", "poll")],
+                    );
                     let polled = outcome(&name, result.outcome, "poll");
                     pending::put_result(&self.s3, bucket, trace_id, &polled).await?;
                     engine.task_done(trace_id);
@@ -1171,7 +1212,11 @@ impl Pipeline {
                     .moderate(&clip, scenes)
                     .await
                     .map_err(|e| e.to_string());
-                let combined = combine(&[outcome(engine.name(), result, "submit")], scenes, &rule.block);
+                let combined = combine(
+                    &[outcome(engine.name(), result, "submit")],
+                    scenes,
+                    &rule.block,
+                );
                 match combined.failures.first() {
                     Some(failure) => report.unjudged(Code::EngineFailure, failure.message.clone()),
                     None => {
@@ -1288,7 +1333,11 @@ struct Combined {
     timed_out: bool,
 }
 
-fn combine(answered: &[EngineOutcome], scenes: &[Scene], block: &crate::config::BlockConfig) -> Combined {
+fn combine(
+    answered: &[EngineOutcome],
+    scenes: &[Scene],
+    block: &crate::config::BlockConfig,
+) -> Combined {
     let mut verdict = Verdict::default();
     let mut decided_by = std::collections::BTreeMap::new();
     for outcome in answered {

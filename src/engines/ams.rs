@@ -68,7 +68,11 @@ struct Queued {
 impl AmsEngine {
     /// # Errors
     /// The endpoint is not a URL with a host.
-    pub fn new(name: &str, config: AmsEngineConfig, tokens: Signer) -> Result<AmsEngine, EngineError> {
+    pub fn new(
+        name: &str,
+        config: AmsEngineConfig,
+        tokens: Signer,
+    ) -> Result<AmsEngine, EngineError> {
         let url = url::Url::parse(&config.endpoint)
             .map_err(|e| EngineError::failed(name, format!("endpoint: {e}")))?;
         let host = match (url.host_str(), url.port()) {
@@ -175,7 +179,9 @@ async fn create_tasks(inner: Arc<Inner>, group: Vec<Queued>) {
 fn task_id_for(response: &Value, trace_id: &str) -> Result<String, String> {
     let results = response["Results"].as_array().cloned().unwrap_or_default();
     let Some(result) = results.iter().find(|r| r["DataId"] == trace_id) else {
-        return Err(format!("CreateAudioModerationTask returned no result for DataId {trace_id}"));
+        return Err(format!(
+            "CreateAudioModerationTask returned no result for DataId {trace_id}"
+        ));
     };
     match (result["Code"].as_str(), result["TaskId"].as_str()) {
         (Some("OK"), Some(task_id)) if !task_id.is_empty() => Ok(task_id.to_owned()),
@@ -553,6 +559,9 @@ mod tests {
         }))
         .unwrap();
         let error = failed.into_result("ams").unwrap().outcome.unwrap_err();
-        assert!(error.contains("DECODE_ERROR") && error.contains("bad file"), "{error}");
+        assert!(
+            error.contains("DECODE_ERROR") && error.contains("bad file"),
+            "{error}"
+        );
     }
 }

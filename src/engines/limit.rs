@@ -85,17 +85,32 @@ impl Limiter {
 mod tests {
     use super::*;
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn requests_are_spaced_by_the_rate() {
-        let limiter = Limiter::new(20.0, 10);
+        let limiter = Arc::new(Limiter::new(200.0, 10));
         let start = Instant::now();
-        let mut times = Vec::new();
-        for _ in 0..41 {
-            limiter.request_slot().await;
-            times.push(start.elapsed());
+        let times = Arc::new(Mutex::new(Vec::new()));
+        // Concurrent callers share the spacing.
+        let callers: Vec<_> = (0..41)
+            .map(|_| {
+                let (limiter, times) = (limiter.clone(), times.clone());
+                tokio::spawn(async move {
+                    limiter.request_slot().await;
+                    times.lock().unwrap().push(start.elapsed());
+                })
+            })
+            .collect();
+        for caller in callers {
+            caller.await.unwrap();
         }
+        let mut times = times.lock().unwrap().clone();
+        times.sort();
+        // 200/s: no 201st request within 1 s, so any 21 consecutive span at least 100 ms.
         for window in times.windows(21) {
-            assert!(window[20] - window[0] >= Duration::from_secs(1), "{window:?}");
+            assert!(
+                window[20] - window[0] >= Duration::from_millis(100),
+                "{window:?}"
+            );
         }
     }
 

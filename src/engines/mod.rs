@@ -176,7 +176,10 @@ pub trait Engine: Send + Sync {
     /// The engine could not judge the clip.
     async fn moderate(&self, clip: &Clip, scenes: &[Scene]) -> Result<Verdict, EngineError> {
         let _ = (clip, scenes);
-        Err(EngineError::failed(self.name(), "judges objects by URL, not decoded audio"))
+        Err(EngineError::failed(
+            self.name(),
+            "judges objects by URL, not decoded audio",
+        ))
     }
 
     /// How long the presigned URL in a [`Submission`] must stay valid.
@@ -190,7 +193,10 @@ pub trait Engine: Send + Sync {
     /// The provider could not take the job (down, refusing, throttling past the retries).
     async fn submit(&self, submission: &Submission) -> Result<Answer, EngineError> {
         let _ = submission;
-        Err(EngineError::failed(self.name(), "judges decoded audio, not URLs"))
+        Err(EngineError::failed(
+            self.name(),
+            "judges decoded audio, not URLs",
+        ))
     }
 
     /// Checks and reads a result the provider POSTed to earshot. Ok(None): a notification that is
@@ -282,7 +288,10 @@ pub async fn build(config: &Config, s3: &aws_sdk_s3::Client) -> Result<Engines, 
         .map(crate::token::Signer::new);
     let signer = |name: &str| {
         tokens.clone().ok_or_else(|| {
-            EngineError::failed(name, "needs [async_jobs] token_key to sign its callback URLs")
+            EngineError::failed(
+                name,
+                "needs [async_jobs] token_key to sign its callback URLs",
+            )
         })
     };
     let mut engines = Engines::new();
@@ -308,7 +317,10 @@ pub async fn build(config: &Config, s3: &aws_sdk_s3::Client) -> Result<Engines, 
 
 /// Where a provider POSTs a result: `<base>/engines/<engine>/results/<token>`.
 pub fn result_url(base: &str, engine: &str, token: &str) -> String {
-    format!("{}/engines/{engine}/results/{token}", base.trim_end_matches('/'))
+    format!(
+        "{}/engines/{engine}/results/{token}",
+        base.trim_end_matches('/')
+    )
 }
 
 /// The HTTP client remote engines share a configuration of.

@@ -59,9 +59,10 @@ impl ShumeiEngine {
         config: ShumeiEngineConfig,
         tokens: Signer,
     ) -> Result<ShumeiEngine, EngineError> {
-        let base = config.endpoint.clone().unwrap_or_else(|| {
-            format!("http://api-audio-{}.fengkongcloud.com", config.region)
-        });
+        let base = config
+            .endpoint
+            .clone()
+            .unwrap_or_else(|| format!("http://api-audio-{}.fengkongcloud.com", config.region));
         Ok(ShumeiEngine {
             name: name.to_owned(),
             base: base.trim_end_matches('/').to_owned(),
@@ -190,7 +191,11 @@ impl Engine for ShumeiEngine {
         Ok(result.into_result(&self.name))
     }
 
-    async fn poll(&self, _task_id: &str, trace_id: &str) -> Result<Option<TaskResult>, EngineError> {
+    async fn poll(
+        &self,
+        _task_id: &str,
+        trace_id: &str,
+    ) -> Result<Option<TaskResult>, EngineError> {
         let body = json!({"accessKey": self.config.access_key, "btId": trace_id});
         let value = self
             .call("/query_audio/v4", &body)

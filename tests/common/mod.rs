@@ -5,6 +5,7 @@
 
 pub mod corpus;
 pub mod lambda_api;
+pub mod providers;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,633 @@
+//! The cloud engines end to end: `earshot serve` (MinIO-shaped webhook events, LocalStack S3)
+//! driving local servers that implement Tencent AMS's and Shumei's contracts
+//! (`tests/common/providers.rs`) and a user's own classifier: blocks via each engine, forged and
+//! tampered provider results refused, a restart between task creation and result, throttling
+//! obeyed, the no-callback path polled, an overdue result called back with code 1202, and rules
+//! with several engines and an engine that is down.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::providers::*;
+use common::*;
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(120);
+const TOKEN: &str = "minio-webhook-token-0123456789";
+const TOKEN_KEY: &str = "job-token-key-0123456789abcdef0123456789";
+const AMS_SEED: &str = "ams-callback-seed-0123";
+
+struct Setup {
+    s3: aws_sdk_s3::Client,
+    bucket: String,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+async fn setup() -> Setup {
+    require_localstack();
+    let s3 = s3(LOCALSTACK).await;
+    let bucket = fresh_bucket(&s3).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("library")).expect("library dir");
+    std::fs::create_dir_all(dir.path().join("more")).expect("more dir");
+    Setup {
+        s3,
+        bucket,
+        dir,
+        port: free_port(),
+    }
+}
+
+impl Setup {
+    fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// A config with one rule (`engine` = the given TOML value) and the given engine sections.
+    fn config(&self, callback_url: &str, engine: &str, extra: &str, engines: &str) -> String {
+        format!(
+            r#"
+            [s3]
+            endpoint_url = "{LOCALSTACK}"
+            region = "us-east-1"
+            force_path_style = true
+            access_key_id = "test"
+            secret_access_key = "test"
+
+            [[rules]]
+            id = "voice"
+            bucket = "{bucket}"
+            prefix = "audio/"
+            scenes = ["porn", "ads", "illegal", "abuse"]
+            engine = {engine}
+            {extra}
+            block = {{ enabled = true, mode = "move", min_score = 90 }}
+            callback = {{ url = "{callback_url}", seed = "s3cret", max_attempts = 3, initial_backoff_ms = 50 }}
+
+            [engines.local]
+            type = "local"
+            library = "{library}"
+
+            {engines}
+
+            [async_jobs]
+            token_key = "{TOKEN_KEY}"
+            sweep_secs = 1
+
+            [sources.webhook]
+            listen = "127.0.0.1:{port}"
+            [sources.webhook.minio]
+            auth_token = "{TOKEN}"
+            "#,
+            bucket = self.bucket,
+            library = self.dir.path().join("library").display(),
+            port = self.port,
+        )
+    }
+
+    fn ams(&self, fake: &FakeAms, settings: &str) -> String {
+        format!(
+            r#"
+            [engines.ams]
+            type = "tencent_ams"
+            secret_id = "{AMS_SECRET_ID}"
+            secret_key = "{AMS_SECRET_KEY}"
+            endpoint = "{}"
+            biz_type = "earshot_test"
+            seed = "{AMS_SEED}"
+            callback_base_url = "{}"
+            {settings}
+            "#,
+            fake.url,
+            self.base()
+        )
+    }
+
+    async fn start(&self, config: &str) -> Daemon {
+        let mut daemon = Daemon::spawn(self.dir.path(), config);
+        daemon
+            .wait_until_listening(&format!("{}/healthz", self.base()))
+            .await;
+        daemon
+    }
+
+    /// Uploads and notifies earshot the way MinIO does.
+    async fn upload(&self, key: &str, file: &Path) {
+        put_file(&self.s3, &self.bucket, key, file, "audio/mpeg").await;
+        let event = s3_event(&self.bucket, key);
+        let answer = reqwest::Client::new()
+            .post(format!("{}/minio", self.base()))
+            .bearer_auth(TOKEN)
+            .json(&event)
+            .send()
+            .await
+            .expect("webhook answers");
+        assert_eq!(answer.status(), 200, "{}", answer.text().await.unwrap());
+    }
+}
+
+/// Distinct short recordings (each its own SHA-256).
+fn clips(dir: &Path, n: usize) -> Vec<PathBuf> {
+    (0..n)
+        .map(|i| {
+            tone(
+                &dir.join(format!("clip-{i}.mp3")),
+                2.0,
+                300 + 20 * i as u32,
+                &["-b:a", "64k"],
+            )
+        })
+        .collect()
+}
+
+fn by_key(callbacks: &[Received]) -> std::collections::HashMap<String, Value> {
+    callbacks
+        .iter()
+        .map(|r| {
+            let body = r.json();
+            (body["data"]["key"].as_str().unwrap().to_owned(), body)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ams_blocks_end_to_end_and_forged_results_are_refused() {
+    let setup = setup().await;
+    let fake = FakeAms::start().await;
+    let listener = Listener::start().await;
+    let files = clips(setup.dir.path(), 2);
+    fake.find(&file_sha256(&files[0]), "Porn", 97);
+    let config = setup.config(&listener.url, "\"ams\"", "", &setup.ams(&fake, ""));
+    let daemon = setup.start(&config).await;
+
+    setup.upload("audio/bad.mp3", &files[0]).await;
+    setup.upload("audio/clean.mp3", &files[1]).await;
+    let callbacks = by_key(&listener.wait_for(2, WAIT).await);
+    let bad = &callbacks["audio/bad.mp3"];
+    assert_eq!(bad["code"], 0, "{bad}");
+    assert_eq!(bad["data"]["forbidden_status"], 2, "{bad}");
+    assert_eq!(bad["data"]["porn_info"]["score"], 97);
+    assert_eq!(bad["data"]["porn_info"]["hit_flag"], 1);
+    assert_eq!(bad["data"]["porn_info"]["engine"], "ams");
+    assert_eq!(
+        head_status(&setup.s3, &setup.bucket, "audio/bad.mp3").await,
+        404
+    );
+    let clean = &callbacks["audio/clean.mp3"];
+    assert_eq!(
+        (clean["code"].clone(), clean["data"]["result"].clone()),
+        (json!(0), json!(0)),
+        "{clean}"
+    );
+    assert_eq!(
+        head_status(&setup.s3, &setup.bucket, "audio/clean.mp3").await,
+        200
+    );
+
+    // What AMS received: signed requests only, Tasks with the presigned URL it could download,
+    // Seed and a callback URL on earshot.
+    let requests = fake.requests();
+    assert!(requests.iter().all(|r| r.error.is_none()), "{requests:?}");
+    let tasks = fake.tasks();
+    assert_eq!(tasks.len(), 2);
+    assert!(tasks.iter().all(|t| t.seed.as_deref() == Some(AMS_SEED)));
+    let result_url = tasks[0].callback_url.clone().expect("CallbackUrl");
+    assert!(
+        result_url.starts_with(&format!("{}/engines/ams/results/", setup.base())),
+        "{result_url}"
+    );
+
+    // A request signed with another key is refused by the fake, as AMS would.
+    let payload = br#"{"TaskId":"x"}"#;
+    let timestamp = earshot::state::now_secs() as i64;
+    let host = fake.url.trim_start_matches("http://").to_owned();
+    let request = earshot::engines::tc3::Request {
+        service: "ams",
+        host: &host,
+        content_type: earshot::engines::tc3::CONTENT_TYPE,
+        payload,
+        timestamp,
+    };
+    let forged = reqwest::Client::new()
+        .post(&fake.url)
+        .header(
+            "Authorization",
+            earshot::engines::tc3::authorization(AMS_SECRET_ID, "wrong-key", &request),
+        )
+        .header("Content-Type", earshot::engines::tc3::CONTENT_TYPE)
+        .header("X-TC-Action", "DescribeTaskDetail")
+        .header("X-TC-Version", "2020-12-29")
+        .header("X-TC-Timestamp", timestamp.to_string())
+        .body(payload.to_vec())
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(
+        forged["Response"]["Error"]["Code"],
+        "AuthFailure.SignatureFailure"
+    );
+
+    // Results POSTed to earshot that AMS did not send, or that were altered, are refused.
+    let genuine = serde_json::to_vec(&tasks[0].detail).unwrap();
+    let sign = |body: &[u8], seed: &str| earshot::callback::signature(seed, body);
+    let post = |url: String, body: Vec<u8>, signature: Option<String>| async move {
+        let mut request = reqwest::Client::new().post(url).body(body);
+        if let Some(signature) = signature {
+            request = request.header("X-Signature", signature);
+        }
+        request.send().await.unwrap().status().as_u16()
+    };
+    let mut tampered: Value = tasks[0].detail.clone();
+    tampered["Labels"] = json!([{"Label": "Porn", "Suggestion": "Block", "Score": 100}]);
+    let tampered = serde_json::to_vec(&tampered).unwrap();
+    assert_eq!(
+        post(
+            result_url.clone(),
+            tampered.clone(),
+            Some(sign(&genuine, AMS_SEED))
+        )
+        .await,
+        401,
+        "body changed, signature kept"
+    );
+    assert_eq!(
+        post(
+            result_url.clone(),
+            tampered.clone(),
+            Some(sign(&tampered, "guessed-seed"))
+        )
+        .await,
+        401,
+        "signed with another seed"
+    );
+    assert_eq!(
+        post(result_url.clone(), genuine.clone(), None).await,
+        401,
+        "no signature"
+    );
+    let (token_body, token_tag) = result_url
+        .rsplit_once('/')
+        .unwrap()
+        .1
+        .split_once('.')
+        .unwrap();
+    let forged_token = format!("{}x.{token_tag}", &token_body[..token_body.len() - 1]);
+    let forged_url = format!("{}/engines/ams/results/{forged_token}", setup.base());
+    assert_eq!(
+        post(forged_url, genuine.clone(), Some(sign(&genuine, AMS_SEED))).await,
+        401,
+        "token altered"
+    );
+    let mut foreign = tasks[0].detail.clone();
+    foreign["DataId"] = json!("0123456789abcdef0123456789abcdef");
+    let foreign = serde_json::to_vec(&foreign).unwrap();
+    assert_eq!(
+        post(
+            result_url.clone(),
+            foreign.clone(),
+            Some(sign(&foreign, AMS_SEED))
+        )
+        .await,
+        401,
+        "a job the token does not name"
+    );
+    // The genuine result again (a provider retry) is harmless: nothing is called back twice.
+    assert_eq!(
+        post(result_url, genuine.clone(), Some(sign(&genuine, AMS_SEED))).await,
+        200
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(listener.received().len(), 2);
+    let (status, log) = daemon.terminate().await;
+    assert!(status.success(), "{log}");
+    assert!(log.contains("Provider result refused"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restart_between_task_and_result_still_finishes_the_job() {
+    let setup = setup().await;
+    let fake = FakeAms::start().await;
+    fake.set_delivery(Delivery::Hold);
+    let listener = Listener::start().await;
+    let files = clips(setup.dir.path(), 1);
+    fake.find(&file_sha256(&files[0]), "Ad", 95);
+    let config = setup.config(&listener.url, "\"ams\"", "", &setup.ams(&fake, ""));
+    let first = setup.start(&config).await;
+    setup.upload("audio/pitch.mp3", &files[0]).await;
+    fake.wait_for_tasks(1, WAIT).await;
+    // The task exists and AMS works on it; earshot stops (a deploy, a crash) before any result.
+    let (status, log) = first.terminate().await;
+    assert!(status.success(), "{log}");
+    assert!(
+        log.contains("Submitted; waiting for the engine's result."),
+        "{log}"
+    );
+    assert!(listener.received().is_empty());
+
+    let second = setup.start(&config).await;
+    let start = std::time::Instant::now();
+    while !fake.tasks()[0].done {
+        assert!(start.elapsed() < WAIT, "the fake never finished the task");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    fake.release().await;
+    let callbacks = listener.wait_for(1, WAIT).await;
+    let body = callbacks[0].json();
+    assert_eq!(body["code"], 0, "{body}");
+    assert_eq!(body["data"]["ads_info"]["score"], 95);
+    assert_eq!(body["data"]["ads_info"]["engine"], "ams");
+    assert_eq!(body["data"]["forbidden_status"], 2);
+    assert_eq!(
+        head_status(&setup.s3, &setup.bucket, "audio/pitch.mp3").await,
+        404
+    );
+    assert!(signature_ok(&callbacks[0], "s3cret"));
+    // Nothing is left waiting.
+    let waiting = earshot::pending::waiting_in(&setup.s3, &setup.bucket)
+        .await
+        .unwrap();
+    assert!(waiting.is_empty(), "{waiting:?}");
+    let (status, log) = second.terminate().await;
+    assert!(status.success(), "{log}");
+    assert!(log.contains("Provider result received."), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_callbacks_results_are_polled_and_overdue_ones_called_back_1202() {
+    let setup = setup().await;
+    let fake = FakeAms::start().await;
+    fake.set_delivery(Delivery::Never);
+    let listener = Listener::start().await;
+    let files = clips(setup.dir.path(), 2);
+    fake.find(&file_sha256(&files[0]), "Porn", 99);
+    fake.stick(&file_sha256(&files[1]));
+    let config = setup.config(
+        &listener.url,
+        "\"ams\"",
+        "",
+        &setup.ams(&fake, "poll_after_secs = 1\ndeadline_secs = 6"),
+    );
+    let daemon = setup.start(&config).await;
+    setup.upload("audio/polled.mp3", &files[0]).await;
+    setup.upload("audio/stuck.mp3", &files[1]).await;
+    let callbacks = by_key(&listener.wait_for(2, WAIT).await);
+    let polled = &callbacks["audio/polled.mp3"];
+    assert_eq!(polled["code"], 0, "{polled}");
+    assert_eq!(polled["data"]["porn_info"]["score"], 99);
+    assert_eq!(
+        head_status(&setup.s3, &setup.bucket, "audio/polled.mp3").await,
+        404
+    );
+    let stuck = &callbacks["audio/stuck.mp3"];
+    assert_eq!(stuck["code"], 1202, "{stuck}");
+    assert_eq!(stuck["data"]["forbidden_status"], 0);
+    assert!(
+        stuck["message"]
+            .as_str()
+            .unwrap()
+            .contains("no result from engine ams"),
+        "{stuck}"
+    );
+    assert_eq!(stuck["data"]["engine_errors"][0]["engine"], "ams");
+    assert_eq!(
+        head_status(&setup.s3, &setup.bucket, "audio/stuck.mp3").await,
+        200
+    );
+    let describes = fake
+        .requests()
+        .iter()
+        .filter(|r| r.action == "DescribeTaskDetail" && r.error.is_none())
+        .count();
+    assert!(describes >= 2, "{:?}", fake.requests());
+    assert!(fake.tasks().iter().all(|t| !t.called_back));
+    let (status, log) = daemon.terminate().await;
+    assert!(status.success(), "{log}");
+    assert!(log.contains("result fetched by polling"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_configured_rate_is_never_exceeded_and_throttling_is_answered_with_backoff() {
+    let setup = setup().await;
+    let fake = FakeAms::start().await;
+    let listener = Listener::start().await;
+    let files = clips(setup.dir.path(), 12);
+    // earshot may send 5 requests a second, one task each; AMS allows 20. Nothing reaches it
+    // faster than 5/s.
+    let config = setup.config(
+        &listener.url,
+        "\"ams\"",
+        "",
+        &setup.ams(&fake, "rate_per_sec = 5\nmax_batch = 1"),
+    );
+    let daemon = setup.start(&config).await;
+    for (i, file) in files.iter().enumerate().take(6) {
+        setup.upload(&format!("audio/steady-{i}.mp3"), file).await;
+    }
+    listener.wait_for(6, WAIT).await;
+    assert!(fake.max_requests_per_second() <= 5, "{:?}", fake.requests());
+    assert!(fake.requests().iter().all(|r| r.error.is_none()));
+    let (status, log) = daemon.terminate().await;
+    assert!(status.success(), "{log}");
+
+    // Now AMS allows 2 a second while earshot is configured for 20: it answers
+    // RequestLimitExceeded, earshot backs off, and every job still completes.
+    fake.set_rate_limit(2);
+    let throttled_since = std::time::Instant::now();
+    let config = setup.config(
+        &listener.url,
+        "\"ams\"",
+        "",
+        &setup.ams(&fake, "max_batch = 1"),
+    );
+    let daemon = setup.start(&config).await;
+    for (i, file) in files.iter().enumerate().skip(6) {
+        setup.upload(&format!("audio/burst-{i}.mp3"), file).await;
+    }
+    let callbacks = listener.wait_for(12, WAIT).await;
+    assert!(callbacks.iter().all(|c| c.json()["code"] == 0));
+    let throttled = fake
+        .requests()
+        .iter()
+        .filter(|r| r.error.as_deref() == Some("RequestLimitExceeded"))
+        .count();
+    assert!(
+        throttled >= 1,
+        "the fake never throttled: {:?}",
+        fake.requests()
+    );
+    assert!(fake.max_accepted_per_second(throttled_since) <= 2);
+    assert!(fake.max_in_progress() <= 10);
+    let (status, log) = daemon.terminate().await;
+    assert!(status.success(), "{log}");
+    assert!(log.contains("AMS is throttling; backing off."), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shumei_blocks_end_to_end_and_checks_required_fields() {
+    let setup = setup().await;
+    let fake = FakeShumei::start().await;
+    let listener = Listener::start().await;
+    let files = clips(setup.dir.path(), 2);
+    fake.find(&file_sha256(&files[0]), "banedaudio");
+    let engines = format!(
+        r#"
+        [engines.shumei]
+        type = "shumei"
+        access_key = "{SHUMEI_ACCESS_KEY}"
+        app_id = "default"
+        event_id = "audio"
+        endpoint = "{}"
+        callback_base_url = "{}"
+        "#,
+        fake.url,
+        setup.base()
+    );
+    let config = setup.config(&listener.url, "\"shumei\"", "", &engines);
+    let daemon = setup.start(&config).await;
+    setup.upload("audio/song.mp3", &files[0]).await;
+    setup.upload("audio/talk.mp3", &files[1]).await;
+    let callbacks = by_key(&listener.wait_for(2, WAIT).await);
+    let song = &callbacks["audio/song.mp3"];
+    assert_eq!(song["code"], 0, "{song}");
+    assert_eq!(song["data"]["illegal_info"]["score"], 99);
+    assert_eq!(song["data"]["illegal_info"]["engine"], "shumei");
+    assert!(
+        song["data"]["illegal_info"]["label"]
+            .as_str()
+            .unwrap()
+            .starts_with("banedaudio")
+    );
+    assert_eq!(
+        head_status(&setup.s3, &setup.bucket, "audio/song.mp3").await,
+        404
+    );
+    assert_eq!(callbacks["audio/talk.mp3"]["data"]["result"], 0);
+
+    // earshot's requests carried every field Shumei requires; one without data.btId is refused.
+    let requests = fake.requests();
+    assert!(
+        requests.iter().all(|(_, code)| *code == 1100),
+        "{requests:?}"
+    );
+    let (sent, _) = &requests[0];
+    assert_eq!(sent["type"], "EROTIC_ADVERT_POLITY_DIRTY");
+    assert_eq!(sent["data"]["returnFinishInfo"], 1);
+    assert_eq!(sent["data"]["lang"], "zh");
+    let mut missing = sent.clone();
+    missing["data"].as_object_mut().unwrap().remove("btId");
+    let answer: Value = reqwest::Client::new()
+        .post(format!("{}/audio/v4", fake.url))
+        .json(&missing)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["code"], 1902);
+    assert!(answer["message"].as_str().unwrap().contains("data.btId"));
+
+    // Shumei does not sign results: the token is what proves one. A result for another job under
+    // this token, or under a made-up token, is refused.
+    let callback = sent["callback"].as_str().unwrap().to_owned();
+    let other = json!({"code": 1100, "btId": "ffffffffffffffffffffffffffffffff", "riskLevel": "REJECT",
+                       "audioDetail": []});
+    let client = reqwest::Client::new();
+    let status = client
+        .post(&callback)
+        .json(&other)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 401);
+    let made_up = format!("{}/engines/shumei/results/abc.def", setup.base());
+    let status = client
+        .post(made_up)
+        .json(&other)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 401);
+    let (status, log) = daemon.terminate().await;
+    assert!(status.success(), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn several_engines_per_rule_the_highest_score_wins_and_a_down_engine_follows_the_policy() {
+    let setup = setup().await;
+    let classifier = Classifier::start().await;
+    let listener = Listener::start().await;
+    let (known_bad, _) = known_bad_in_library(setup.dir.path()).await;
+    let files = clips(setup.dir.path(), 1);
+    classifier.find(&file_sha256(&files[0]), "ads", 95);
+    let engines = format!(
+        r#"
+        [engines.classifier]
+        type = "http"
+        url = "{}"
+        bearer_token = "classifier-token"
+        timeout_secs = 10
+        "#,
+        classifier.url
+    );
+    let config = setup.config(&listener.url, "[\"local\", \"classifier\"]", "", &engines);
+    let daemon = setup.start(&config).await;
+    setup.upload("audio/known-bad.mp3", &known_bad).await;
+    setup.upload("audio/pitch.mp3", &files[0]).await;
+    let callbacks = by_key(&listener.wait_for(2, WAIT).await);
+    let bad = &callbacks["audio/known-bad.mp3"];
+    assert_eq!(bad["data"]["porn_info"]["engine"], "local", "{bad}");
+    assert!(bad["data"]["porn_info"]["score"].as_u64().unwrap() > 90);
+    assert_eq!(bad["data"]["forbidden_status"], 2);
+    let pitch = &callbacks["audio/pitch.mp3"];
+    assert_eq!(pitch["data"]["ads_info"]["engine"], "classifier", "{pitch}");
+    assert_eq!(pitch["data"]["ads_info"]["score"], 95);
+    assert_eq!(pitch["data"]["forbidden_status"], 2);
+    // The classifier got the documented request.
+    let request = &classifier.requests()[0];
+    for field in ["url", "bucket", "key", "trace_id", "scenes"] {
+        assert!(!request[field].is_null(), "{field} missing from {request}");
+    }
+    let (status, log) = daemon.terminate().await;
+    assert!(status.success(), "{log}");
+
+    // The classifier is down; the rule says "review": judged on the local engine, not blocked,
+    // called back as suspicious with the failure named.
+    let down = "[engines.classifier]\ntype = \"http\"\nurl = \"http://127.0.0.1:9/classify\"\ntimeout_secs = 2\n";
+    let config = setup.config(
+        &listener.url,
+        "[\"local\", \"classifier\"]",
+        "on_engine_error = \"review\"",
+        down,
+    );
+    let daemon = setup.start(&config).await;
+    let other = clips(&setup.dir.path().join("more"), 1);
+    setup.upload("audio/unreviewed.mp3", &other[0]).await;
+    let callbacks = listener.wait_for(3, WAIT).await;
+    let body = by_key(&callbacks)["audio/unreviewed.mp3"].clone();
+    assert_eq!(body["code"], 0, "{body}");
+    assert_eq!(body["data"]["result"], 2);
+    assert_eq!(body["data"]["forbidden_status"], 0);
+    assert_eq!(body["data"]["engine_errors"][0]["engine"], "classifier");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("held for review"),
+        "{body}"
+    );
+    assert_eq!(
+        head_status(&setup.s3, &setup.bucket, "audio/unreviewed.mp3").await,
+        200
+    );
+    let (status, log) = daemon.terminate().await;
+    assert!(status.success(), "{log}");
+}

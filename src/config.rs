@@ -1202,6 +1202,104 @@ mod tests {
         assert!(printed.contains(REDACTED));
     }
 
+    const CLOUD: &str = r#"
+        [[rules]]
+        id = "voice"
+        bucket = "media"
+        engine = ["local", "ams", "sm", "mine"]
+        on_engine_error = "review"
+
+        [engines.local]
+        type = "local"
+        library = "./library"
+
+        [engines.ams]
+        type = "tencent_ams"
+        secret_id = "AKIDsecretid"
+        secret_key = "tc-secret-key"
+        seed = "ams-seed-value"
+        callback_base_url = "https://earshot.example.com"
+
+        [engines.sm]
+        type = "shumei"
+        access_key = "shumei-access-key"
+        app_id = "default"
+        event_id = "audio"
+        callback_base_url = "https://earshot.example.com"
+
+        [engines.mine]
+        type = "http"
+        url = "http://classifier.internal/judge"
+        bearer_token = "classifier-bearer"
+
+        [async_jobs]
+        token_key = "token-key-0123456789abcdef0123456789"
+    "#;
+
+    #[test]
+    fn cloud_engines_parse_with_their_defaults_and_print_redacted() {
+        let config = Config::from_toml_str(CLOUD).expect("valid");
+        let rule = &config.rules[0];
+        assert_eq!(rule.engine.names(), ["local", "ams", "sm", "mine"]);
+        assert_eq!(rule.on_engine_error, OnEngineError::Review);
+        let Some(EngineConfig::TencentAms(ams)) = config.engines.get("ams") else {
+            panic!("ams engine");
+        };
+        assert_eq!(
+            (ams.rate_per_sec, ams.max_concurrent, ams.max_batch),
+            (20.0, 10, 10)
+        );
+        assert_eq!(ams.endpoint, "https://ams.tencentcloudapi.com");
+        let printed = toml::to_string(&config.redacted()).expect("serialises");
+        for secret in [
+            "AKIDsecretid",
+            "tc-secret-key",
+            "ams-seed-value",
+            "shumei-access-key",
+            "classifier-bearer",
+            "token-key-0123456789abcdef0123456789",
+        ] {
+            assert!(!printed.contains(secret), "{secret} printed:\n{printed}");
+        }
+    }
+
+    #[test]
+    fn cloud_engine_errors_name_the_key() {
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "token_key = \"token-key-0123456789abcdef0123456789\"",
+                "token_key = \"short\"",
+                "async_jobs.token_key",
+            ),
+            (
+                "callback_base_url = \"https://earshot.example.com\"\n\n        [engines.sm]",
+                "callback_base_url = \"earshot\"\n\n        [engines.sm]",
+                "engines.ams.callback_base_url",
+            ),
+            (
+                "type = \"shumei\"",
+                "type = \"shumei\"\n        region = \"mars\"",
+                "engines.sm.region",
+            ),
+            (
+                "engine = [\"local\", \"ams\", \"sm\", \"mine\"]",
+                "engine = [\"local\", \"local\"]",
+                "rules.0.engine",
+            ),
+            (
+                "seed = \"ams-seed-value\"",
+                "seed = \"ams-seed-value\"\n        max_batch = 11",
+                "engines.ams.max_batch",
+            ),
+        ];
+        for (from, to, key) in cases {
+            assert!(CLOUD.contains(from), "{from}");
+            let text = CLOUD.replacen(from, to, 1);
+            let error = Config::from_toml_str(&text).expect_err(key).to_string();
+            assert!(error.contains(key), "{error:?} does not name {key}");
+        }
+    }
+
     #[test]
     fn the_shipped_config_is_valid() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_CONFIG_PATH);

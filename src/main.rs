@@ -309,7 +309,7 @@ async fn moderate(
                 .clone();
             if dry_run {
                 match pipeline.judge(&job, &rule, &job.trace_id(), false).await? {
-                    earshot::pipeline::Judgement::Done { body, .. } => body,
+                    earshot::pipeline::Judgement::Done { body, .. } => *body,
                     earshot::pipeline::Judgement::Waiting => {
                         bail!("{target}: a dry run cannot wait for an asynchronous engine")
                     }

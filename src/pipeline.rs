@@ -120,7 +120,7 @@ pub struct Pipeline {
 pub enum Judgement {
     /// The callback body; `waited` when the job went through [`crate::pending`] (to be cleared
     /// once it is recorded).
-    Done { body: Body, waited: bool },
+    Done { body: Box<Body>, waited: bool },
     /// Handed to asynchronous engines.
     Waiting,
 }
@@ -291,7 +291,7 @@ impl Pipeline {
         match self.judge(job, rule, &trace_id, true).await? {
             Judgement::Waiting => Ok(Outcome::Waiting { trace_id }),
             Judgement::Done { body, waited } => {
-                let outcome = self.conclude(job, rule, trace_id.clone(), body).await?;
+                let outcome = self.conclude(job, rule, trace_id.clone(), *body).await?;
                 if waited {
                     self.clear_waiting(&job.bucket, &trace_id).await;
                 }
@@ -384,9 +384,9 @@ impl Pipeline {
         trace_id: &str,
         enforce: bool,
     ) -> Result<Judgement, JobError> {
-        let done = |body| {
+        let done = |body: Body| {
             Ok(Judgement::Done {
-                body,
+                body: Box::new(body),
                 waited: false,
             })
         };
@@ -630,7 +630,10 @@ impl Pipeline {
             return Err(JobError::Engine(retry.join("; ")));
         }
         match self.finish_held(&bucket, &trace_id).await? {
-            Some(body) => Ok(Judgement::Done { body, waited: true }),
+            Some(body) => Ok(Judgement::Done {
+                body: Box::new(body),
+                waited: true,
+            }),
             None => Ok(Judgement::Waiting),
         }
     }

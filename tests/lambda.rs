@@ -171,3 +171,105 @@ async fn lambda_handles_s3_events_sqs_batches_and_malformed_payloads() {
     assert!(read_log().contains("init_ms"), "log:\n{}", read_log());
     assert!(api.first_next().is_some());
 }
+
+/// An asynchronous engine under Lambda: the S3 event leaves the job waiting; AMS's result reaches
+/// the function through its URL (an HTTP API 2.0 payload) and finishes the job; an altered result
+/// is answered 401; a scheduled `{"earshot": "sweep"}` runs the sweep.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lambda_takes_provider_results_through_its_function_url() {
+    use common::providers::{AMS_SECRET_ID, AMS_SECRET_KEY, Delivery, FakeAms, file_sha256};
+    require_localstack();
+    let s3 = s3(LOCALSTACK).await;
+    let bucket = fresh_bucket(&s3).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let library = dir.path().join("library");
+    std::fs::create_dir_all(&library).expect("library");
+    let clip = tone(&dir.path().join("pitch.mp3"), 2.0, 520, &["-b:a", "64k"]);
+    let fake = FakeAms::start().await;
+    fake.set_delivery(Delivery::Hold);
+    fake.find(&file_sha256(&clip), "Ad", 96);
+    let listener = Listener::start().await;
+    let function_url = "https://abc123.lambda-url.us-east-1.on.aws";
+    let extra = format!(
+        "[engines.ams]\ntype = \"tencent_ams\"\nsecret_id = \"{AMS_SECRET_ID}\"\n\
+         secret_key = \"{AMS_SECRET_KEY}\"\nendpoint = \"{}\"\nseed = \"lambda-seed\"\n\
+         callback_base_url = \"{function_url}\"\n\
+         [async_jobs]\ntoken_key = \"lambda-token-key-0123456789abcdef0123\"\n",
+        fake.url
+    );
+    let text = config_text(LOCALSTACK, &bucket, &listener.url, "move", &library, &extra).replace(
+        "prefix = \"audio/\"",
+        "prefix = \"audio/\"\nengine = \"ams\"",
+    );
+    let config = dir.path().join("earshot.toml");
+    std::fs::write(&config, text).expect("write config");
+    put_file(&s3, &bucket, "audio/pitch.mp3", &clip, "audio/mpeg").await;
+
+    let api = RuntimeApi::start().await;
+    let log = dir.path().join("lambda.log");
+    let mut child = api.spawn(
+        &config,
+        "info",
+        std::fs::File::create(&log).expect("log file").into(),
+    );
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    let id = api.invoke(s3_event(&bucket, "audio/pitch.mp3"));
+    let Answer::Response(answer) = api.answer(&id, WAIT).await else {
+        panic!("S3 event answered with an error; log:\n{}", read_log());
+    };
+    assert_eq!(answer["jobs"][0]["outcome"], "waiting", "{answer}");
+    let task = fake.wait_for_tasks(1, WAIT).await.remove(0);
+    let callback_url = task.callback_url.clone().expect("CallbackUrl");
+    let path = callback_url
+        .strip_prefix(function_url)
+        .expect("the result URL is on the function URL")
+        .to_owned();
+    let start = std::time::Instant::now();
+    let detail = loop {
+        let task = fake.tasks().remove(0);
+        if task.done {
+            break task.detail;
+        }
+        assert!(start.elapsed() < WAIT, "the fake never finished");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let body = serde_json::to_string(&detail).unwrap();
+    let request = |body: &str, signature: String| {
+        json!({
+            "version": "2.0", "rawPath": path, "rawQueryString": "",
+            "headers": {"content-type": "application/json", "x-signature": signature},
+            "requestContext": {"http": {"method": "POST", "path": path}},
+            "body": body, "isBase64Encoded": false
+        })
+    };
+    // Altered on the way: refused.
+    let altered = body.replace("\"Ad\"", "\"Porn\"");
+    let id = api.invoke(request(
+        &altered,
+        earshot::callback::signature("lambda-seed", body.as_bytes()),
+    ));
+    let Answer::Response(answer) = api.answer(&id, WAIT).await else {
+        panic!("HTTP request answered with an error; log:\n{}", read_log());
+    };
+    assert_eq!(answer["statusCode"], 401, "{answer}");
+    // AMS's genuine result: the job finishes in this invocation.
+    let id = api.invoke(request(
+        &body,
+        earshot::callback::signature("lambda-seed", body.as_bytes()),
+    ));
+    let Answer::Response(answer) = api.answer(&id, WAIT).await else {
+        panic!("HTTP request answered with an error; log:\n{}", read_log());
+    };
+    assert_eq!(answer["statusCode"], 200, "{answer}");
+    let callbacks = listener.wait_for(1, WAIT).await;
+    let body = callbacks[0].json();
+    assert_eq!(body["data"]["ads_info"]["score"], 96, "{body}");
+    assert_eq!(body["data"]["ads_info"]["engine"], "ams");
+    assert_eq!(head_status(&s3, &bucket, "audio/pitch.mp3").await, 404);
+    let id = api.invoke(json!({"earshot": "sweep"}));
+    let Answer::Response(answer) = api.answer(&id, WAIT).await else {
+        panic!("sweep answered with an error; log:\n{}", read_log());
+    };
+    assert_eq!(answer["swept"], true);
+    child.kill().await.expect("kill");
+}

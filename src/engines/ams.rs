@@ -365,7 +365,7 @@ struct TaskDetail {
     error_description: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct TaskLabel {
     label: Option<String>,
@@ -441,25 +441,25 @@ impl TaskDetail {
 
     fn verdict(&self, engine: &str) -> Verdict {
         let mut verdict = Verdict::default();
-        let mut labels: Vec<(String, Option<String>, Option<i64>, Option<String>)> = self
-            .labels
-            .iter()
-            .flatten()
-            .map(|l| {
-                (
-                    l.label.clone().unwrap_or_default(),
-                    l.suggestion.clone(),
-                    l.score,
-                    l.sub_label.clone(),
-                )
-            })
-            .collect();
+        let mut labels: Vec<TaskLabel> = self.labels.iter().flatten().cloned().collect();
         if labels.is_empty()
             && let Some(label) = &self.label
         {
-            labels.push((label.clone(), self.suggestion.clone(), None, None));
+            labels.push(TaskLabel {
+                label: Some(label.clone()),
+                suggestion: self.suggestion.clone(),
+                score: None,
+                sub_label: None,
+            });
         }
-        for (label, suggestion, raw, sub_label) in labels {
+        for TaskLabel {
+            label,
+            suggestion,
+            score: raw,
+            sub_label,
+        } in labels
+        {
+            let label = label.unwrap_or_default();
             let Some(scene) = scene_of(&label) else {
                 if !label.eq_ignore_ascii_case("normal") && !label.is_empty() {
                     tracing::warn!(%engine, %label, "AMS label has no earshot scene; not scored.");

@@ -9,6 +9,12 @@
 //! | S3, SNS, EventBridge (asynchronous invocation) | the invocation fails: Lambda retries it (twice by default), then its on-failure destination | judged, called back | the invocation fails with an error naming the problem |
 //!
 //! Bad input is never retried: it is a finished job whose callback says what was wrong.
+//!
+//! With asynchronous engines (AMS, Shumei) the same function also takes their results behind a
+//! function URL or an API Gateway HTTP API (payload format 2.0): `POST
+//! /engines/<engine>/results/<token>` is answered like `earshot serve` answers it. A scheduled
+//! rule invoking it with `{"earshot": "sweep"}` does what `earshot serve`'s sweep does (poll late
+//! results, call back overdue ones with 1202).
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::StreamExt;
@@ -48,6 +54,13 @@ pub async fn handle(pipeline: &Pipeline, payload: Value) -> Result<Value, Lambda
         let response = sqs_batch(pipeline, batch).await;
         return Ok(serde_json::to_value(response).expect("a batch response serialises"));
     }
+    if let Some(path) = payload.get("rawPath").and_then(Value::as_str) {
+        return Ok(http_request(pipeline, path, &payload).await);
+    }
+    if payload.get("earshot").and_then(Value::as_str) == Some("sweep") {
+        pipeline.sweep().await;
+        return Ok(json!({"swept": true}));
+    }
     let parsed = parse_event_value(&payload)?;
     for ignored in &parsed.ignored {
         tracing::info!(reason = %ignored.reason, "Event acknowledged and ignored.");
@@ -71,6 +84,50 @@ pub async fn handle(pipeline: &Pipeline, payload: Value) -> Result<Value, Lambda
         });
     }
     Ok(json!({"jobs": results, "ignored": parsed.ignored.len()}))
+}
+
+/// An HTTP request (function URL / HTTP API payload 2.0): a provider's result.
+async fn http_request(pipeline: &Pipeline, path: &str, payload: &Value) -> Value {
+    let answer = |status: u16, body: &str| json!({"statusCode": status, "headers": {"content-type": "text/plain"}, "body": body});
+    let method = payload
+        .pointer("/requestContext/http/method")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let ["engines", engine, "results", token] = parts.as_slice() else {
+        return answer(404, "not found");
+    };
+    if method != "POST" {
+        return answer(405, "POST only");
+    }
+    let raw = payload.get("body").and_then(Value::as_str).unwrap_or("");
+    let body = if payload.get("isBase64Encoded").and_then(Value::as_bool) == Some(true) {
+        use base64::Engine as _;
+        match base64::engine::general_purpose::STANDARD.decode(raw) {
+            Ok(bytes) => bytes,
+            Err(_) => return answer(400, "body is not base64"),
+        }
+    } else {
+        raw.as_bytes().to_vec()
+    };
+    let mut headers = axum::http::HeaderMap::new();
+    for (name, value) in payload
+        .get("headers")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
+        if let (Ok(name), Some(Ok(value))) = (
+            axum::http::HeaderName::from_bytes(name.as_bytes()),
+            value.as_str().map(axum::http::HeaderValue::from_str),
+        ) {
+            headers.insert(name, value);
+        }
+    }
+    let receipt = pipeline
+        .receive_result(engine, token, &headers, &body)
+        .await;
+    answer(receipt.status, &receipt.message)
 }
 
 async fn sqs_batch(pipeline: &Pipeline, batch: SqsEvent) -> SqsBatchResponse {

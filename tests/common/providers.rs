@@ -755,17 +755,20 @@ async fn shumei_query(State(app): State<ShumeiApp>, body: Bytes) -> axum::Json<V
     )
 }
 
+/// The classifier's findings by SHA-256, and the requests it received.
+type ClassifierState = (HashMap<String, Finding>, Vec<Value>);
+
 /// A user's own classifier behind `openapi/http-engine.yaml`: it downloads the presigned URL and
 /// answers `ads` 95 for audio it was told about, nothing otherwise. Requests are recorded.
 pub struct Classifier {
     pub url: String,
-    state: Arc<Mutex<(HashMap<String, Finding>, Vec<Value>)>>,
+    state: Arc<Mutex<ClassifierState>>,
     _server: tokio::task::JoinHandle<()>,
 }
 
 impl Classifier {
     pub async fn start() -> Classifier {
-        let state: Arc<Mutex<(HashMap<String, Finding>, Vec<Value>)>> = Arc::default();
+        let state: Arc<Mutex<ClassifierState>> = Arc::default();
         let shared = state.clone();
         let http = reqwest::Client::new();
         let router = Router::new().route(

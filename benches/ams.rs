@@ -1,0 +1,153 @@
+//! Throughput against Tencent AMS at its default limits: `earshot serve` (release build, webhook
+//! source, LocalStack S3) with a `tencent_ams` engine on its defaults (20 requests/s, 10 tasks in
+//! progress, 10 tasks per call) against the fake AMS of tests/common/providers.rs on AMS's own
+//! defaults (it answers `RequestLimitExceeded` above 20 requests/s and works on at most 10 tasks
+//! at once), each task taking `WORK` once it has a slot. JOBS distinct uploads are notified at
+//! once; the clock runs from the first notification to the last callback.
+//!
+//! The ceiling is AMS's: 10 tasks at a time ÷ `WORK` per task. Reported: jobs/s and its ratio to
+//! that ceiling, the most requests AMS saw in any second, the most tasks it had in progress, and
+//! how many tasks each `CreateAudioModerationTask` carried. Needs LocalStack (`bench/run.sh ams`
+//! or `localstack/with-servers.sh -- cargo bench --bench ams`). Written to bench/out/ams.md.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::providers::{AMS_SECRET_ID, AMS_SECRET_KEY, FakeAms};
+use common::*;
+
+const WORK: Duration = Duration::from_millis(1000);
+
+fn jobs() -> usize {
+    if std::env::var_os("BENCH_QUICK").is_some() {
+        30
+    } else {
+        200
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    require_localstack();
+    let jobs = jobs();
+    let s3 = s3(LOCALSTACK).await;
+    let bucket = fresh_bucket(&s3).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("library")).expect("library");
+    let fake = FakeAms::start().await;
+    fake.set_work(WORK);
+    let listener = Listener::start().await;
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    // One recording, uploaded under many keys: each key is its own job (its own trace id).
+    let clip = tone(&dir.path().join("clip.mp3"), 2.0, 440, &["-b:a", "64k"]);
+    for i in 0..jobs {
+        put_file(
+            &s3,
+            &bucket,
+            &format!("audio/{i:04}.mp3"),
+            &clip,
+            "audio/mpeg",
+        )
+        .await;
+    }
+    let config = format!(
+        r#"
+        [s3]
+        endpoint_url = "{LOCALSTACK}"
+        region = "us-east-1"
+        force_path_style = true
+        access_key_id = "test"
+        secret_access_key = "test"
+
+        [[rules]]
+        id = "voice"
+        bucket = "{bucket}"
+        prefix = "audio/"
+        engine = "ams"
+        callback = {{ url = "{callback}" }}
+
+        [engines.local]
+        type = "local"
+        library = "{library}"
+
+        [engines.ams]
+        type = "tencent_ams"
+        secret_id = "{AMS_SECRET_ID}"
+        secret_key = "{AMS_SECRET_KEY}"
+        endpoint = "{ams}"
+        seed = "bench-seed"
+        callback_base_url = "{base}"
+
+        [async_jobs]
+        token_key = "bench-token-key-0123456789abcdef0123"
+
+        [sources.webhook]
+        listen = "127.0.0.1:{port}"
+        max_concurrency = 64
+        queue_capacity = 1024
+        [sources.webhook.minio]
+        auth_token = "bench-webhook-token-0123"
+        "#,
+        callback = listener.url,
+        library = dir.path().join("library").display(),
+        ams = fake.url,
+    );
+    let mut daemon = Daemon::spawn(dir.path(), &config);
+    daemon
+        .wait_until_listening(&format!("{base}/healthz"))
+        .await;
+
+    let client = reqwest::Client::new();
+    let start = Instant::now();
+    for i in 0..jobs {
+        let event = s3_event(&bucket, &format!("audio/{i:04}.mp3"));
+        let answer = client
+            .post(format!("{base}/minio"))
+            .bearer_auth("bench-webhook-token-0123")
+            .json(&event)
+            .send()
+            .await
+            .expect("webhook answers");
+        assert_eq!(answer.status(), 200);
+    }
+    let callbacks = listener.wait_for(jobs, Duration::from_secs(600)).await;
+    let elapsed = callbacks
+        .iter()
+        .map(|c| c.at)
+        .max()
+        .expect("callbacks")
+        .duration_since(start);
+    let failed = callbacks.iter().filter(|c| c.json()["code"] != 0).count();
+    let (status, log) = daemon.terminate().await;
+    assert!(status.success(), "{log}");
+
+    let requests = fake.requests();
+    let creates: Vec<_> = requests
+        .iter()
+        .filter(|r| r.action == "CreateAudioModerationTask" && r.error.is_none())
+        .collect();
+    let throttled = requests
+        .iter()
+        .filter(|r| r.error.as_deref() == Some("RequestLimitExceeded"))
+        .count();
+    let per_call = creates.iter().map(|r| r.tasks).sum::<usize>() as f64 / creates.len() as f64;
+    let jobs_per_sec = jobs as f64 / elapsed.as_secs_f64();
+    let ceiling = 10.0 / WORK.as_secs_f64();
+    let table = format!(
+        "| jobs | time | jobs/s | × ceiling ({ceiling:.0}/s) | max requests in 1 s | max tasks in progress | Create calls | tasks/call | RequestLimitExceeded | failed |\n\
+         |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n\
+         | {jobs} | {:.1} s | {jobs_per_sec:.2} | {:.2} | {} | {} | {} | {per_call:.1} | {throttled} | {failed} |\n",
+        elapsed.as_secs_f64(),
+        jobs_per_sec / ceiling,
+        fake.max_requests_per_second(),
+        fake.max_in_progress(),
+        creates.len(),
+    );
+    println!("{table}");
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/out");
+    std::fs::create_dir_all(&out).expect("bench/out");
+    std::fs::write(out.join("ams.md"), table).expect("write bench/out/ams.md");
+}

@@ -33,6 +33,12 @@ async fn engine_result(
     let receipt = pipeline
         .receive_result(&engine, &token, &headers, &body)
         .await;
+    if receipt.finish.is_some() {
+        // The provider is answered as soon as its result is stored; the block and the callback
+        // follow without holding its connection.
+        let (pipeline, receipt) = (pipeline.clone(), receipt.clone());
+        tokio::spawn(async move { pipeline.finish_after(&receipt).await });
+    }
     let status = StatusCode::from_u16(receipt.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     pipeline.metrics.inc(
         "earshot_webhook_requests_total",

@@ -131,6 +131,9 @@ pub struct Receipt {
     /// 200 taken (or harmlessly ignored), 400 unreadable, 401 not authentic, 404 no such engine.
     pub status: u16,
     pub message: String,
+    /// The bucket and trace id of the job to try to finish once the provider has been answered
+    /// (stored results are safe; the provider need not wait for the block and the callback).
+    pub finish: Option<(String, String)>,
 }
 
 /// Removes a trace id from the in-flight set when the job ends, however it ends.
@@ -284,7 +287,12 @@ impl Pipeline {
             return Ok(Outcome::Duplicate { trace_id });
         }
 
-        if pending::exists(&self.s3, &job.bucket, &trace_id).await? {
+        let asynchronous = rule
+            .engine
+            .names()
+            .iter()
+            .any(|name| self.engine(name).timing().is_some());
+        if asynchronous && pending::exists(&self.s3, &job.bucket, &trace_id).await? {
             tracing::info!("Object version is waiting for an engine's result already.");
             return Ok(Outcome::Waiting { trace_id });
         }
@@ -931,7 +939,11 @@ impl Pipeline {
     ) -> Receipt {
         let refuse = |status: u16, message: String| {
             tracing::warn!(engine = %engine_name, status, %message, "Provider result refused.");
-            Receipt { status, message }
+            Receipt {
+                status,
+                message,
+                finish: None,
+            }
         };
         let Some(engine) = self.engines.get(engine_name) else {
             return refuse(404, format!("no engine named {engine_name:?}"));
@@ -953,6 +965,7 @@ impl Pipeline {
                 return Receipt {
                     status: 200,
                     message: "noted: not a final result".to_owned(),
+                    finish: None,
                 };
             }
             Err(engines::ResultError::Unauthenticated(e)) => return refuse(401, e),
@@ -989,18 +1002,28 @@ impl Pipeline {
                 return Receipt {
                     status: 200,
                     message: "ignored: no job waits for this result".to_owned(),
+                    finish: None,
                 };
             }
             // The provider will send it again.
             Err(e) => return refuse(503, format!("result not stored: {e}")),
         }
         tracing::info!(%trace_id, key = %job.key, engine = %engine_name, "Provider result received.");
-        if let Err(e) = self.finish(bucket, trace_id).await {
-            tracing::warn!(error = %e, %trace_id, "Result stored; finishing the job failed and is left to the sweep.");
-        }
         Receipt {
             status: 200,
             message: "ok".to_owned(),
+            finish: Some((bucket.to_owned(), trace_id.to_owned())),
+        }
+    }
+
+    /// Finishes the job a stored result may have completed (see [`Receipt::finish`]); a failure
+    /// is logged and left to the sweep.
+    pub async fn finish_after(&self, receipt: &Receipt) {
+        let Some((bucket, trace_id)) = &receipt.finish else {
+            return;
+        };
+        if let Err(e) = self.finish(bucket, trace_id).await {
+            tracing::warn!(error = %e, %trace_id, "Result stored; finishing the job failed and is left to the sweep.");
         }
     }
 

@@ -348,11 +348,18 @@ async fn a_restart_between_task_and_result_still_finishes_the_job() {
         404
     );
     assert!(signature_ok(&callbacks[0], "s3cret"));
-    // Nothing is left waiting.
-    let waiting = earshot::pending::waiting_in(&setup.s3, &setup.bucket)
-        .await
-        .unwrap();
-    assert!(waiting.is_empty(), "{waiting:?}");
+    // Nothing is left waiting (cleared right after the callback is delivered and recorded).
+    let start = std::time::Instant::now();
+    loop {
+        let waiting = earshot::pending::waiting_in(&setup.s3, &setup.bucket)
+            .await
+            .unwrap();
+        if waiting.is_empty() {
+            break;
+        }
+        assert!(start.elapsed() < WAIT, "still waiting: {waiting:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let (status, log) = second.terminate().await;
     assert!(status.success(), "{log}");
     assert!(log.contains("Provider result received."), "{log}");
@@ -627,6 +634,31 @@ async fn several_engines_per_rule_the_highest_score_wins_and_a_down_engine_follo
     assert_eq!(
         head_status(&setup.s3, &setup.bucket, "audio/unreviewed.mp3").await,
         200
+    );
+    let (status, log) = daemon.terminate().await;
+    assert!(status.success(), "{log}");
+
+    // Still down; the rule says "pass": the local engine's verdict stands on its own and blocks.
+    let config = setup.config(
+        &listener.url,
+        "[\"local\", \"classifier\"]",
+        "on_engine_error = \"pass\"",
+        down,
+    );
+    let daemon = setup.start(&config).await;
+    setup.upload("audio/known-bad-again.mp3", &known_bad).await;
+    let callbacks = listener.wait_for(4, WAIT).await;
+    let body = by_key(&callbacks)["audio/known-bad-again.mp3"].clone();
+    assert_eq!(body["code"], 0, "{body}");
+    assert_eq!(body["data"]["forbidden_status"], 2, "{body}");
+    assert_eq!(body["data"]["porn_info"]["engine"], "local");
+    assert_eq!(body["data"]["engine_errors"][0]["engine"], "classifier");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("judged without it"),
+        "{body}"
     );
     let (status, log) = daemon.terminate().await;
     assert!(status.success(), "{log}");

@@ -477,7 +477,8 @@ async fn work(app: AmsApp, task_id: String, url: String) {
         let mut state = app.state.lock().unwrap();
         state.queued += 1;
     }
-    let _slot = app.slots.clone().acquire_owned().await.unwrap();
+    // AMS's concurrency is moderation in progress; delivering the result is not part of it.
+    let slot = app.slots.clone().acquire_owned().await.unwrap();
     {
         let mut state = app.state.lock().unwrap();
         state.queued -= 1;
@@ -533,6 +534,7 @@ async fn work(app: AmsApp, task_id: String, url: String) {
         state.in_progress -= 1;
         stuck
     };
+    drop(slot);
     if stuck {
         return;
     }

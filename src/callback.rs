@@ -240,6 +240,18 @@ mod tests {
         );
     }
 
+    /// AMS's own example of a signed callback (`CreateAudioModerationTask`, "回调签名示例"): the
+    /// scheme earshot signs its callbacks with and checks AMS's results by.
+    #[test]
+    fn signature_reproduces_the_ams_published_example() {
+        let body =
+            br#"{"TaskId": "task-video-X0zpcRUMzVidxj20","DataId":"test","Suggestion": "Block"}"#;
+        assert_eq!(
+            signature("dedb6dcc1cb7c63fde8fa5abfd57", body),
+            "74f0ae6d1f1e4eb1ffe4162da480a812f8a4dc19fe5a52bacbcd2c862d3edcfd"
+        );
+    }
+
     #[test]
     fn the_body_has_the_cos_shape() {
         let body = Body {

@@ -688,7 +688,8 @@ impl Pipeline {
                     ));
                 }
                 OnEngineError::Review => {
-                    if !decision.block {
+                    // Normal on the engines that answered is not enough: a person should listen.
+                    if !decision.block && decision.result == 0 {
                         decision.result = 2;
                     }
                     note = Some(format!(
@@ -876,13 +877,18 @@ impl Pipeline {
             .instrument(span)
             .await?;
         self.clear_waiting(bucket, trace_id).await;
-        let label = match &outcome {
-            Outcome::Finished { body, .. } if body.code != 0 => "unjudged",
-            Outcome::Finished { body, .. } if body.data.forbidden_status != 0 => "blocked",
-            Outcome::Finished { body, .. } if body.data.result == 2 => "suspicious",
-            _ => "passed",
-        };
-        self.count_job(&rule.id, label);
+        if let Outcome::Finished { body, .. } = &outcome {
+            let label = if body.code != 0 {
+                "unjudged"
+            } else if body.data.forbidden_status != 0 {
+                "blocked"
+            } else if body.data.result == 2 {
+                "suspicious"
+            } else {
+                "passed"
+            };
+            self.count_job(&rule.id, label);
+        }
         Ok(Some(outcome))
     }
 

@@ -127,6 +127,10 @@ async fn http_request(pipeline: &Pipeline, path: &str, payload: &Value) -> Value
     let receipt = pipeline
         .receive_result(engine, token, &headers, &body)
         .await;
+    // Lambda may freeze the environment once the invocation is answered: nothing may run after
+    // the answer, so the job is finished (blocked, called back) first. A failure is left to the
+    // scheduled sweep; the stored result is what the provider needed taken.
+    pipeline.finish_after(&receipt).await;
     answer(receipt.status, &receipt.message)
 }
 

@@ -80,6 +80,17 @@ pub fn decide(verdict: &Verdict, scenes: &[Scene], block: &BlockConfig) -> Decis
     }
 }
 
+impl Decision {
+    /// An engine of the rule could not judge and the rule says `on_engine_error = "review"`: what
+    /// the other engines called normal becomes suspicious (a person should listen); a sensitive
+    /// result, and a block, stand.
+    pub fn hold_for_review(&mut self) {
+        if self.result == 0 {
+            self.result = 2;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,6 +188,17 @@ mod tests {
         assert_eq!(d.scenes.len(), 2);
         assert_eq!(d.scenes[&Scene::Ads].score, 0);
         assert_eq!(d.scenes[&Scene::Porn].label, "porn-label");
+    }
+
+    #[test]
+    fn held_for_review_normal_turns_suspicious_and_nothing_is_lowered() {
+        // (score, blocks at 95, result after hold_for_review)
+        let table = [(0, false, 2), (75, false, 2), (92, false, 1), (96, true, 1)];
+        for (score, blocks, result) in table {
+            let mut d = decide(&verdict(&[(Scene::Ads, score)]), &[Scene::Ads], &block(95));
+            d.hold_for_review();
+            assert_eq!((d.block, d.result), (blocks, result), "score {score}");
+        }
     }
 
     #[test]

@@ -688,10 +688,7 @@ impl Pipeline {
                     ));
                 }
                 OnEngineError::Review => {
-                    // Normal on the engines that answered is not enough: a person should listen.
-                    if !decision.block && decision.result == 0 {
-                        decision.result = 2;
-                    }
+                    decision.hold_for_review();
                     note = Some(format!(
                         "{failed}; held for review (on_engine_error = \"review\")"
                     ));

@@ -419,7 +419,8 @@ async fn without_callbacks_results_are_polled_and_overdue_ones_called_back_1202(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_configured_rate_is_never_exceeded_and_throttling_is_answered_with_backoff() {
+async fn the_configured_rate_and_concurrency_are_never_exceeded_and_throttling_is_answered_with_backoff()
+ {
     let setup = setup().await;
     let fake = FakeAms::start().await;
     let listener = Listener::start().await;
@@ -469,10 +470,32 @@ async fn the_configured_rate_is_never_exceeded_and_throttling_is_answered_with_b
         fake.requests()
     );
     assert!(fake.max_accepted_per_second(throttled_since) <= 2);
-    assert!(fake.max_in_progress() <= 10);
     let (status, log) = daemon.terminate().await;
     assert!(status.success(), "{log}");
     assert!(log.contains("AMS is throttling; backing off."), "{log}");
+
+    // Tasks in progress: AMS queues whatever it is given, so only earshot can keep its count
+    // down. With max_concurrent = 3 and 1 s per task, 8 uploads at once never have more than 3
+    // tasks unfinished at AMS — and do reach 3.
+    let fake = FakeAms::start().await;
+    fake.set_work(Duration::from_secs(1));
+    let config = setup.config(
+        &listener.url,
+        "\"ams\"",
+        "",
+        &setup.ams(&fake, "max_concurrent = 3"),
+    );
+    let daemon = setup.start(&config).await;
+    for (i, file) in files.iter().enumerate().take(8) {
+        setup
+            .upload(&format!("audio/concurrent-{i}.mp3"), file)
+            .await;
+    }
+    let callbacks = listener.wait_for(20, WAIT).await;
+    assert!(callbacks.iter().all(|c| c.json()["code"] == 0));
+    assert_eq!(fake.max_unfinished(), 3, "{:?}", fake.requests());
+    let (status, log) = daemon.terminate().await;
+    assert!(status.success(), "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

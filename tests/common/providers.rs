@@ -103,6 +103,10 @@ struct AmsState {
     in_progress: usize,
     max_in_progress: usize,
     queued: usize,
+    /// Tasks created and not yet finished (queued or worked on): what the caller's concurrency
+    /// limit must keep down, since AMS itself queues whatever it is given.
+    unfinished: usize,
+    max_unfinished: usize,
 }
 
 pub struct FakeAms {
@@ -197,6 +201,11 @@ impl FakeAms {
 
     pub fn max_in_progress(&self) -> usize {
         self.lock().max_in_progress
+    }
+
+    /// The most tasks that were ever created and not yet finished at once.
+    pub fn max_unfinished(&self) -> usize {
+        self.lock().max_unfinished
     }
 
     /// The most requests accepted since `since` in any one-second window (as AMS counts its
@@ -457,11 +466,12 @@ async fn create(
             done: false,
             called_back: false,
         };
-        app.state
-            .lock()
-            .unwrap()
-            .tasks
-            .insert(task_id.clone(), created);
+        {
+            let mut state = app.state.lock().unwrap();
+            state.tasks.insert(task_id.clone(), created);
+            state.unfinished += 1;
+            state.max_unfinished = state.max_unfinished.max(state.unfinished);
+        }
         let url = task["Input"]["Url"].as_str().unwrap().to_owned();
         tokio::spawn(work(app.clone(), task_id.clone(), url));
         results.push(
@@ -530,6 +540,7 @@ async fn work(app: AmsApp, task_id: String, url: String) {
                 }
             }
             task.done = true;
+            state.unfinished -= 1;
         }
         state.in_progress -= 1;
         stuck

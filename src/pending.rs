@@ -134,9 +134,7 @@ pub async fn put_result(
 /// S3 failed.
 pub async fn exists(s3: &Client, bucket: &str, trace_id: &str) -> Result<bool, StateError> {
     let key = format!("{}job.json", job_prefix(trace_id));
-    Ok(state::get_json::<serde_json::Value>(s3, bucket, &key)
-        .await?
-        .is_some())
+    state::exists(s3, bucket, &key).await
 }
 
 /// Everything stored for a job.

@@ -1031,8 +1031,10 @@ impl Pipeline {
     }
 
     /// Looks at every waiting job in the rules' buckets: polls for results that are late, gives up
-    /// on those past their deadline, finishes the complete ones, and frees task slots held for
-    /// jobs that no longer wait. `earshot serve` runs this every `async_jobs.sweep_secs`.
+    /// on those past their deadline, finishes the complete ones, counts the tasks still
+    /// outstanding against the engines' task slots (also those created before a restart or by
+    /// another replica), and frees task slots held for jobs that no longer wait. `earshot serve`
+    /// runs this every `async_jobs.sweep_secs`.
     pub async fn sweep(&self) {
         let now = state::now_secs();
         let buckets: std::collections::BTreeSet<&str> = self
@@ -1041,25 +1043,42 @@ impl Pipeline {
             .iter()
             .map(|r| r.bucket.as_str())
             .collect();
+        // Only slots held before the listing may be freed: a job is stored as waiting before its
+        // slot is taken, so such a job, if it still waits, is in the listing. A slot taken since
+        // may belong to a job the listing missed.
+        let held_before: Vec<(&String, Vec<String>)> = self
+            .engines
+            .iter()
+            .map(|(name, engine)| (name, engine.tasks_held()))
+            .collect();
         let mut awaited = HashSet::new();
+        let mut unsure = HashSet::new();
+        let mut listed = true;
         for bucket in buckets {
             let waiting = match pending::waiting_in(&self.s3, bucket).await {
                 Ok(waiting) => waiting,
                 Err(e) => {
                     tracing::warn!(error = %e, "Could not list waiting jobs.");
+                    listed = false;
                     continue;
                 }
             };
             for trace_id in waiting {
                 if let Err(e) = self.sweep_one(bucket, &trace_id, now, &mut awaited).await {
                     tracing::warn!(error = %e, %trace_id, "Sweeping a waiting job failed; next sweep retries.");
+                    unsure.insert(trace_id);
                 }
             }
         }
-        for (name, engine) in &self.engines {
-            for trace_id in engine.tasks_held() {
-                if !awaited.contains(&(name.clone(), trace_id.clone())) {
-                    engine.task_done(&trace_id);
+        if !listed {
+            return;
+        }
+        for (name, held) in held_before {
+            for trace_id in held {
+                if !unsure.contains(&trace_id)
+                    && !awaited.contains(&(name.clone(), trace_id.clone()))
+                {
+                    self.engines[name].task_done(&trace_id);
                 }
             }
         }
@@ -1138,6 +1157,9 @@ impl Pipeline {
                 }
                 None => {
                     complete = false;
+                    if task.is_some() {
+                        engine.task_outstanding(trace_id);
+                    }
                     awaited.insert((name.clone(), trace_id.to_owned()));
                 }
             }

@@ -124,6 +124,25 @@ pub async fn dead_letters(
     Ok(letters)
 }
 
+/// Whether a state object exists (HEAD: a GET racing the object's deletion may read a cut-off
+/// body).
+///
+/// # Errors
+/// S3 failed.
+pub(crate) async fn exists(s3: &Client, bucket: &str, key: &str) -> Result<bool, StateError> {
+    match s3.head_object().bucket(bucket).key(key).send().await {
+        Ok(_) => Ok(true),
+        Err(e) => {
+            let failure = S3Failure::from_sdk(&e);
+            if failure.is_not_found() {
+                Ok(false)
+            } else {
+                Err(error(bucket, key, failure))
+            }
+        }
+    }
+}
+
 /// Deletes one state object.
 ///
 /// # Errors

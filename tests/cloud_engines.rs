@@ -241,7 +241,9 @@ async fn ams_blocks_end_to_end_and_forged_results_are_refused() {
         if let Some(signature) = signature {
             request = request.header("X-Signature", signature);
         }
-        request.send().await.unwrap().status().as_u16()
+        let answer = request.send().await.unwrap();
+        let status = answer.status().as_u16();
+        (status, answer.text().await.unwrap())
     };
     let mut tampered: Value = tasks[0].detail.clone();
     tampered["Labels"] = json!([{"Label": "Porn", "Suggestion": "Block", "Score": 100}]);
@@ -252,7 +254,8 @@ async fn ams_blocks_end_to_end_and_forged_results_are_refused() {
             tampered.clone(),
             Some(sign(&genuine, AMS_SEED))
         )
-        .await,
+        .await
+        .0,
         401,
         "body changed, signature kept"
     );
@@ -262,12 +265,13 @@ async fn ams_blocks_end_to_end_and_forged_results_are_refused() {
             tampered.clone(),
             Some(sign(&tampered, "guessed-seed"))
         )
-        .await,
+        .await
+        .0,
         401,
         "signed with another seed"
     );
     assert_eq!(
-        post(result_url.clone(), genuine.clone(), None).await,
+        post(result_url.clone(), genuine.clone(), None).await.0,
         401,
         "no signature"
     );
@@ -280,7 +284,9 @@ async fn ams_blocks_end_to_end_and_forged_results_are_refused() {
     let forged_token = format!("{}x.{token_tag}", &token_body[..token_body.len() - 1]);
     let forged_url = format!("{}/engines/ams/results/{forged_token}", setup.base());
     assert_eq!(
-        post(forged_url, genuine.clone(), Some(sign(&genuine, AMS_SEED))).await,
+        post(forged_url, genuine.clone(), Some(sign(&genuine, AMS_SEED)))
+            .await
+            .0,
         401,
         "token altered"
     );
@@ -293,15 +299,14 @@ async fn ams_blocks_end_to_end_and_forged_results_are_refused() {
             foreign.clone(),
             Some(sign(&foreign, AMS_SEED))
         )
-        .await,
+        .await
+        .0,
         401,
         "a job the token does not name"
     );
     // The genuine result again (a provider retry) is harmless: nothing is called back twice.
-    assert_eq!(
-        post(result_url, genuine.clone(), Some(sign(&genuine, AMS_SEED))).await,
-        200
-    );
+    let (status, answer) = post(result_url, genuine.clone(), Some(sign(&genuine, AMS_SEED))).await;
+    assert_eq!(status, 200, "{answer}");
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(listener.received().len(), 2);
     let (status, log) = daemon.terminate().await;
@@ -363,6 +368,63 @@ async fn a_restart_between_task_and_result_still_finishes_the_job() {
     let (status, log) = second.terminate().await;
     assert!(status.success(), "{log}");
     assert!(log.contains("Provider result received."), "{log}");
+}
+
+/// `max_concurrent` counts tasks, not processes: tasks a daemon left at AMS when it stopped are
+/// still in progress there, so the daemon that takes over counts them (the sweep adopts them)
+/// and creates no new task until one of them ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tasks_left_by_a_stopped_daemon_count_against_max_concurrent() {
+    let setup = setup().await;
+    let fake = FakeAms::start().await;
+    let listener = Listener::start().await;
+    let files = clips(setup.dir.path(), 3);
+    fake.stick(&file_sha256(&files[0]));
+    fake.stick(&file_sha256(&files[1]));
+    let deadline = Duration::from_secs(20);
+    let config = setup.config(
+        &listener.url,
+        "\"ams\"",
+        "",
+        &setup.ams(
+            &fake,
+            &format!(
+                "max_concurrent = 2\npoll_after_secs = 15\ndeadline_secs = {}",
+                deadline.as_secs()
+            ),
+        ),
+    );
+    let first = setup.start(&config).await;
+    setup.upload("audio/slow-0.mp3", &files[0]).await;
+    setup.upload("audio/slow-1.mp3", &files[1]).await;
+    fake.wait_for_tasks(2, WAIT).await;
+    let created = std::time::Instant::now();
+    let (status, log) = first.terminate().await;
+    assert!(status.success(), "{log}");
+
+    let second = setup.start(&config).await;
+    // A sweep (every second) finds the two tasks waiting.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    setup.upload("audio/next.mp3", &files[2]).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        created.elapsed() < deadline,
+        "the check came after the deadline ({:?}); the machine is too slow for this test",
+        created.elapsed()
+    );
+    assert_eq!(
+        fake.tasks().len(),
+        2,
+        "a third task was created while two were in progress"
+    );
+    // At the deadline the two are called back 1202, their slots free, and the third goes in.
+    let callbacks = by_key(&listener.wait_for(3, WAIT).await);
+    assert_eq!(callbacks["audio/slow-0.mp3"]["code"], 1202);
+    assert_eq!(callbacks["audio/slow-1.mp3"]["code"], 1202);
+    assert_eq!(callbacks["audio/next.mp3"]["code"], 0);
+    assert_eq!(fake.tasks().len(), 3);
+    let (status, log) = second.terminate().await;
+    assert!(status.success(), "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -346,6 +346,10 @@ impl Engine for AmsEngine {
     fn tasks_held(&self) -> Vec<String> {
         self.inner.limiter.holders()
     }
+
+    fn task_outstanding(&self, trace_id: &str) {
+        self.inner.limiter.adopt(trace_id);
+    }
 }
 
 /// `DescribeTaskDetail`'s answer, which is also the callback body.

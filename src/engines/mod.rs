@@ -240,6 +240,12 @@ pub trait Engine: Send + Sync {
         Vec::new()
     }
 
+    /// A task of this engine is outstanding at the provider though this process may not have
+    /// created it (the sweep found it waiting): count it against the task slots while one is free.
+    fn task_outstanding(&self, trace_id: &str) {
+        let _ = trace_id;
+    }
+
     /// Whether the engine can judge now (its service answers, its references are loaded).
     ///
     /// # Errors

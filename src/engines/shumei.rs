@@ -221,6 +221,10 @@ impl Engine for ShumeiEngine {
     fn tasks_held(&self) -> Vec<String> {
         self.limiter.holders()
     }
+
+    fn task_outstanding(&self, trace_id: &str) {
+        self.limiter.adopt(trace_id);
+    }
 }
 
 /// A callback body, or a `query_audio` answer.

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Installs the pinned LocalStack (S3, SQS, SNS) and moto server into .venv/ at the repo root.
+# Installs the pinned LocalStack (S3, SQS, SNS) and moto server into .venv/ at the repo root, with
+# the checkers the tests run: cfn-lint (the AWS template) and openapi-spec-validator + jsonschema
+# (the http engine's contract, through tests/tools/check_openapi.py).
 # Idempotent: does nothing when the pinned versions are already there.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -13,6 +15,7 @@ pins=(
   "service_identity"
   "moto[server]==5.1.*"
   "cfn-lint==1.*"
+  "openapi-spec-validator>=0.8,<0.9"
 )
 want=$(printf '%s\n' "${pins[@]}")
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then

@@ -683,10 +683,14 @@ async fn several_engines_per_rule_the_highest_score_wins_and_a_down_engine_follo
     assert_eq!(pitch["data"]["ads_info"]["engine"], "classifier", "{pitch}");
     assert_eq!(pitch["data"]["ads_info"]["score"], 95);
     assert_eq!(pitch["data"]["forbidden_status"], 2);
-    // The classifier got the documented request.
-    let request = &classifier.requests()[0];
-    for field in ["url", "bucket", "key", "trace_id", "scenes"] {
-        assert!(!request[field].is_null(), "{field} missing from {request}");
+    // Both sides kept to openapi/http-engine.yaml: earshot's requests, the classifier's answers.
+    let requests = classifier.requests();
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    for request in &requests {
+        assert_http_contract("Request", request);
+    }
+    for answer in classifier.answers() {
+        assert_http_contract("Answer", &answer);
     }
     let (status, log) = daemon.terminate().await;
     assert!(status.success(), "{log}");

@@ -1,6 +1,7 @@
 //! The deployment files are checked, not just written: the AWS template passes `cfn-lint`, the
-//! systemd unit passes `systemd-analyze verify` without a warning, and the MinIO example config
-//! passes `earshot check-config`.
+//! systemd unit passes `systemd-analyze verify` without a warning, the MinIO example config
+//! passes `earshot check-config`, and the http engine's contract (`openapi/http-engine.yaml`) is
+//! valid OpenAPI whose examples match its schemas.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -28,6 +29,22 @@ fn aws_template_passes_cfn_lint() {
     assert!(
         out.status.success(),
         "cfn-lint:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn http_engine_contract_is_valid_openapi_and_its_examples_match_it() {
+    let python = tool(&root().join(".venv/bin/python"), "localstack/install.sh");
+    let out = Command::new(python)
+        .arg(root().join("tests/tools/check_openapi.py"))
+        .arg(root().join("openapi/http-engine.yaml"))
+        .output()
+        .expect("check_openapi.py runs");
+    assert!(
+        out.status.success(),
+        "openapi/http-engine.yaml:\n{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );

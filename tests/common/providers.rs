@@ -769,7 +769,8 @@ async fn shumei_query(State(app): State<ShumeiApp>, body: Bytes) -> axum::Json<V
 }
 
 /// The classifier's findings by SHA-256, and the requests it received.
-type ClassifierState = (HashMap<String, Finding>, Vec<Value>);
+/// Findings by SHA-256, the requests received, the answers given.
+type ClassifierState = (HashMap<String, Finding>, Vec<Value>, Vec<Value>);
 
 /// A user's own classifier behind `openapi/http-engine.yaml`: it downloads the presigned URL and
 /// answers `ads` 95 for audio it was told about, nothing otherwise. Requests are recorded.
@@ -807,6 +808,7 @@ impl Classifier {
                             "segments": [{"offset_secs": 0.5, "duration_secs": 2.0, "score": f.score, "label": "pitch"}]}}),
                         None => json!({"porn": {"score": 3, "label": ""}, "ads": {"score": 5, "label": ""}}),
                     };
+                    state.lock().unwrap().2.push(answer.clone());
                     (axum::http::StatusCode::OK, axum::Json(answer))
                 }
             }),
@@ -832,4 +834,41 @@ impl Classifier {
     pub fn requests(&self) -> Vec<Value> {
         self.state.lock().unwrap().1.clone()
     }
+
+    pub fn answers(&self) -> Vec<Value> {
+        self.state.lock().unwrap().2.clone()
+    }
+}
+
+/// Panics unless `value` matches `components.schemas.<schema>` of `openapi/http-engine.yaml`
+/// (checked by jsonschema in the venv, through `tests/tools/check_openapi.py`).
+pub fn assert_http_contract(schema: &str, value: &Value) {
+    use std::io::Write;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let python = root.join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing; install it with `localstack/install.sh` (scripts/test.sh does)",
+        python.display()
+    );
+    let mut child = std::process::Command::new(python)
+        .arg(root.join("tests/tools/check_openapi.py"))
+        .arg(root.join("openapi/http-engine.yaml"))
+        .arg(schema)
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("check_openapi.py starts");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(value.to_string().as_bytes())
+        .expect("write JSON");
+    let out = child.wait_with_output().expect("check_openapi.py runs");
+    assert!(
+        out.status.success(),
+        "{value} does not match {schema} of openapi/http-engine.yaml:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -1,25 +1,30 @@
 //! Throughput against Tencent AMS at its default limits: `earshot serve` (release build, webhook
-//! source, LocalStack S3) with a `tencent_ams` engine on its defaults (20 requests/s, 10 tasks in
-//! progress, 10 tasks per call) against the fake AMS of tests/common/providers.rs on AMS's own
-//! defaults (it answers `RequestLimitExceeded` above 20 requests/s and works on at most 10 tasks
-//! at once), each task taking `WORK` once it has a slot. JOBS distinct uploads are notified at
-//! once; the clock runs from the first notification to the last callback.
+//! source, LocalStack S3) with a `tencent_ams` engine against the fake AMS of
+//! tests/common/providers.rs on AMS's own defaults (it answers `RequestLimitExceeded` above 20
+//! requests/s and works on at most 10 tasks at once, queueing the rest), each task taking `work`
+//! once it has a slot. `jobs` distinct uploads are notified at once; the clock runs from the
+//! first notification to the last callback. Two runs:
 //!
-//! The ceiling is AMS's: 10 tasks at a time ÷ `WORK` per task. Reported: jobs/s and its ratio to
-//! that ceiling, the most requests AMS saw in any second, the most tasks it held unfinished
-//! (created and not done: AMS queues what exceeds its 10, so this is what earshot's own limit must
-//! keep down) and worked on at once, and how many tasks each `CreateAudioModerationTask` carried. Needs LocalStack (`bench/run.sh ams`
-//! or `localstack/with-servers.sh -- cargo bench --bench ams`). Written to bench/out/ams.md.
+//! - **defaults**: earshot on its defaults (20 requests/s, 10 tasks in progress, 10 tasks per
+//!   call), 1 s per task. The ceiling is AMS's concurrency: 10 tasks ÷ 1 s = 10 jobs/s.
+//! - **one task per call**: `max_batch = 1`, 0.1 s per task. The ceiling is the request rate:
+//!   20 calls/s = 20 jobs/s (concurrency would allow 100), so this is where earshot's spacing of
+//!   requests meets AMS's limit.
+//!
+//! Reported per run: jobs/s and its ratio to the ceiling, the most requests AMS saw in any
+//! one-second window, how many it refused with `RequestLimitExceeded`, the most tasks it held
+//! unfinished (created and not done: AMS queues what exceeds its 10, so only earshot's own limit
+//! keeps this down) and worked on at once, and tasks per `CreateAudioModerationTask`. Needs
+//! LocalStack (`bench/run.sh ams`). Written to bench/out/ams.md.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::providers::{AMS_SECRET_ID, AMS_SECRET_KEY, FakeAms};
 use common::*;
-
-const WORK: Duration = Duration::from_millis(1000);
 
 fn jobs() -> usize {
     if std::env::var_os("BENCH_QUICK").is_some() {
@@ -29,27 +34,74 @@ fn jobs() -> usize {
     }
 }
 
+struct Run {
+    name: &'static str,
+    /// Seconds AMS works on a task.
+    work: Duration,
+    /// Extra `[engines.ams]` settings.
+    settings: &'static str,
+    /// The jobs/s AMS's limits allow.
+    ceiling: f64,
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     require_localstack();
     let jobs = jobs();
     let s3 = s3(LOCALSTACK).await;
-    let bucket = fresh_bucket(&s3).await;
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir_all(dir.path().join("library")).expect("library");
+    // One recording, uploaded under many keys: each key is its own job (its own trace id).
+    let clip = tone(&dir.path().join("clip.mp3"), 2.0, 440, &["-b:a", "64k"]);
+    let runs = [
+        Run {
+            name: "defaults, 1 s per task",
+            work: Duration::from_millis(1000),
+            settings: "",
+            ceiling: 10.0,
+        },
+        Run {
+            name: "max_batch = 1, 0.1 s per task",
+            work: Duration::from_millis(100),
+            settings: "max_batch = 1",
+            ceiling: 20.0,
+        },
+    ];
+    let mut table = String::from(
+        "| run | jobs | time | jobs/s | ceiling | × ceiling | max requests in 1 s | RequestLimitExceeded | max tasks unfinished at AMS | max tasks worked on | Create calls | tasks/call | failed |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for run in &runs {
+        let row = measure(&s3, dir.path(), &clip, jobs, run).await;
+        println!("{row}");
+        table.push_str(&row);
+    }
+    println!("\n{table}");
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/out");
+    std::fs::create_dir_all(&out).expect("bench/out");
+    std::fs::write(out.join("ams.md"), table).expect("write bench/out/ams.md");
+}
+
+/// One run in a fresh bucket against a fresh fake; its table row.
+async fn measure(
+    s3: &aws_sdk_s3::Client,
+    dir: &Path,
+    clip: &Path,
+    jobs: usize,
+    run: &Run,
+) -> String {
+    let bucket = fresh_bucket(s3).await;
     let fake = FakeAms::start().await;
-    fake.set_work(WORK);
+    fake.set_work(run.work);
     let listener = Listener::start().await;
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    // One recording, uploaded under many keys: each key is its own job (its own trace id).
-    let clip = tone(&dir.path().join("clip.mp3"), 2.0, 440, &["-b:a", "64k"]);
     for i in 0..jobs {
         put_file(
-            &s3,
+            s3,
             &bucket,
             &format!("audio/{i:04}.mp3"),
-            &clip,
+            clip,
             "audio/mpeg",
         )
         .await;
@@ -81,6 +133,7 @@ async fn main() {
         endpoint = "{ams}"
         seed = "bench-seed"
         callback_base_url = "{base}"
+        {settings}
 
         [async_jobs]
         token_key = "bench-token-key-0123456789abcdef0123"
@@ -93,10 +146,11 @@ async fn main() {
         auth_token = "bench-webhook-token-0123"
         "#,
         callback = listener.url,
-        library = dir.path().join("library").display(),
+        library = dir.join("library").display(),
         ams = fake.url,
+        settings = run.settings,
     );
-    let mut daemon = Daemon::spawn(dir.path(), &config);
+    let mut daemon = Daemon::spawn(dir, &config);
     daemon
         .wait_until_listening(&format!("{base}/healthz"))
         .await;
@@ -136,20 +190,15 @@ async fn main() {
         .count();
     let per_call = creates.iter().map(|r| r.tasks).sum::<usize>() as f64 / creates.len() as f64;
     let jobs_per_sec = jobs as f64 / elapsed.as_secs_f64();
-    let ceiling = 10.0 / WORK.as_secs_f64();
-    let table = format!(
-        "| jobs | time | jobs/s | × ceiling ({ceiling:.0}/s) | max requests in 1 s | max tasks unfinished at AMS | max tasks worked on | Create calls | tasks/call | RequestLimitExceeded | failed |\n\
-         |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n\
-         | {jobs} | {:.1} s | {jobs_per_sec:.2} | {:.2} | {} | {} | {} | {} | {per_call:.1} | {throttled} | {failed} |\n",
+    format!(
+        "| {} | {jobs} | {:.1} s | {jobs_per_sec:.2} | {:.0}/s | {:.2} | {} | {throttled} | {} | {} | {} | {per_call:.1} | {failed} |\n",
+        run.name,
         elapsed.as_secs_f64(),
-        jobs_per_sec / ceiling,
+        run.ceiling,
+        jobs_per_sec / run.ceiling,
         fake.max_requests_per_second(),
         fake.max_unfinished(),
         fake.max_in_progress(),
         creates.len(),
-    );
-    println!("{table}");
-    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/out");
-    std::fs::create_dir_all(&out).expect("bench/out");
-    std::fs::write(out.join("ams.md"), table).expect("write bench/out/ams.md");
+    )
 }

@@ -176,7 +176,18 @@ pub async fn waiting_in(s3: &Client, bucket: &str) -> Result<Vec<String>, StateE
         .collect())
 }
 
-/// Removes everything stored for a job.
+/// Removes everything stored for a job, whatever was added since it was loaded.
+///
+/// # Errors
+/// S3 failed.
+pub async fn clear(s3: &Client, bucket: &str, trace_id: &str) -> Result<(), StateError> {
+    for key in list(s3, bucket, &job_prefix(trace_id), None).await? {
+        state::delete(s3, bucket, &key).await?;
+    }
+    Ok(())
+}
+
+/// Removes the files of a job as loaded.
 ///
 /// # Errors
 /// S3 failed.

@@ -27,7 +27,7 @@ use crate::fetch::{self, FetchError};
 use crate::fingerprint;
 use crate::job::Job;
 use crate::metrics::Metrics;
-use crate::pending::{self, EngineOutcome, Waiting};
+use crate::pending::{self, EngineOutcome, Found, Waiting};
 use crate::rules::{Rules, Skip, key_suffix};
 use crate::state::{self, DeadLetter, JobRecord, StateError};
 use crate::storage;
@@ -637,7 +637,8 @@ impl Pipeline {
             }
             return Err(JobError::Engine(retry.join("; ")));
         }
-        match self.finish_held(&bucket, &trace_id).await? {
+        let found = pending::load(&self.s3, &bucket, &trace_id).await?;
+        match self.finish_held(&found, &trace_id).await? {
             Some(body) => Ok(Judgement::Done {
                 body: Box::new(body),
                 waited: true,
@@ -822,12 +823,7 @@ impl Pipeline {
     /// Removes what is stored for a waiting job; a failure is logged (the sweep finds the job
     /// recorded as finished and clears it then).
     async fn clear_waiting(&self, bucket: &str, trace_id: &str) {
-        let removed = async {
-            let found = pending::load(&self.s3, bucket, trace_id).await?;
-            pending::remove(&self.s3, bucket, &found).await
-        }
-        .await;
-        if let Err(e) = removed {
+        if let Err(e) = pending::clear(&self.s3, bucket, trace_id).await {
             tracing::warn!(error = %e, %trace_id, "Could not clear the waiting job's files.");
         }
     }
@@ -864,7 +860,7 @@ impl Pipeline {
             tracing::error!(rule = %waiting.rule, %trace_id, "A waiting job's rule is no longer configured; left waiting.");
             return Ok(None);
         };
-        let Some(body) = self.finish_held(bucket, trace_id).await? else {
+        let Some(body) = self.finish_held(&found, trace_id).await? else {
             return Ok(None);
         };
         let job = waiting_job(waiting);
@@ -889,10 +885,9 @@ impl Pipeline {
         Ok(Some(outcome))
     }
 
-    /// The callback body of a waiting job whose every result is in (the caller holds its
-    /// in-flight mark); None while results are missing.
-    async fn finish_held(&self, bucket: &str, trace_id: &str) -> Result<Option<Body>, JobError> {
-        let found = pending::load(&self.s3, bucket, trace_id).await?;
+    /// The callback body of a waiting job whose every result is in, from what is stored for it
+    /// (the caller holds its in-flight mark); None while results are missing.
+    async fn finish_held(&self, found: &Found, trace_id: &str) -> Result<Option<Body>, JobError> {
         let Some(waiting) = &found.job else {
             return Ok(None);
         };

@@ -107,7 +107,11 @@ impl Setup {
     }
 
     async fn start(&self, config: &str) -> Daemon {
-        let mut daemon = Daemon::spawn(self.dir.path(), config);
+        self.start_logging(config, "info").await
+    }
+
+    async fn start_logging(&self, config: &str, filter: &str) -> Daemon {
+        let mut daemon = Daemon::spawn_logging(self.dir.path(), config, filter);
         daemon
             .wait_until_listening(&format!("{}/healthz", self.base()))
             .await;
@@ -161,7 +165,8 @@ async fn ams_blocks_end_to_end_and_forged_results_are_refused() {
     let files = clips(setup.dir.path(), 2);
     fake.find(&file_sha256(&files[0]), "Porn", 97);
     let config = setup.config(&listener.url, "\"ams\"", "", &setup.ams(&fake, ""));
-    let daemon = setup.start(&config).await;
+    // earshot's own debug logging on: no secret may show even there.
+    let daemon = setup.start_logging(&config, "info,earshot=debug").await;
 
     setup.upload("audio/bad.mp3", &files[0]).await;
     setup.upload("audio/clean.mp3", &files[1]).await;
@@ -312,6 +317,13 @@ async fn ams_blocks_end_to_end_and_forged_results_are_refused() {
     let (status, log) = daemon.terminate().await;
     assert!(status.success(), "{log}");
     assert!(log.contains("Provider result refused"), "{log}");
+    assert!(
+        log.contains("CreateAudioModerationTask."),
+        "debug logging was on: {log}"
+    );
+    for secret in [AMS_SECRET_ID, AMS_SECRET_KEY, AMS_SEED, TOKEN_KEY, "s3cret"] {
+        assert!(!log.contains(secret), "{secret:?} in the log:\n{log}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

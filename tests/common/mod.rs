@@ -530,6 +530,11 @@ pub struct Daemon {
 impl Daemon {
     /// Writes `config_text` to `dir/earshot.toml` and starts `earshot serve` on it.
     pub fn spawn(dir: &Path, config_text: &str) -> Daemon {
+        Daemon::spawn_logging(dir, config_text, "info")
+    }
+
+    /// [`Daemon::spawn`] with `RUST_LOG` = `filter`.
+    pub fn spawn_logging(dir: &Path, config_text: &str, filter: &str) -> Daemon {
         let config = dir.join("earshot.toml");
         std::fs::write(&config, config_text).expect("write config");
         let log = dir.join("earshot.log");
@@ -538,7 +543,7 @@ impl Daemon {
             .arg(&config)
             .arg("serve")
             .env("EARSHOT_LOG_FORMAT", "json")
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", filter)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"))

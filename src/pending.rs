@@ -75,8 +75,6 @@ pub struct Found {
     pub job: Option<Waiting>,
     pub tasks: Vec<Task>,
     pub results: Vec<EngineOutcome>,
-    /// Every key under the job's prefix.
-    pub keys: Vec<String>,
 }
 
 impl Found {
@@ -157,7 +155,6 @@ pub async fn load(s3: &Client, bucket: &str, trace_id: &str) -> Result<Found, St
                 .results
                 .extend(state::get_json::<EngineOutcome>(s3, bucket, &key).await?);
         }
-        found.keys.push(key);
     }
     Ok(found)
 }
@@ -176,24 +173,13 @@ pub async fn waiting_in(s3: &Client, bucket: &str) -> Result<Vec<String>, StateE
         .collect())
 }
 
-/// Removes everything stored for a job, whatever was added since it was loaded.
+/// Removes everything stored for a job.
 ///
 /// # Errors
 /// S3 failed.
 pub async fn clear(s3: &Client, bucket: &str, trace_id: &str) -> Result<(), StateError> {
     for key in list(s3, bucket, &job_prefix(trace_id), None).await? {
         state::delete(s3, bucket, &key).await?;
-    }
-    Ok(())
-}
-
-/// Removes the files of a job as loaded.
-///
-/// # Errors
-/// S3 failed.
-pub async fn remove(s3: &Client, bucket: &str, found: &Found) -> Result<(), StateError> {
-    for key in &found.keys {
-        state::delete(s3, bucket, key).await?;
     }
     Ok(())
 }

@@ -88,6 +88,21 @@ pub enum Outcome {
     },
 }
 
+impl Outcome {
+    /// The `outcome` label of `earshot_jobs_total`.
+    fn label(&self) -> &'static str {
+        match self {
+            Outcome::Duplicate { .. } | Outcome::InProgress { .. } => "duplicate",
+            Outcome::Waiting { .. } => "waiting",
+            Outcome::Skipped(_) => "skipped",
+            Outcome::Finished { body, .. } if body.code != 0 => "unjudged",
+            Outcome::Finished { body, .. } if body.data.forbidden_status != 0 => "blocked",
+            Outcome::Finished { body, .. } if body.data.result == 2 => "suspicious",
+            Outcome::Finished { .. } => "passed",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CallbackOutcome {
     Delivered {
@@ -206,16 +221,7 @@ impl Pipeline {
         }
         .await;
         self.metrics.add("earshot_jobs_in_flight", &[], -1.0);
-        let outcome = match &result {
-            Err(_) => "failed",
-            Ok(Outcome::Duplicate { .. } | Outcome::InProgress { .. }) => "duplicate",
-            Ok(Outcome::Waiting { .. }) => "waiting",
-            Ok(Outcome::Skipped(_)) => "skipped",
-            Ok(Outcome::Finished { body, .. }) if body.code != 0 => "unjudged",
-            Ok(Outcome::Finished { body, .. }) if body.data.forbidden_status != 0 => "blocked",
-            Ok(Outcome::Finished { body, .. }) if body.data.result == 2 => "suspicious",
-            Ok(Outcome::Finished { .. }) => "passed",
-        };
+        let outcome = result.as_ref().map_or("failed", Outcome::label);
         self.count_job(&rule.id, outcome);
         if matches!(result, Ok(Outcome::Finished { .. })) {
             self.stage("job", started);
@@ -870,17 +876,8 @@ impl Pipeline {
             .instrument(span)
             .await?;
         self.clear_waiting(bucket, trace_id).await;
-        if let Outcome::Finished { body, .. } = &outcome {
-            let label = if body.code != 0 {
-                "unjudged"
-            } else if body.data.forbidden_status != 0 {
-                "blocked"
-            } else if body.data.result == 2 {
-                "suspicious"
-            } else {
-                "passed"
-            };
-            self.count_job(&rule.id, label);
+        if matches!(outcome, Outcome::Finished { .. }) {
+            self.count_job(&rule.id, outcome.label());
         }
         Ok(Some(outcome))
     }
@@ -1089,7 +1086,7 @@ impl Pipeline {
         let found = pending::load(&self.s3, bucket, trace_id).await?;
         let Some(waiting) = &found.job else {
             // Leftovers of a job cleared while a result was being stored.
-            pending::remove(&self.s3, bucket, &found).await?;
+            pending::clear(&self.s3, bucket, trace_id).await?;
             return Ok(());
         };
         let mut complete = true;

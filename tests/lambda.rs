@@ -261,12 +261,7 @@ async fn lambda_takes_provider_results_through_its_function_url() {
         panic!("HTTP request answered with an error; log:\n{}", read_log());
     };
     assert_eq!(answer["statusCode"], 200, "{answer}");
-    let start = std::time::Instant::now();
-    while listener.received().is_empty() {
-        assert!(start.elapsed() < WAIT, "no callback; log:\n{}", read_log());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let callbacks = listener.received();
+    let callbacks = listener.wait_for(1, WAIT).await;
     let body = callbacks[0].json();
     assert_eq!(body["data"]["ads_info"]["score"], 96, "{body}");
     assert_eq!(body["data"]["ads_info"]["engine"], "ams");

@@ -768,8 +768,7 @@ async fn shumei_query(State(app): State<ShumeiApp>, body: Bytes) -> axum::Json<V
     )
 }
 
-/// The classifier's findings by SHA-256, and the requests it received.
-/// Findings by SHA-256, the requests received, the answers given.
+/// The classifier's findings by SHA-256, the requests it received, the answers it gave.
 type ClassifierState = (HashMap<String, Finding>, Vec<Value>, Vec<Value>);
 
 /// A user's own classifier behind `openapi/http-engine.yaml`: it downloads the presigned URL and

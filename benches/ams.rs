@@ -17,7 +17,7 @@
 //! keeps this down) and worked on at once, and tasks per `CreateAudioModerationTask`. Needs
 //! LocalStack (`bench/run.sh ams`). Written to bench/out/ams.md.
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/it/common/mod.rs"]
 mod common;
 
 use std::path::Path;

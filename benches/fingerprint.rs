@@ -12,7 +12,7 @@
 //!
 //! `BENCH_INDEX_ONLY=1` runs only the index-at-scale part.
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/it/common/mod.rs"]
 mod common;
 
 use std::path::{Path, PathBuf};

@@ -4,16 +4,16 @@
 //! references; and the binary's size. No server needed (the init phase makes no S3 call with a
 //! directory library). Results: printed and written to bench/out/lambda.md.
 
-#[path = "../tests/common/lambda_api.rs"]
+#[path = "../tests/it/common/lambda_api.rs"]
 mod lambda_api;
 
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use earshot::config::Scene;
 use earshot::engines::local::{Entry, LibraryStore};
 use earshot::fingerprint::{FRAME_SECS, Fingerprint, Landmark};
+use earshot::model::Scene;
 use lambda_api::RuntimeApi;
 
 const RUNS: usize = 7;

@@ -9,7 +9,7 @@
 //! Run with `bench/run.sh` (starts LocalStack) or `cargo bench --bench pipeline` with LocalStack
 //! already up. `BENCH_QUICK=1` shrinks every workload for a smoke run.
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/it/common/mod.rs"]
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -17,7 +17,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use earshot::config::Scene;
+use earshot::model::Scene;
 
 struct Sizes {
     uploads: usize,

@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 
+use crate::engines::Headers;
 use crate::pipeline::Pipeline;
 
 /// The three endpoints, to be merged into a listener's router.
@@ -30,21 +31,35 @@ async fn engine_result(
     headers: HeaderMap,
     body: Bytes,
 ) -> impl IntoResponse {
-    let receipt = pipeline
-        .receive_result(&engine, &token, &headers, &body)
-        .await;
-    if receipt.finish.is_some() {
-        // The provider is answered as soon as its result is stored; the block and the callback
-        // follow without holding its connection.
-        let (pipeline, receipt) = (pipeline.clone(), receipt.clone());
-        tokio::spawn(async move { pipeline.finish_after(&receipt).await });
+    let mut taken = Headers::default();
+    for (name, value) in &headers {
+        if let Ok(value) = value.to_str() {
+            taken.insert(name.as_str(), value);
+        }
     }
-    let status = StatusCode::from_u16(receipt.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    pipeline.metrics.inc(
-        "earshot_webhook_requests_total",
-        &[("endpoint", "engine-result"), ("status", status.as_str())],
-    );
-    (status, format!("{}\n", receipt.message))
+    let (status, message) = match pipeline
+        .receive_result(&engine, &token, &taken, &body)
+        .await
+    {
+        Ok(received) => {
+            // The provider is answered as soon as its result is stored; the block and the
+            // callback follow without holding its connection (tracked, so shutdown waits).
+            let message = received.message();
+            let finisher = pipeline.clone();
+            pipeline
+                .tasks
+                .spawn(async move { finisher.finish_after(&received).await });
+            (StatusCode::OK, message.to_owned())
+        }
+        Err(rejection) => (
+            StatusCode::from_u16(rejection.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            rejection.to_string(),
+        ),
+    };
+    pipeline
+        .metrics
+        .webhook_request("engine-result", status.as_u16());
+    (status, format!("{message}\n"))
 }
 
 async fn readyz(State(pipeline): State<Arc<Pipeline>>) -> impl IntoResponse {
@@ -62,10 +77,7 @@ async fn readyz(State(pipeline): State<Arc<Pipeline>>) -> impl IntoResponse {
 
 async fn metrics(State(pipeline): State<Arc<Pipeline>>) -> impl IntoResponse {
     (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
         pipeline.metrics.render(),
     )
 }

@@ -19,11 +19,8 @@ use base64::Engine as _;
 
 use crate::config::BlockMode;
 use crate::job::unquote;
-use crate::rules::BACKUP_ROOT;
+use crate::layout::{self, backup_key};
 use crate::storage::{S3Failure, encode_key};
-
-/// Where `move` puts blocked objects, under the same bucket.
-pub const BACKUP_PREFIX: &str = "audit_freeze_backup/increment_audit/";
 
 /// The object version that was moderated and is to be blocked.
 #[derive(Debug, Clone)]
@@ -105,11 +102,6 @@ impl BlockError {
             | BlockError::Changed { .. } => false,
         }
     }
-}
-
-/// The backup key of `key`.
-pub fn backup_key(key: &str) -> String {
-    format!("{BACKUP_PREFIX}{key}")
 }
 
 /// Blocks the target per `mode`.
@@ -213,7 +205,7 @@ pub async fn move_object(
     after: &mut (dyn FnMut(MoveStep) -> Result<(), BlockError> + Send),
 ) -> Result<(), BlockError> {
     let (bucket, key) = (target.bucket, target.key);
-    debug_assert!(!key.starts_with(BACKUP_ROOT));
+    debug_assert!(!layout::is_reserved(key));
     let backup = backup_key(key);
 
     if !backup_matches(s3, target, &backup).await? {

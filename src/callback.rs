@@ -1,6 +1,6 @@
 //! The callback (DESIGN §6): the COS "Simple" body, its `X-Signature`, and delivery with bounded
 //! retries and backoff. What still fails is handed back as [`Delivery::Failed`] for the pipeline
-//! to dead-letter (see [`crate::state`]); nothing is dropped silently.
+//! to dead-letter; nothing is dropped silently.
 //!
 //! `code` is 0 when the object was moderated. A job that could not be moderated still calls back,
 //! with one of the [`Code`]s below and a `message` saying why.
@@ -8,9 +8,10 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::config::CallbackConfig;
+use crate::model::{ForbiddenStatus, HitFlag, Scene, Segment, Severity};
+use crate::signing::x_signature;
 
 /// The callback's `code`. Stable: users branch on these numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,9 +61,9 @@ pub struct Body {
 pub struct Data {
     pub url: String,
     /// 0 normal, 1 sensitive, 2 suspicious.
-    pub result: u8,
+    pub result: Severity,
     /// 0 not blocked, 1 blocked by ACL, 2 moved to the backup directory.
-    pub forbidden_status: u8,
+    pub forbidden_status: ForbiddenStatus,
     pub trace_id: String,
     pub porn_info: SceneInfo,
     pub ads_info: SceneInfo,
@@ -99,28 +100,19 @@ pub struct EngineErrorInfo {
 /// One finding's place in the upload.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SegmentInfo {
-    pub scene: crate::config::Scene,
+    pub scene: Scene,
     #[serde(flatten)]
-    pub segment: crate::engines::Segment,
+    pub segment: Segment,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SceneInfo {
-    pub hit_flag: u8,
+    pub hit_flag: HitFlag,
     pub score: u8,
     pub label: String,
     /// The engine whose score this is (the highest among the rule's engines).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine: Option<String>,
-}
-
-/// `X-Signature`: lowercase hex SHA-256 of `seed` followed by the exact body bytes (the AMS
-/// scheme).
-pub fn signature(seed: &str, body: &[u8]) -> String {
-    let mut hash = Sha256::new();
-    hash.update(seed.as_bytes());
-    hash.update(body);
-    hex::encode(hash.finalize())
 }
 
 /// How a delivery ended.
@@ -148,7 +140,7 @@ impl Request {
             signature: config
                 .seed
                 .as_deref()
-                .map(|seed| signature(seed, body.as_bytes())),
+                .map(|seed| x_signature(seed, body.as_bytes())),
             body,
         }
     }
@@ -232,38 +224,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn signature_is_sha256_of_seed_then_body() {
-        // printf 's3cret{}' | sha256sum
-        assert_eq!(
-            signature("s3cret", b"{}"),
-            "30f655aafab9c6138e3976ed64bcae2c3999b383f938fcd1ad46632549b57edd"
-        );
-    }
-
-    /// AMS's own example of a signed callback (`CreateAudioModerationTask`, "回调签名示例"): the
-    /// scheme earshot signs its callbacks with and checks AMS's results by.
-    #[test]
-    fn signature_reproduces_the_ams_published_example() {
-        let body =
-            br#"{"TaskId": "task-video-X0zpcRUMzVidxj20","DataId":"test","Suggestion": "Block"}"#;
-        assert_eq!(
-            signature("dedb6dcc1cb7c63fde8fa5abfd57", body),
-            "74f0ae6d1f1e4eb1ffe4162da480a812f8a4dc19fe5a52bacbcd2c862d3edcfd"
-        );
-    }
-
-    #[test]
     fn the_body_has_the_cos_shape() {
         let body = Body {
             code: 0,
             message: "success".into(),
             data: Data {
                 url: "http://h/b/k.mp3".into(),
-                result: 1,
-                forbidden_status: 2,
+                result: Severity::Sensitive,
+                forbidden_status: ForbiddenStatus::Moved,
                 trace_id: "t".into(),
                 porn_info: SceneInfo {
-                    hit_flag: 1,
+                    hit_flag: HitFlag::Hit,
                     score: 100,
                     label: "x".into(),
                     engine: None,

@@ -6,12 +6,14 @@
 //! and name the key and the file the same way.
 
 use std::collections::BTreeMap;
-use std::fmt;
+
 use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
+
+use crate::model::Scene;
 
 /// Where a config file is looked for when neither `--config` nor `EARSHOT_CONFIG` names one.
 pub const DEFAULT_CONFIG_PATH: &str = "config/earshot.toml";
@@ -105,6 +107,22 @@ pub struct RuleConfig {
     pub callback: Option<CallbackConfig>,
 }
 
+impl RuleConfig {
+    /// The suffixes in scope, lowercase and without the dot: every supported one when the rule
+    /// names none. The one place suffixes are normalised.
+    pub fn suffix_set(&self) -> std::collections::BTreeSet<String> {
+        if self.suffixes.is_empty() {
+            return SUPPORTED_SUFFIXES.iter().map(|s| (*s).to_owned()).collect();
+        }
+        self.suffixes.iter().map(|s| bare_suffix(s)).collect()
+    }
+}
+
+/// `".MP3"` → `"mp3"`.
+fn bare_suffix(suffix: &str) -> String {
+    suffix.trim_start_matches('.').to_ascii_lowercase()
+}
+
 /// `engine = "local"` or `engine = ["local", "ams"]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -149,48 +167,6 @@ fn default_scenes() -> Vec<Scene> {
 
 fn default_engine() -> EngineNames {
     EngineNames::One("local".to_owned())
-}
-
-/// A moderation scene (DESIGN §4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Scene {
-    Porn,
-    Ads,
-    Illegal,
-    Abuse,
-}
-
-impl Scene {
-    pub const ALL: [Scene; 4] = [Scene::Porn, Scene::Ads, Scene::Illegal, Scene::Abuse];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scene::Porn => "porn",
-            Scene::Ads => "ads",
-            Scene::Illegal => "illegal",
-            Scene::Abuse => "abuse",
-        }
-    }
-}
-
-impl fmt::Display for Scene {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for Scene {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Scene::ALL
-            .into_iter()
-            .find(|scene| scene.as_str().eq_ignore_ascii_case(s))
-            .ok_or_else(|| {
-                format!("unknown scene {s:?}; expected one of porn, ads, illegal, abuse")
-            })
-    }
 }
 
 /// What happens to a non-compliant object (DESIGN §5).
@@ -508,6 +484,13 @@ pub struct WebhookConfig {
     /// The `Retry-After` of a 503.
     #[serde(default = "default_retry_after")]
     pub retry_after_secs: u32,
+    /// Runs of a job that fails for a passing reason before it is parked in the bucket's
+    /// dead-job area (the sender was answered 2xx and will not send it again).
+    #[serde(default = "default_job_attempts")]
+    pub max_attempts: u32,
+    /// The first pause between runs; it doubles (with jitter) up to 60 s.
+    #[serde(default = "default_retry_initial_ms")]
+    pub retry_initial_ms: u64,
     /// `POST /minio`: MinIO's webhook notification target.
     pub minio: Option<MinioWebhookConfig>,
     /// `POST /sns`: an SNS HTTP(S) subscription.
@@ -531,6 +514,14 @@ pub struct SnsWebhookConfig {
     /// `https://sns.<region>.amazonaws.com[.cn]`, e.g. `http://127.0.0.1:4566` for LocalStack.
     #[serde(default)]
     pub trusted_cert_origins: Vec<String>,
+}
+
+fn default_job_attempts() -> u32 {
+    8
+}
+
+fn default_retry_initial_ms() -> u64 {
+    1000
 }
 
 fn default_queue_capacity() -> usize {
@@ -705,8 +696,7 @@ impl Config {
                 return Err(invalid(key("bucket"), "must not be empty".to_owned()));
             }
             for suffix in &rule.suffixes {
-                let bare = suffix.trim_start_matches('.').to_ascii_lowercase();
-                if !SUPPORTED_SUFFIXES.contains(&bare.as_str()) {
+                if !SUPPORTED_SUFFIXES.contains(&bare_suffix(suffix).as_str()) {
                     return Err(invalid(
                         key("suffixes"),
                         format!(
@@ -1088,18 +1078,7 @@ fn rules_overlap(a: &RuleConfig, b: &RuleConfig) -> bool {
     if !(a.prefix.starts_with(&b.prefix) || b.prefix.starts_with(&a.prefix)) {
         return false;
     }
-    let set = |rule: &RuleConfig| -> Vec<String> {
-        if rule.suffixes.is_empty() {
-            SUPPORTED_SUFFIXES.iter().map(|s| s.to_string()).collect()
-        } else {
-            rule.suffixes
-                .iter()
-                .map(|s| s.trim_start_matches('.').to_ascii_lowercase())
-                .collect()
-        }
-    };
-    let (sa, sb) = (set(a), set(b));
-    sa.iter().any(|s| sb.contains(s))
+    !a.suffix_set().is_disjoint(&b.suffix_set())
 }
 
 #[cfg(test)]

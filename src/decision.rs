@@ -6,13 +6,13 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::{BlockConfig, Scene};
-use crate::engines::{SceneScore, Segment, Verdict};
+use crate::config::BlockConfig;
+use crate::model::{HitFlag, Scene, SceneScore, Segment, Severity, Verdict};
 
 /// One scene as the callback reports it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SceneResult {
-    pub hit_flag: u8,
+    pub hit_flag: HitFlag,
     pub score: u8,
     pub label: String,
     pub segments: Vec<Segment>,
@@ -22,25 +22,10 @@ pub struct SceneResult {
 pub struct Decision {
     /// The scene with the highest score (ties: the first configured), for labelling.
     pub top_scene: Option<Scene>,
-    /// 0 normal, 1 sensitive, 2 suspicious.
-    pub result: u8,
+    pub result: Severity,
     /// Every configured scene, scored (0 when the engine had nothing to say).
     pub scenes: BTreeMap<Scene, SceneResult>,
     pub block: bool,
-}
-
-/// `hit_flag` for a score: 1 above 90, 2 above 60, else 0.
-pub fn hit_flag(score: u8) -> u8 {
-    match score {
-        91.. => 1,
-        61..=90 => 2,
-        _ => 0,
-    }
-}
-
-/// `result` for a score: 1 sensitive, 2 suspicious, 0 normal.
-pub fn result_for(score: u8) -> u8 {
-    hit_flag(score)
 }
 
 pub fn decide(verdict: &Verdict, scenes: &[Scene], block: &BlockConfig) -> Decision {
@@ -65,7 +50,7 @@ pub fn decide(verdict: &Verdict, scenes: &[Scene], block: &BlockConfig) -> Decis
         results.insert(
             scene,
             SceneResult {
-                hit_flag: hit_flag(score),
+                hit_flag: HitFlag::for_score(score),
                 score,
                 label,
                 segments,
@@ -74,7 +59,7 @@ pub fn decide(verdict: &Verdict, scenes: &[Scene], block: &BlockConfig) -> Decis
     }
     Decision {
         top_scene,
-        result: result_for(top),
+        result: Severity::for_score(top),
         scenes: results,
         block: block.enabled && top >= block.min_score,
     }
@@ -85,8 +70,8 @@ impl Decision {
     /// the other engines called normal becomes suspicious (a person should listen); a sensitive
     /// result, and a block, stand.
     pub fn hold_for_review(&mut self) {
-        if self.result == 0 {
-            self.result = 2;
+        if self.result == Severity::Normal {
+            self.result = Severity::Suspicious;
         }
     }
 }
@@ -140,8 +125,12 @@ mod tests {
                 &[Scene::Porn],
                 &block(100),
             );
-            assert_eq!(d.scenes[&Scene::Porn].hit_flag, flag, "score {score}");
-            assert_eq!(d.result, result, "score {score}");
+            assert_eq!(
+                d.scenes[&Scene::Porn].hit_flag.as_u8(),
+                flag,
+                "score {score}"
+            );
+            assert_eq!(d.result.as_u8(), result, "score {score}");
         }
     }
 
@@ -176,7 +165,7 @@ mod tests {
         b.enabled = false;
         let d = decide(&verdict(&[(Scene::Porn, 100)]), &[Scene::Porn], &b);
         assert!(!d.block);
-        assert_eq!(d.result, 1);
+        assert_eq!(d.result, Severity::Sensitive);
     }
 
     #[test]
@@ -184,7 +173,7 @@ mod tests {
         let v = verdict(&[(Scene::Illegal, 100), (Scene::Porn, 30)]);
         let d = decide(&v, &[Scene::Porn, Scene::Ads], &block(90));
         assert!(!d.block);
-        assert_eq!(d.result, 0);
+        assert_eq!(d.result, Severity::Normal);
         assert_eq!(d.scenes.len(), 2);
         assert_eq!(d.scenes[&Scene::Ads].score, 0);
         assert_eq!(d.scenes[&Scene::Porn].label, "porn-label");
@@ -197,7 +186,11 @@ mod tests {
         for (score, blocks, result) in table {
             let mut d = decide(&verdict(&[(Scene::Ads, score)]), &[Scene::Ads], &block(95));
             d.hold_for_review();
-            assert_eq!((d.block, d.result), (blocks, result), "score {score}");
+            assert_eq!(
+                (d.block, d.result.as_u8()),
+                (blocks, result),
+                "score {score}"
+            );
         }
     }
 
@@ -206,8 +199,8 @@ mod tests {
         let v = verdict(&[(Scene::Porn, 70), (Scene::Ads, 95)]);
         let d = decide(&v, &[Scene::Porn, Scene::Ads], &block(90));
         assert!(d.block);
-        assert_eq!(d.result, 1);
-        assert_eq!(d.scenes[&Scene::Porn].hit_flag, 2);
-        assert_eq!(d.scenes[&Scene::Ads].hit_flag, 1);
+        assert_eq!(d.result, Severity::Sensitive);
+        assert_eq!(d.scenes[&Scene::Porn].hit_flag, HitFlag::Suspected);
+        assert_eq!(d.scenes[&Scene::Ads].hit_flag, HitFlag::Hit);
     }
 }

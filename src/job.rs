@@ -3,12 +3,12 @@
 //! for SQS/HTTP or for Lambda), MinIO's webhook body, and EventBridge "Object Created". Test events
 //! and non-create events are returned as [`Ignored`] so the source can acknowledge them.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 /// One object version to moderate.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Job {
     pub bucket: String,
     /// The decoded key (events carry it URL-encoded).

@@ -1,182 +1,252 @@
-//! Metrics: counters, gauges and latency histograms kept in memory and rendered in the Prometheus
-//! text exposition format (version 0.0.4) for `/metrics`. The pipeline records jobs, stages, bytes
-//! and callbacks; sources record their queue depth. No global registry: the [`Metrics`] lives in
-//! the [`crate::pipeline::Pipeline`] and is shared with whoever serves it.
+//! Metrics for `/metrics`, as typed `prometheus-client` families in one registry, rendered in the
+//! Prometheus text format (0.0.4). A family is a field here and is registered where it is made, so
+//! nothing can be recorded that is not exported. No global registry: [`Metrics`] lives in the
+//! pipeline and is shared with whoever serves it. A leaf: it imports nothing of the crate.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::Mutex;
-use std::time::Duration;
+use std::time::Instant;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// The `Content-Type` of [`Metrics::render`].
+pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
 /// Upper bounds (seconds) of the latency histogram buckets.
 const BUCKETS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
 ];
 
-/// What each metric family is, for the `# HELP` and `# TYPE` lines.
-const FAMILIES: [(&str, &str, &str); 8] = [
-    (
-        "earshot_jobs_total",
-        "counter",
-        "Jobs by rule and outcome (passed, blocked, suspicious, unjudged, duplicate, skipped, failed).",
-    ),
-    (
-        "earshot_stage_seconds",
-        "histogram",
-        "Time spent per stage of a job (fetch, analyse, block, callback, job).",
-    ),
-    (
-        "earshot_fetched_bytes_total",
-        "counter",
-        "Bytes downloaded from object storage.",
-    ),
-    (
-        "earshot_callback_deliveries_total",
-        "counter",
-        "Callbacks by result (delivered, failed: kept as a dead letter).",
-    ),
-    (
-        "earshot_callback_attempts_total",
-        "counter",
-        "Callback POSTs sent, retries included.",
-    ),
-    (
-        "earshot_queue_depth",
-        "gauge",
-        "Jobs accepted by a source and waiting for a worker.",
-    ),
-    (
-        "earshot_jobs_in_flight",
-        "gauge",
-        "Jobs being processed right now.",
-    ),
-    (
-        "earshot_webhook_requests_total",
-        "counter",
-        "Webhook requests by endpoint and HTTP status.",
-    ),
-];
-
-#[derive(Debug, Default, Clone)]
-struct Histogram {
-    counts: [u64; BUCKETS.len()],
-    count: u64,
-    sum: f64,
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JobLabels {
+    rule: String,
+    outcome: String,
 }
 
-#[derive(Debug, Default)]
-struct Registry {
-    /// (family, rendered labels) → value, for counters and gauges.
-    values: BTreeMap<(&'static str, String), f64>,
-    histograms: BTreeMap<(&'static str, String), Histogram>,
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StageLabels {
+    stage: String,
 }
 
-/// The process's metrics. Cheap to update from many tasks: one short lock per update.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabels {
+    source: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    endpoint: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EngineLabels {
+    engine: String,
+    via: String,
+}
+
+type Stages = Family<StageLabels, Histogram, fn() -> Histogram>;
+
+/// The process's metrics.
+#[derive(Debug)]
 pub struct Metrics {
-    registry: Mutex<Registry>,
+    registry: Registry,
+    jobs: Family<JobLabels, Counter>,
+    stages: Stages,
+    fetched_bytes: Counter,
+    callback_deliveries: Family<ResultLabels, Counter>,
+    callback_attempts: Counter,
+    queue_depth: Family<SourceLabels, Gauge>,
+    jobs_in_flight: Gauge,
+    webhook_requests: Family<RequestLabels, Counter>,
+    engine_results: Family<EngineLabels, Counter>,
+    jobs_parked: Family<SourceLabels, Counter>,
+}
+
+fn stage_histogram() -> Histogram {
+    Histogram::new(BUCKETS)
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let jobs = Family::default();
+        registry.register(
+            "earshot_jobs",
+            "Jobs by rule and outcome (passed, blocked, suspicious, unjudged, duplicate, waiting, skipped, failed)",
+            Family::clone(&jobs),
+        );
+        let stages: Stages = Family::new_with_constructor(stage_histogram);
+        registry.register(
+            "earshot_stage_seconds",
+            "Time spent per stage of a job (fetch, analyse, block, callback, job)",
+            stages.clone(),
+        );
+        let fetched_bytes = Counter::default();
+        registry.register(
+            "earshot_fetched_bytes",
+            "Bytes downloaded from object storage",
+            fetched_bytes.clone(),
+        );
+        let callback_deliveries = Family::default();
+        registry.register(
+            "earshot_callback_deliveries",
+            "Callbacks by result (delivered; failed: kept as a dead letter)",
+            Family::clone(&callback_deliveries),
+        );
+        let callback_attempts = Counter::default();
+        registry.register(
+            "earshot_callback_attempts",
+            "Callback POSTs sent, retries included",
+            callback_attempts.clone(),
+        );
+        let queue_depth = Family::default();
+        registry.register(
+            "earshot_queue_depth",
+            "Jobs accepted by a source and waiting for a worker",
+            Family::clone(&queue_depth),
+        );
+        let jobs_in_flight = Gauge::default();
+        registry.register(
+            "earshot_jobs_in_flight",
+            "Jobs being processed right now",
+            jobs_in_flight.clone(),
+        );
+        let webhook_requests = Family::default();
+        registry.register(
+            "earshot_webhook_requests",
+            "Webhook requests by endpoint and HTTP status",
+            Family::clone(&webhook_requests),
+        );
+        let engine_results = Family::default();
+        registry.register(
+            "earshot_engine_results",
+            "Provider results taken, by engine and how they arrived (callback, poll)",
+            Family::clone(&engine_results),
+        );
+        let jobs_parked = Family::default();
+        registry.register(
+            "earshot_jobs_parked",
+            "Jobs parked in a bucket's dead-job area, by the source that gave them up",
+            Family::clone(&jobs_parked),
+        );
+        Metrics {
+            registry,
+            jobs,
+            stages,
+            fetched_bytes,
+            callback_deliveries,
+            callback_attempts,
+            queue_depth,
+            jobs_in_flight,
+            webhook_requests,
+            engine_results,
+            jobs_parked,
+        }
+    }
+}
+
+/// Counts a job in flight until dropped.
+#[derive(Debug)]
+pub struct InFlight(Gauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 impl Metrics {
-    /// Adds `by` to a counter.
-    pub fn add(&self, name: &'static str, labels: &[(&str, &str)], by: f64) {
-        *self
-            .lock()
-            .values
-            .entry((name, render(labels)))
-            .or_default() += by;
+    /// A job ended with `outcome` under `rule` (`""` when no rule applied).
+    pub fn job(&self, rule: &str, outcome: &str) {
+        self.jobs
+            .get_or_create(&JobLabels {
+                rule: rule.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
     }
 
-    /// Adds one to a counter.
-    pub fn inc(&self, name: &'static str, labels: &[(&str, &str)]) {
-        self.add(name, labels, 1.0);
+    /// A job started; it counts as in flight until the guard is dropped.
+    pub fn job_started(&self) -> InFlight {
+        self.jobs_in_flight.inc();
+        InFlight(self.jobs_in_flight.clone())
     }
 
-    /// Sets a gauge.
-    pub fn set(&self, name: &'static str, labels: &[(&str, &str)], value: f64) {
-        self.lock().values.insert((name, render(labels)), value);
+    /// A stage of a job took the time since `started`.
+    pub fn stage(&self, stage: &str, started: Instant) {
+        self.stages
+            .get_or_create(&StageLabels {
+                stage: stage.to_owned(),
+            })
+            .observe(started.elapsed().as_secs_f64());
     }
 
-    /// Records one observation in a histogram.
-    pub fn observe(&self, name: &'static str, labels: &[(&str, &str)], elapsed: Duration) {
-        let seconds = elapsed.as_secs_f64();
-        let mut registry = self.lock();
-        let histogram = registry
-            .histograms
-            .entry((name, render(labels)))
-            .or_default();
-        for (count, bound) in histogram.counts.iter_mut().zip(BUCKETS) {
-            if seconds <= bound {
-                *count += 1;
-            }
-        }
-        histogram.count += 1;
-        histogram.sum += seconds;
+    pub fn fetched_bytes(&self, bytes: u64) {
+        self.fetched_bytes.inc_by(bytes);
     }
 
-    /// Everything, in the Prometheus text format.
+    /// A callback was delivered (or failed and was dead-lettered) after `attempts` POSTs.
+    pub fn callback(&self, delivered: bool, attempts: u32) {
+        let result = if delivered { "delivered" } else { "failed" };
+        self.callback_deliveries
+            .get_or_create(&ResultLabels {
+                result: result.to_owned(),
+            })
+            .inc();
+        self.callback_attempts.inc_by(u64::from(attempts));
+    }
+
+    pub fn queue_depth(&self, source: &str, depth: usize) {
+        self.queue_depth
+            .get_or_create(&SourceLabels {
+                source: source.to_owned(),
+            })
+            .set(i64::try_from(depth).unwrap_or(i64::MAX));
+    }
+
+    pub fn webhook_request(&self, endpoint: &str, status: u16) {
+        self.webhook_requests
+            .get_or_create(&RequestLabels {
+                endpoint: endpoint.to_owned(),
+                status: status.to_string(),
+            })
+            .inc();
+    }
+
+    /// A provider's result was taken, by `via` (`callback` or `poll`).
+    pub fn engine_result(&self, engine: &str, via: &str) {
+        self.engine_results
+            .get_or_create(&EngineLabels {
+                engine: engine.to_owned(),
+                via: via.to_owned(),
+            })
+            .inc();
+    }
+
+    /// A job was parked in the dead-job area by `source`.
+    pub fn parked(&self, source: &str) {
+        self.jobs_parked
+            .get_or_create(&SourceLabels {
+                source: source.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Every family, in the Prometheus text format.
     pub fn render(&self) -> String {
-        let registry = self.lock();
         let mut out = String::new();
-        for (family, kind, help) in FAMILIES {
-            let _ = writeln!(out, "# HELP {family} {help}\n# TYPE {family} {kind}");
-            for ((name, labels), value) in &registry.values {
-                if *name == family {
-                    let _ = writeln!(out, "{family}{} {value}", braces(labels));
-                }
-            }
-            for ((name, labels), histogram) in &registry.histograms {
-                if *name != family {
-                    continue;
-                }
-                for (count, bound) in histogram.counts.iter().zip(BUCKETS) {
-                    let le = join(labels, &format!("le=\"{bound}\""));
-                    let _ = writeln!(out, "{family}_bucket{{{le}}} {count}");
-                }
-                let le = join(labels, "le=\"+Inf\"");
-                let _ = writeln!(out, "{family}_bucket{{{le}}} {}", histogram.count);
-                let _ = writeln!(out, "{family}_sum{} {}", braces(labels), histogram.sum);
-                let _ = writeln!(out, "{family}_count{} {}", braces(labels), histogram.count);
-            }
-        }
+        prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
         out
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Registry> {
-        self.registry
-            .lock()
-            .expect("the metrics lock is never poisoned: nothing panics while holding it")
-    }
-}
-
-/// `a="x",b="y"`, values escaped as the format requires.
-fn render(labels: &[(&str, &str)]) -> String {
-    labels
-        .iter()
-        .map(|(name, value)| {
-            let value = value
-                .replace('\\', "\\\\")
-                .replace('"', "\\\"")
-                .replace('\n', "\\n");
-            format!("{name}=\"{value}\"")
-        })
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-fn braces(labels: &str) -> String {
-    if labels.is_empty() {
-        String::new()
-    } else {
-        format!("{{{labels}}}")
-    }
-}
-
-fn join(labels: &str, extra: &str) -> String {
-    if labels.is_empty() {
-        extra.to_owned()
-    } else {
-        format!("{labels},{extra}")
     }
 }
 
@@ -187,32 +257,51 @@ mod tests {
     #[test]
     fn renders_counters_gauges_and_histograms() {
         let metrics = Metrics::default();
-        metrics.inc(
-            "earshot_jobs_total",
-            &[("rule", "podcasts"), ("outcome", "blocked")],
-        );
-        metrics.inc(
-            "earshot_jobs_total",
-            &[("rule", "podcasts"), ("outcome", "blocked")],
-        );
-        metrics.set("earshot_queue_depth", &[("source", "webhook")], 3.0);
-        metrics.observe(
-            "earshot_stage_seconds",
-            &[("stage", "fetch")],
-            Duration::from_millis(30),
+        metrics.job("podcasts", "blocked");
+        metrics.job("podcasts", "blocked");
+        metrics.queue_depth("webhook", 3);
+        metrics.stage(
+            "fetch",
+            Instant::now()
+                .checked_sub(std::time::Duration::from_millis(30))
+                .expect("the clock is past 30 ms"),
         );
         let text = metrics.render();
-        assert!(text.contains("earshot_jobs_total{rule=\"podcasts\",outcome=\"blocked\"} 2\n"));
-        assert!(text.contains("earshot_queue_depth{source=\"webhook\"} 3\n"));
+        assert!(
+            text.contains("earshot_jobs_total{rule=\"podcasts\",outcome=\"blocked\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("earshot_queue_depth{source=\"webhook\"} 3\n"),
+            "{text}"
+        );
         assert!(text.contains("earshot_stage_seconds_bucket{stage=\"fetch\",le=\"0.025\"} 0\n"));
-        assert!(text.contains("earshot_stage_seconds_bucket{stage=\"fetch\",le=\"0.05\"} 1\n"));
         assert!(text.contains("earshot_stage_seconds_bucket{stage=\"fetch\",le=\"+Inf\"} 1\n"));
         assert!(text.contains("earshot_stage_seconds_count{stage=\"fetch\"} 1\n"));
-        assert!(text.contains("# TYPE earshot_stage_seconds histogram\n"));
+        assert!(
+            text.contains("# TYPE earshot_stage_seconds histogram\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn in_flight_jobs_are_counted_until_their_guard_drops() {
+        let metrics = Metrics::default();
+        let first = metrics.job_started();
+        let second = metrics.job_started();
+        assert!(metrics.render().contains("earshot_jobs_in_flight 2\n"));
+        drop((first, second));
+        assert!(metrics.render().contains("earshot_jobs_in_flight 0\n"));
     }
 
     #[test]
     fn label_values_are_escaped() {
-        assert_eq!(render(&[("key", "a\"b\\c\nd")]), r#"key="a\"b\\c\nd""#);
+        let metrics = Metrics::default();
+        metrics.job("a\"b\\c\nd", "passed");
+        assert!(
+            metrics
+                .render()
+                .contains(r#"earshot_jobs_total{rule="a\"b\\c\nd",outcome="passed"} 1"#)
+        );
     }
 }

@@ -1,10 +1,52 @@
 //! Which rule, if any, governs a key (DESIGN §3): bucket, prefix scope, case-insensitive suffix.
-//! Keys under the backup directory are never moderated, so blocking never loops.
+//! Keys under the backup directory are never moderated, so blocking never loops. A validated
+//! [`RuleConfig`] becomes a [`Rule`], what the pipeline runs by.
 
-use crate::config::{RuleConfig, SUPPORTED_SUFFIXES};
+use std::collections::BTreeSet;
 
-/// Everything earshot writes into a bucket lives under this prefix.
-pub const BACKUP_ROOT: &str = "audit_freeze_backup/";
+use crate::config::{BlockConfig, CallbackConfig, OnEngineError, RuleConfig};
+use crate::layout;
+use crate::model::Scene;
+
+/// One rule, as the pipeline runs it.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub id: String,
+    pub bucket: String,
+    /// Key prefix in scope; `""` is the whole bucket.
+    pub prefix: String,
+    /// Lowercase, without the dot.
+    pub suffixes: BTreeSet<String>,
+    pub scenes: Vec<Scene>,
+    /// The engines asked, in order; per scene the highest score wins.
+    pub engines: Vec<String>,
+    pub on_engine_error: OnEngineError,
+    pub block: BlockConfig,
+    pub callback: Option<CallbackConfig>,
+}
+
+impl From<&RuleConfig> for Rule {
+    fn from(config: &RuleConfig) -> Rule {
+        Rule {
+            id: config.id.clone(),
+            bucket: config.bucket.clone(),
+            prefix: config.prefix.clone(),
+            suffixes: config.suffix_set(),
+            scenes: config.scenes.clone(),
+            engines: config.engine.names().to_vec(),
+            on_engine_error: config.on_engine_error,
+            block: config.block.clone(),
+            callback: config.callback.clone(),
+        }
+    }
+}
+
+impl Rule {
+    /// Whether the rule's callback asks for segments (`callback.detail`).
+    pub fn detail(&self) -> bool {
+        self.callback.as_ref().is_some_and(|c| c.detail)
+    }
+}
 
 /// Why a key is not moderated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,7 +59,11 @@ impl std::fmt::Display for Skip {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Skip::BackupDirectory => {
-                write!(f, "key is under {BACKUP_ROOT}, which is never moderated")
+                write!(
+                    f,
+                    "key is under {}, which is never moderated",
+                    layout::BACKUP_ROOT
+                )
             }
             Skip::NoRule => write!(f, "no rule covers this bucket, prefix and suffix"),
         }
@@ -27,17 +73,19 @@ impl std::fmt::Display for Skip {
 /// The configured rules, in order.
 #[derive(Debug, Clone)]
 pub struct Rules {
-    rules: Vec<RuleConfig>,
+    rules: Vec<Rule>,
 }
 
 impl Rules {
-    pub fn new(rules: Vec<RuleConfig>) -> Rules {
-        Rules { rules }
+    pub fn new(rules: &[RuleConfig]) -> Rules {
+        Rules {
+            rules: rules.iter().map(Rule::from).collect(),
+        }
     }
 
     /// The rule for `bucket`/`key`. Validation guarantees at most one matches.
-    pub fn find(&self, bucket: &str, key: &str) -> Result<&RuleConfig, Skip> {
-        if key.starts_with(BACKUP_ROOT) {
+    pub fn find(&self, bucket: &str, key: &str) -> Result<&Rule, Skip> {
+        if layout::is_reserved(key) {
             return Err(Skip::BackupDirectory);
         }
         let suffix = key_suffix(key);
@@ -46,12 +94,12 @@ impl Rules {
             .find(|rule| {
                 rule.bucket == bucket
                     && key.starts_with(&rule.prefix)
-                    && suffix.as_deref().is_some_and(|s| suffix_allowed(rule, s))
+                    && suffix.as_ref().is_some_and(|s| rule.suffixes.contains(s))
             })
             .ok_or(Skip::NoRule)
     }
 
-    pub fn by_id(&self, id: &str) -> Option<&RuleConfig> {
+    pub fn by_id(&self, id: &str) -> Option<&Rule> {
         self.rules.iter().find(|rule| rule.id == id)
     }
 }
@@ -61,15 +109,6 @@ pub fn key_suffix(key: &str) -> Option<String> {
     let name = key.rsplit('/').next().unwrap_or(key);
     let (stem, suffix) = name.rsplit_once('.')?;
     (!stem.is_empty() && !suffix.is_empty()).then(|| suffix.to_ascii_lowercase())
-}
-
-fn suffix_allowed(rule: &RuleConfig, suffix: &str) -> bool {
-    if rule.suffixes.is_empty() {
-        return SUPPORTED_SUFFIXES.contains(&suffix);
-    }
-    rule.suffixes
-        .iter()
-        .any(|s| s.trim_start_matches('.').eq_ignore_ascii_case(suffix))
 }
 
 #[cfg(test)]
@@ -91,7 +130,7 @@ mod tests {
         "#,
         )
         .expect("valid");
-        Rules::new(config.rules)
+        Rules::new(&config.rules)
     }
 
     #[test]

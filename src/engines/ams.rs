@@ -34,10 +34,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::limit::Limiter;
 use super::{
-    Answer, Engine, EngineError, Kind, ResultError, SceneScore, Segment, Submission, TaskResult,
-    Timing, Verdict, tc3,
+    Answer, EngineError, Headers, Provider, ResultError, Submission, TaskResult, Timing, tc3,
 };
-use crate::config::{AmsEngineConfig, Scene};
+use crate::config::AmsEngineConfig;
+use crate::model::{Scene, SceneScore, Segment, Verdict};
 use crate::token::{Claims, Signer, TokenJob};
 
 pub const VERSION: &str = "2020-12-29";
@@ -127,7 +127,7 @@ async fn create_tasks(inner: Arc<Inner>, group: Vec<Queued>) {
         engine: inner.name.clone(),
         rule: first.rule.clone(),
         bucket: first.bucket.clone(),
-        expires: super::now_secs() + inner.config.deadline_secs + 3600,
+        expires: crate::clock::system_secs() + inner.config.deadline_secs + 3600,
         jobs: group
             .iter()
             .map(|q| TokenJob {
@@ -202,7 +202,7 @@ impl Inner {
         let mut last = String::new();
         for attempt in 1..=ATTEMPTS {
             self.limiter.request_slot().await;
-            let timestamp = i64::try_from(super::now_secs()).unwrap_or(i64::MAX);
+            let timestamp = i64::try_from(crate::clock::system_secs()).unwrap_or(i64::MAX);
             let request = tc3::Request {
                 service: SERVICE,
                 host: &self.host,
@@ -261,13 +261,9 @@ impl Inner {
 }
 
 #[async_trait::async_trait]
-impl Engine for AmsEngine {
+impl Provider for AmsEngine {
     fn name(&self) -> &str {
         &self.inner.name
-    }
-
-    fn kind(&self) -> Kind {
-        Kind::Remote
     }
 
     fn url_expiry(&self) -> Duration {
@@ -299,18 +295,14 @@ impl Engine for AmsEngine {
 
     fn read_result(
         &self,
-        headers: &axum::http::HeaderMap,
+        headers: &Headers,
         body: &[u8],
     ) -> Result<Option<TaskResult>, ResultError> {
         let given = headers
             .get("x-signature")
-            .and_then(|v| v.to_str().ok())
             .ok_or_else(|| ResultError::Unauthenticated("no X-Signature header".to_owned()))?;
-        let expected = crate::callback::signature(&self.inner.config.seed, body);
-        if !crate::sources::webhook::constant_time_eq(
-            given.to_ascii_lowercase().as_bytes(),
-            expected.as_bytes(),
-        ) {
+        let given = given.to_ascii_lowercase();
+        if !crate::signing::x_signature_matches(&self.inner.config.seed, body, &given) {
             return Err(ResultError::Unauthenticated(
                 "X-Signature does not match the body".to_owned(),
             ));
@@ -332,11 +324,11 @@ impl Engine for AmsEngine {
         Ok(detail.into_result(&inner.name))
     }
 
-    fn timing(&self) -> Option<Timing> {
-        Some(Timing {
+    fn timing(&self) -> Timing {
+        Timing {
             poll_after: Duration::from_secs(self.inner.config.poll_after_secs),
             deadline: Duration::from_secs(self.inner.config.deadline_secs),
-        })
+        }
     }
 
     fn task_done(&self, trace_id: &str) {

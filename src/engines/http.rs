@@ -13,8 +13,9 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::Semaphore;
 
-use super::{Answer, Engine, EngineError, Kind, SceneScore, Segment, Submission, Verdict};
-use crate::config::{HttpEngineConfig, Scene};
+use super::{Classifier, EngineError, Submission};
+use crate::config::HttpEngineConfig;
+use crate::model::{Scene, SceneScore, Segment, Verdict};
 
 pub struct HttpEngine {
     name: String,
@@ -100,20 +101,16 @@ fn verdict(answer: BTreeMap<String, SceneAnswer>, scenes: &[Scene]) -> Result<Ve
 }
 
 #[async_trait::async_trait]
-impl Engine for HttpEngine {
+impl Classifier for HttpEngine {
     fn name(&self) -> &str {
         &self.name
-    }
-
-    fn kind(&self) -> Kind {
-        Kind::Remote
     }
 
     fn url_expiry(&self) -> Duration {
         Duration::from_secs(self.config.url_expiry_secs)
     }
 
-    async fn submit(&self, submission: &Submission) -> Result<Answer, EngineError> {
+    async fn classify(&self, submission: &Submission) -> Result<Verdict, EngineError> {
         let _slot = self.slots.acquire().await.expect("never closed");
         let failed = |message: String| EngineError::failed(&self.name, message);
         let mut request = self.http.post(&self.config.url).json(&json!({
@@ -145,7 +142,6 @@ impl Engine for HttpEngine {
             .await
             .map_err(|e| failed(format!("answer breaks the contract: {e}")))?;
         verdict(answer, &submission.scenes)
-            .map(Answer::Verdict)
             .map_err(|e| failed(format!("answer breaks the contract: {e}")))
     }
 }

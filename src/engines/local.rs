@@ -19,9 +19,9 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use serde::{Deserialize, Serialize};
 
-use super::{Clip, Engine, EngineError, SceneScore, Segment, Verdict};
-use crate::config::Scene;
+use super::{Analyser, Clip, EngineError};
 use crate::fingerprint::{Fingerprint, Index};
+use crate::model::{Scene, SceneScore, Segment, Verdict};
 use crate::storage::S3Failure;
 
 /// One reference recording.
@@ -531,7 +531,7 @@ async fn read_library(
 }
 
 #[async_trait::async_trait]
-impl Engine for LocalEngine {
+impl Analyser for LocalEngine {
     fn name(&self) -> &str {
         &self.name
     }
@@ -621,7 +621,7 @@ impl Engine for LocalEngine {
             source: source.to_owned(),
             bytes: clip.size,
             duration_secs: clip.audio.duration_secs(),
-            added_at: crate::state::now_secs(),
+            added_at: crate::clock::system_secs(),
         };
         store.put_fingerprint(&entry.id, &clip.fingerprint).await?;
         store.put(&entry).await?;

@@ -7,9 +7,10 @@
 //! - [`shumei`]: Shumei's audio API, asynchronous the same way.
 //! - [`http`]: a user's own classifier behind the contract in `openapi/http-engine.yaml`.
 //!
-//! Local engines judge a decoded [`Clip`]; remote engines are handed a presigned URL of the object
-//! ([`Submission`]) and either answer at once or say a task was created ([`Answer::Submitted`]);
-//! its result later reaches [`Engine::read_result`] (a provider callback) or [`Engine::poll`].
+//! An engine has one of three roles, each a small trait: an [`Analyser`] judges a decoded [`Clip`]
+//! here; a [`Classifier`] is handed a presigned URL of the object ([`Submission`]) and answers at
+//! once; a [`Provider`] is handed the URL and creates a task ([`Answer::Submitted`]) whose result
+//! later reaches [`Provider::read_result`] (a provider callback) or [`Provider::poll`].
 
 pub mod ams;
 pub mod http;
@@ -22,8 +23,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::audio::AudioInfo;
-use crate::config::{Config, EngineConfig, Scene};
+use crate::config::{Config, EngineConfig};
 use crate::fingerprint::Fingerprint;
+use crate::model::{Scene, Verdict};
 
 /// What an engine is given: the recording's identity, what decoding learned of it, and its
 /// acoustic fingerprint (computed in the same decoding pass).
@@ -33,61 +35,6 @@ pub struct Clip {
     pub size: u64,
     pub audio: AudioInfo,
     pub fingerprint: Fingerprint,
-}
-
-/// One scene's score.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct SceneScore {
-    /// 0–100.
-    pub score: u8,
-    pub label: String,
-    /// Where in the upload the finding is, when the engine knows.
-    pub segments: Vec<Segment>,
-}
-
-/// A stretch of the upload an engine found something in.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Segment {
-    /// Seconds into the upload.
-    pub offset_secs: f64,
-    pub duration_secs: f64,
-    pub score: u8,
-    pub label: String,
-    /// The library entry matched, for the local engine.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reference_id: Option<String>,
-    /// Seconds into the reference that line up with `offset_secs`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reference_offset_secs: Option<f64>,
-}
-
-/// An engine's answer: a score per scene it has an opinion on. Missing scenes score 0.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Verdict {
-    pub scenes: BTreeMap<Scene, SceneScore>,
-}
-
-impl Verdict {
-    pub fn score(&self, scene: Scene) -> Option<&SceneScore> {
-        self.scenes.get(&scene)
-    }
-}
-
-impl Verdict {
-    /// Keeps the higher score per scene (and its label and segments).
-    pub fn raise(&mut self, scene: Scene, score: SceneScore) {
-        match self.scenes.get_mut(&scene) {
-            Some(held) if held.score >= score.score => held.segments.extend(score.segments),
-            Some(held) => {
-                let mut segments = std::mem::take(&mut held.segments);
-                segments.extend(score.segments);
-                *held = SceneScore { segments, ..score };
-            }
-            None => {
-                self.scenes.insert(scene, score);
-            }
-        }
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -103,13 +50,6 @@ impl EngineError {
             message: message.to_string(),
         }
     }
-}
-
-/// Whether an engine judges decoded audio here, or the object by URL elsewhere.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Local,
-    Remote,
 }
 
 /// What a remote engine is given for one job.
@@ -162,108 +102,43 @@ pub struct Timing {
     pub deadline: std::time::Duration,
 }
 
-#[async_trait::async_trait]
-pub trait Engine: Send + Sync {
-    fn name(&self) -> &str;
+/// The headers of a provider's POST, looked up case-insensitively (the HTTP adapters fill it).
+#[derive(Debug, Clone, Default)]
+pub struct Headers(Vec<(String, String)>);
 
-    fn kind(&self) -> Kind {
-        Kind::Local
+impl Headers {
+    pub fn insert(&mut self, name: &str, value: &str) {
+        self.0.push((name.to_ascii_lowercase(), value.to_owned()));
     }
 
-    /// Scores the clip on `scenes` (local engines).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.0
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// An engine that judges decoded audio on this machine (the local reference library).
+#[async_trait::async_trait]
+pub trait Analyser: Send + Sync {
+    fn name(&self) -> &str;
+
+    /// Scores the clip on `scenes`.
     ///
     /// # Errors
     /// The engine could not judge the clip.
-    async fn moderate(&self, clip: &Clip, scenes: &[Scene]) -> Result<Verdict, EngineError> {
-        let _ = (clip, scenes);
-        Err(EngineError::failed(
-            self.name(),
-            "judges objects by URL, not decoded audio",
-        ))
-    }
-
-    /// How long the presigned URL in a [`Submission`] must stay valid.
-    fn url_expiry(&self) -> std::time::Duration {
-        std::time::Duration::from_secs(900)
-    }
-
-    /// Judges an object by URL (remote engines): at once, or by creating a task.
-    ///
-    /// # Errors
-    /// The provider could not take the job (down, refusing, throttling past the retries).
-    async fn submit(&self, submission: &Submission) -> Result<Answer, EngineError> {
-        let _ = submission;
-        Err(EngineError::failed(
-            self.name(),
-            "judges decoded audio, not URLs",
-        ))
-    }
-
-    /// Checks and reads a result the provider POSTed to earshot. Ok(None): a notification that is
-    /// not a final result (a task still running).
-    ///
-    /// # Errors
-    /// The result is not authentic or not readable.
-    fn read_result(
-        &self,
-        headers: &axum::http::HeaderMap,
-        body: &[u8],
-    ) -> Result<Option<TaskResult>, ResultError> {
-        let _ = (headers, body);
-        Err(ResultError::Malformed(format!(
-            "engine {} receives no results",
-            self.name()
-        )))
-    }
-
-    /// Asks the provider for a task's result; Ok(None) while it is still running.
-    ///
-    /// # Errors
-    /// The provider could not be asked.
-    async fn poll(&self, task_id: &str, trace_id: &str) -> Result<Option<TaskResult>, EngineError> {
-        let _ = (task_id, trace_id);
-        Ok(None)
-    }
-
-    /// For asynchronous engines, when a missing result is polled for and when it is given up.
-    fn timing(&self) -> Option<Timing> {
-        None
-    }
-
-    /// The job no longer needs its task slot (result seen, job finished elsewhere, deadline).
-    fn task_done(&self, trace_id: &str) {
-        let _ = trace_id;
-    }
-
-    /// Trace ids holding a task slot in this process.
-    fn tasks_held(&self) -> Vec<String> {
-        Vec::new()
-    }
-
-    /// A task of this engine is outstanding at the provider though this process may not have
-    /// created it (the sweep found it waiting): count it against the task slots while one is free.
-    fn task_outstanding(&self, trace_id: &str) {
-        let _ = trace_id;
-    }
-
-    /// Whether the engine can judge now (its service answers, its references are loaded).
-    ///
-    /// # Errors
-    /// What keeps it from judging.
-    async fn ready(&self) -> Result<(), EngineError> {
-        Ok(())
-    }
+    async fn moderate(&self, clip: &Clip, scenes: &[Scene]) -> Result<Verdict, EngineError>;
 
     /// Picks up changes to the engine's reference data; true when something changed.
     ///
     /// # Errors
     /// The reference data could not be read; the engine keeps what it had.
-    async fn refresh(&self) -> Result<bool, EngineError> {
-        Ok(false)
-    }
+    async fn refresh(&self) -> Result<bool, EngineError>;
 
     /// Adds a blocked clip to the engine's references, so a re-upload (even altered) is caught at
-    /// once; false when the engine has no references to add to.
+    /// once; false when the engine has nowhere to keep it.
     ///
     /// # Errors
     /// The reference could not be stored.
@@ -273,14 +148,109 @@ pub trait Engine: Send + Sync {
         scene: Scene,
         label: &str,
         source: &str,
-    ) -> Result<bool, EngineError> {
-        let _ = (clip, scene, label, source);
-        Ok(false)
+    ) -> Result<bool, EngineError>;
+}
+
+/// An engine that judges an object by URL and answers at once (a user's own HTTP classifier).
+#[async_trait::async_trait]
+pub trait Classifier: Send + Sync {
+    fn name(&self) -> &str;
+
+    /// How long the presigned URL in a [`Submission`] must stay valid.
+    fn url_expiry(&self) -> std::time::Duration;
+
+    /// Judges the object.
+    ///
+    /// # Errors
+    /// The classifier could not judge it (down, refusing, an unreadable answer).
+    async fn classify(&self, submission: &Submission) -> Result<Verdict, EngineError>;
+}
+
+/// An engine that takes an object by URL and answers later (AMS, Shumei): a task per upload,
+/// its result POSTed back to earshot or fetched by polling, within task slots and a deadline.
+#[async_trait::async_trait]
+pub trait Provider: Send + Sync {
+    fn name(&self) -> &str;
+
+    /// How long the presigned URL in a [`Submission`] must stay valid.
+    fn url_expiry(&self) -> std::time::Duration;
+
+    /// When a missing result is polled for and when it is given up.
+    fn timing(&self) -> Timing;
+
+    /// Creates a task for the object (or judges it at once).
+    ///
+    /// # Errors
+    /// The provider could not take the job (down, refusing, throttling past the retries).
+    async fn submit(&self, submission: &Submission) -> Result<Answer, EngineError>;
+
+    /// Checks and reads a result the provider POSTed to earshot. Ok(None): a notification that is
+    /// not a final result (a task still running).
+    ///
+    /// # Errors
+    /// The result is not authentic or not readable.
+    fn read_result(
+        &self,
+        headers: &Headers,
+        body: &[u8],
+    ) -> Result<Option<TaskResult>, ResultError>;
+
+    /// Asks the provider for a task's result; Ok(None) while it is still running.
+    ///
+    /// # Errors
+    /// The provider could not be asked.
+    async fn poll(&self, task_id: &str, trace_id: &str) -> Result<Option<TaskResult>, EngineError>;
+
+    /// The job no longer needs its task slot (result seen, job finished elsewhere, deadline).
+    fn task_done(&self, trace_id: &str);
+
+    /// Trace ids holding a task slot in this process.
+    fn tasks_held(&self) -> Vec<String>;
+
+    /// A task of this engine is outstanding at the provider though this process may not have
+    /// created it (the sweep found it waiting): count it against the task slots while one is free.
+    fn task_outstanding(&self, trace_id: &str);
+}
+
+/// A configured engine, by role.
+#[derive(Clone)]
+pub enum Engine {
+    Analyser(Arc<dyn Analyser>),
+    Classifier(Arc<dyn Classifier>),
+    Provider(Arc<dyn Provider>),
+}
+
+impl Engine {
+    pub fn name(&self) -> &str {
+        match self {
+            Engine::Analyser(e) => e.name(),
+            Engine::Classifier(e) => e.name(),
+            Engine::Provider(e) => e.name(),
+        }
+    }
+
+    /// The engine as a provider, when it answers later.
+    pub fn provider(&self) -> Option<&Arc<dyn Provider>> {
+        match self {
+            Engine::Provider(provider) => Some(provider),
+            _ => None,
+        }
+    }
+
+    /// Picks up changes to reference data (analysers); true when something changed.
+    ///
+    /// # Errors
+    /// The reference data could not be read; the engine keeps what it had.
+    pub async fn refresh(&self) -> Result<bool, EngineError> {
+        match self {
+            Engine::Analyser(e) => e.refresh().await,
+            _ => Ok(false),
+        }
     }
 }
 
 /// The engines of a config, by name.
-pub type Engines = BTreeMap<String, Arc<dyn Engine>>;
+pub type Engines = BTreeMap<String, Engine>;
 
 /// Builds every configured engine.
 ///
@@ -302,20 +272,23 @@ pub async fn build(config: &Config, s3: &aws_sdk_s3::Client) -> Result<Engines, 
     };
     let mut engines = Engines::new();
     for (name, engine) in &config.engines {
-        let built: Arc<dyn Engine> = match engine {
-            EngineConfig::Local(local) => {
-                Arc::new(local::LocalEngine::load(name, &local.library, s3).await?)
-            }
-            EngineConfig::TencentAms(ams) => {
-                Arc::new(ams::AmsEngine::new(name, ams.clone(), signer(name)?)?)
-            }
-            EngineConfig::Shumei(shumei) => Arc::new(shumei::ShumeiEngine::new(
-                name,
-                shumei.clone(),
-                signer(name)?,
-            )?),
-            EngineConfig::Http(http) => Arc::new(http::HttpEngine::new(name, http.clone())?),
-        };
+        let built =
+            match engine {
+                EngineConfig::Local(local) => Engine::Analyser(Arc::new(
+                    local::LocalEngine::load(name, &local.library, s3).await?,
+                )),
+                EngineConfig::TencentAms(ams) => Engine::Provider(Arc::new(ams::AmsEngine::new(
+                    name,
+                    ams.clone(),
+                    signer(name)?,
+                )?)),
+                EngineConfig::Shumei(shumei) => Engine::Provider(Arc::new(
+                    shumei::ShumeiEngine::new(name, shumei.clone(), signer(name)?)?,
+                )),
+                EngineConfig::Http(http) => {
+                    Engine::Classifier(Arc::new(http::HttpEngine::new(name, http.clone())?))
+                }
+            };
         engines.insert(name.clone(), built);
     }
     Ok(engines)
@@ -336,9 +309,4 @@ fn http_client(engine: &str, timeout: std::time::Duration) -> Result<reqwest::Cl
         .connect_timeout(std::time::Duration::from_secs(5))
         .build()
         .map_err(|e| EngineError::failed(engine, format!("HTTP client: {e}")))
-}
-
-/// Unix seconds now.
-fn now_secs() -> u64 {
-    crate::state::now_secs()
 }

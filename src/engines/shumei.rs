@@ -31,11 +31,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::limit::Limiter;
-use super::{
-    Answer, Engine, EngineError, Kind, ResultError, SceneScore, Segment, Submission, TaskResult,
-    Timing, Verdict,
-};
-use crate::config::{Scene, ShumeiEngineConfig};
+use super::{Answer, EngineError, Headers, Provider, ResultError, Submission, TaskResult, Timing};
+use crate::config::ShumeiEngineConfig;
+use crate::model::{Scene, SceneScore, Segment, Verdict};
 use crate::token::{Claims, Signer, TokenJob};
 
 const SUCCESS: i64 = 1100;
@@ -113,13 +111,9 @@ impl ShumeiEngine {
 }
 
 #[async_trait::async_trait]
-impl Engine for ShumeiEngine {
+impl Provider for ShumeiEngine {
     fn name(&self) -> &str {
         &self.name
-    }
-
-    fn kind(&self) -> Kind {
-        Kind::Remote
     }
 
     fn url_expiry(&self) -> Duration {
@@ -132,7 +126,7 @@ impl Engine for ShumeiEngine {
             engine: self.name.clone(),
             rule: submission.rule.clone(),
             bucket: submission.bucket.clone(),
-            expires: super::now_secs() + self.config.deadline_secs + 3600,
+            expires: crate::clock::system_secs() + self.config.deadline_secs + 3600,
             jobs: vec![TokenJob {
                 trace_id: submission.trace_id.clone(),
                 key: submission.key.clone(),
@@ -183,7 +177,7 @@ impl Engine for ShumeiEngine {
 
     fn read_result(
         &self,
-        _headers: &axum::http::HeaderMap,
+        _headers: &Headers,
         body: &[u8],
     ) -> Result<Option<TaskResult>, ResultError> {
         let result: AudioResult = serde_json::from_slice(body)
@@ -207,11 +201,11 @@ impl Engine for ShumeiEngine {
         Ok(result.into_result(&self.name))
     }
 
-    fn timing(&self) -> Option<Timing> {
-        Some(Timing {
+    fn timing(&self) -> Timing {
+        Timing {
             poll_after: Duration::from_secs(self.config.poll_after_secs),
             deadline: Duration::from_secs(self.config.deadline_secs),
-        })
+        }
     }
 
     fn task_done(&self, trace_id: &str) {

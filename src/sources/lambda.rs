@@ -20,8 +20,9 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
+use crate::engines::Headers;
 use crate::job::{EventError, Job, parse_event, parse_event_value};
-use crate::pipeline::{Outcome, Pipeline};
+use crate::pipeline::{Ack, Outcome, Pipeline};
 
 /// SQS records of one batch judged at once.
 const BATCH_CONCURRENCY: usize = 8;
@@ -68,11 +69,20 @@ pub async fn handle(pipeline: &Pipeline, payload: Value) -> Result<Value, Lambda
     let mut results = Vec::new();
     let mut failures = Vec::new();
     for job in &parsed.jobs {
-        match pipeline.process(job).await {
-            Ok(outcome) => results.push(summary(job, &outcome)),
-            Err(e) => {
-                tracing::warn!(bucket = %job.bucket, key = %job.key, error = %e, "Job failed; the invocation will be retried.");
-                failures.push(e);
+        let handled = pipeline.handle(job, "lambda").await;
+        match (handled.result, handled.ack) {
+            (Ok(outcome), Ack::Done) => results.push(summary(job, &outcome)),
+            (Err(e), Ack::Done) => results.push(json!({
+                "outcome": "parked", "bucket": job.bucket, "key": job.key,
+                "reason": e.to_string(), "dead_job": handled.parked,
+            })),
+            (result, Ack::Retry) => {
+                let error = result.map_or_else(
+                    |e| e.to_string(),
+                    |o| format!("left unfinished ({})", o.label()),
+                );
+                tracing::warn!(bucket = %job.bucket, key = %job.key, %error, "Job failed; the invocation will be retried.");
+                failures.push(error);
             }
         }
     }
@@ -80,7 +90,7 @@ pub async fn handle(pipeline: &Pipeline, payload: Value) -> Result<Value, Lambda
         return Err(LambdaError::Retry {
             failed: failures.len(),
             jobs: parsed.jobs.len(),
-            first: first.to_string(),
+            first: first.clone(),
         });
     }
     Ok(json!({"jobs": results, "ignored": parsed.ignored.len()}))
@@ -110,28 +120,30 @@ async fn http_request(pipeline: &Pipeline, path: &str, payload: &Value) -> Value
     } else {
         raw.as_bytes().to_vec()
     };
-    let mut headers = axum::http::HeaderMap::new();
+    let mut headers = Headers::default();
     for (name, value) in payload
         .get("headers")
         .and_then(Value::as_object)
         .into_iter()
         .flatten()
     {
-        if let (Ok(name), Some(Ok(value))) = (
-            axum::http::HeaderName::from_bytes(name.as_bytes()),
-            value.as_str().map(axum::http::HeaderValue::from_str),
-        ) {
+        if let Some(value) = value.as_str() {
             headers.insert(name, value);
         }
     }
-    let receipt = pipeline
+    match pipeline
         .receive_result(engine, token, &headers, &body)
-        .await;
-    // Lambda may freeze the environment once the invocation is answered: nothing may run after
-    // the answer, so the job is finished (blocked, called back) first. A failure is left to the
-    // scheduled sweep; the stored result is what the provider needed taken.
-    pipeline.finish_after(&receipt).await;
-    answer(receipt.status, &receipt.message)
+        .await
+    {
+        Ok(received) => {
+            // Lambda may freeze the environment once the invocation is answered: nothing may run
+            // after the answer, so the job is finished (blocked, called back) first. A failure is
+            // left to the scheduled sweep; the stored result is what the provider needed taken.
+            pipeline.finish_after(&received).await;
+            answer(200, received.message())
+        }
+        Err(rejection) => answer(rejection.status(), &rejection.to_string()),
+    }
 }
 
 async fn sqs_batch(pipeline: &Pipeline, batch: SqsEvent) -> SqsBatchResponse {
@@ -166,13 +178,10 @@ async fn sqs_record(pipeline: &Pipeline, record: &SqsMessage) -> bool {
     }
     let mut done = true;
     for job in &parsed.jobs {
-        match pipeline.process(job).await {
-            Ok(Outcome::InProgress { .. }) => done = false,
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(message_id, bucket = %job.bucket, key = %job.key, error = %e, "Job failed; message reported in batchItemFailures.");
-                done = false;
-            }
+        let handled = pipeline.handle(job, "lambda").await;
+        if handled.ack == Ack::Retry {
+            tracing::warn!(message_id, bucket = %job.bucket, key = %job.key, error = ?handled.result.err(), "Job not finished; message reported in batchItemFailures.");
+            done = false;
         }
     }
     done

@@ -1,8 +1,10 @@
 //! The SQS source: long polling, at most `max_concurrency` jobs at once, visibility extended while
 //! a job runs, and a message deleted only when every job in it finished (or it holds nothing to
 //! do). A message whose job failed for a passing reason is left to reappear after its visibility
-//! timeout (and to reach the queue's dead-letter queue after its redrive count); a message that
-//! is not an event at all is logged with its body and left for the dead-letter queue too.
+//! timeout (and to reach the queue's dead-letter queue after its redrive count); a job that can
+//! never succeed is parked in the bucket by [`Pipeline::handle`] and its message deleted; a
+//! message that is not an event at all is logged with its body and left for the dead-letter
+//! queue.
 //!
 //! Several daemons may share one queue: SQS hands each message to one of them at a time, and the
 //! job markers of [`crate::state`] make a redelivered message harmless.
@@ -16,9 +18,10 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff::Backoff;
 use crate::config::SqsConfig;
 use crate::job::parse_event;
-use crate::pipeline::{Disposition, Outcome, Pipeline};
+use crate::pipeline::{Ack, Pipeline};
 use crate::storage::S3Failure;
 
 /// Runs until `shutdown` is cancelled, then waits for the jobs in flight and returns.
@@ -30,6 +33,7 @@ pub async fn run(
 ) {
     let permits = Arc::new(Semaphore::new(config.max_concurrency));
     let mut tasks = JoinSet::new();
+    let mut receive_backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
     tracing::info!(queue_url = %config.queue_url, max_concurrency = config.max_concurrency, "Polling SQS.");
     loop {
         // Wait for a free slot before asking for work, so received messages never wait in memory.
@@ -50,12 +54,16 @@ pub async fn run(
             () = shutdown.cancelled() => break,
         };
         let messages = match received {
-            Ok(out) => out.messages.unwrap_or_default(),
+            Ok(out) => {
+                receive_backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
+                out.messages.unwrap_or_default()
+            }
             Err(e) => {
                 let failure = S3Failure::from_sdk(&e);
-                tracing::warn!(queue_url = %config.queue_url, error = %failure, "ReceiveMessage failed; retrying in 5 s.");
+                let pause = receive_backoff.next_delay();
+                tracing::warn!(queue_url = %config.queue_url, error = %failure, retry_in_ms = pause.as_millis() as u64, "ReceiveMessage failed; retrying.");
                 tokio::select! {
-                    () = tokio::time::sleep(Duration::from_secs(5)) => continue,
+                    () = tokio::time::sleep(pause) => continue,
                     () = shutdown.cancelled() => break,
                 }
             }
@@ -75,14 +83,26 @@ pub async fn run(
                 drop(permit);
             });
         }
-        while tasks.try_join_next().is_some() {}
+        while let Some(joined) = tasks.try_join_next() {
+            report_panic(joined);
+        }
     }
     let in_flight = tasks.len();
     if in_flight > 0 {
         tracing::info!(in_flight, "Shutting down: draining jobs in flight.");
     }
-    while tasks.join_next().await.is_some() {}
+    while let Some(joined) = tasks.join_next().await {
+        report_panic(joined);
+    }
     tracing::info!("SQS source stopped.");
+}
+
+/// A job task that panicked is logged: its message was not deleted, so it comes back (and reaches
+/// the queue's dead-letter queue if it keeps failing).
+fn report_panic(joined: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = joined {
+        tracing::error!(error = %e, "A job task panicked; its message is left for redelivery.");
+    }
 }
 
 async fn handle(pipeline: &Pipeline, sqs: &Client, config: &SqsConfig, message: Message) {
@@ -102,27 +122,21 @@ async fn handle(pipeline: &Pipeline, sqs: &Client, config: &SqsConfig, message: 
         tracing::info!(%message_id, reason = %ignored.reason, "Event acknowledged and ignored.");
     }
 
-    // Keep the message hidden while its jobs run, however long they take.
-    let keeper = extend_visibility(sqs.clone(), config.clone(), receipt.clone());
-    let mut disposition = Disposition::Skip;
+    // Keep the message hidden while its jobs run, however long they take; the guard stops the
+    // extender however this ends (a panic included).
+    let _keeper = extend_visibility(sqs.clone(), config.clone(), receipt.clone()).drop_guard();
+    let mut ack = Ack::Done;
     for job in &parsed.jobs {
-        match pipeline.process(job).await {
-            Ok(
-                Outcome::Finished { .. }
-                | Outcome::Waiting { .. }
-                | Outcome::Duplicate { .. }
-                | Outcome::Skipped(_),
-            ) => {}
-            Ok(Outcome::InProgress { .. }) => disposition = Disposition::Retry,
-            Err(e) => {
-                tracing::warn!(%message_id, bucket = %job.bucket, key = %job.key, error = %e, "Job failed; message left for redelivery.");
-                disposition = e.disposition();
-            }
+        let handled = pipeline.handle(job, "sqs").await;
+        if let Err(e) = &handled.result {
+            tracing::warn!(%message_id, bucket = %job.bucket, key = %job.key, error = %e, ack = ?handled.ack, "Job failed.");
+        }
+        if handled.ack == Ack::Retry {
+            ack = Ack::Retry;
         }
     }
-    keeper.cancel();
-
-    if disposition == Disposition::Retry {
+    if ack == Ack::Retry {
+        tracing::info!(%message_id, "Message left for redelivery.");
         return;
     }
     if let Err(e) = sqs

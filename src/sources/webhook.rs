@@ -5,9 +5,11 @@
 //! A request is answered 2xx only once all its jobs are in a bounded in-memory queue; when the
 //! queue cannot take them all, it is answered 503 with `Retry-After` and nothing is queued (MinIO
 //! and SNS both retry). `max_concurrency` workers take jobs from the queue. A job that fails for a
-//! passing reason is retried by its worker with backoff (the sender was already answered and will
-//! not redeliver); one that still fails is logged as an error naming its object and counted as
-//! `outcome="failed"`. On shutdown the listener stops, the queue is drained, and retries stop.
+//! passing reason is run again by its worker with backoff (the sender was already answered and
+//! will not redeliver); after `max_attempts` runs it is parked in the bucket's dead-job area, with
+//! the reason, for `earshot jobs replay` — retrying the write until the bucket answers. An accepted
+//! job is never dropped. On shutdown the listener stops, the queue is drained, and a job still
+//! failing is parked at once.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,12 +24,14 @@ use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::sns::{self, SnsError, Verifier};
+use crate::backoff::Backoff;
 use crate::config::WebhookConfig;
 use crate::job::{Job, Parsed, parse_event};
-use crate::pipeline::{Outcome, Pipeline};
+use crate::pipeline::{Ack, Outcome, Pipeline};
+use crate::signing::constant_time_eq;
 
-/// Attempts per job before it is given up (1 s, 2 s, 4 s … 60 s apart: about 4 minutes in all).
-const MAX_ATTEMPTS: u32 = 8;
+/// The longest pause between runs of a failing job.
+const MAX_PAUSE: Duration = Duration::from_secs(60);
 
 struct Queued {
     job: Job,
@@ -41,17 +45,15 @@ struct Workers {
     pipeline: Arc<Pipeline>,
     slots: Arc<Semaphore>,
     capacity: usize,
+    max_attempts: u32,
+    first_pause: Duration,
     shutdown: CancellationToken,
 }
 
 impl Workers {
     fn report_depth(&self) {
         let depth = self.capacity - self.slots.available_permits();
-        self.pipeline.metrics.set(
-            "earshot_queue_depth",
-            &[("source", "webhook")],
-            depth as f64,
-        );
+        self.pipeline.metrics.queue_depth("webhook", depth);
     }
 }
 
@@ -80,6 +82,8 @@ pub async fn run(
         pipeline: pipeline.clone(),
         slots: Arc::new(Semaphore::new(config.queue_capacity)),
         capacity: config.queue_capacity,
+        max_attempts: config.max_attempts.max(1),
+        first_pause: Duration::from_millis(config.retry_initial_ms),
         shutdown: shutdown.clone(),
     });
     let http = reqwest::Client::builder()
@@ -137,30 +141,64 @@ async fn work(workers: &Workers, receiver: &Mutex<mpsc::UnboundedReceiver<Queued
         };
         drop(slot);
         workers.report_depth();
-        process_with_retries(workers, &job).await;
+        run_job(workers, &job).await;
     }
 }
 
-async fn process_with_retries(workers: &Workers, job: &Job) {
-    let mut delay = Duration::from_secs(1);
-    for attempt in 1..=MAX_ATTEMPTS {
-        match workers.pipeline.process(job).await {
+/// Runs a job until it is done with; after `max_attempts` runs (or at shutdown) it is parked.
+async fn run_job(workers: &Workers, job: &Job) {
+    let mut backoff = Backoff::new(workers.first_pause, MAX_PAUSE);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let handled = workers.pipeline.handle(job, "webhook").await;
+        let error = match handled.result {
+            // Another worker of this process has the same object version, and retries it itself.
             Ok(Outcome::InProgress { trace_id }) => {
                 tracing::info!(%trace_id, bucket = %job.bucket, key = %job.key, "Same object version is being judged by another worker; this delivery is done.");
                 return;
             }
+            _ if handled.ack == Ack::Done => return,
+            Ok(outcome) => format!("left unfinished ({})", outcome.label()),
+            Err(e) => e.to_string(),
+        };
+        if attempt >= workers.max_attempts || workers.shutdown.is_cancelled() {
+            let reason = format!("gave up after {attempt} runs: {error}");
+            park_until_written(workers, job, attempt, &reason).await;
+            return;
+        }
+        let pause = backoff.next_delay();
+        tracing::warn!(bucket = %job.bucket, key = %job.key, attempt, retry_in_ms = pause.as_millis() as u64, %error, "Job failed; retrying.");
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            () = workers.shutdown.cancelled() => {}
+        }
+    }
+}
+
+/// Parks a job the webhook gives up on, retrying the write until the bucket answers; at shutdown
+/// the last resort is an error log carrying the whole job.
+async fn park_until_written(workers: &Workers, job: &Job, attempts: u32, reason: &str) {
+    let mut backoff = Backoff::new(workers.first_pause, MAX_PAUSE);
+    loop {
+        match workers
+            .pipeline
+            .park(job, "webhook", attempts, reason)
+            .await
+        {
             Ok(_) => return,
-            Err(e) if attempt < MAX_ATTEMPTS && !workers.shutdown.is_cancelled() => {
-                tracing::warn!(bucket = %job.bucket, key = %job.key, attempt, retry_in_secs = delay.as_secs(), error = %e, "Job failed; retrying.");
-                tokio::select! {
-                    () = tokio::time::sleep(delay) => {}
-                    () = workers.shutdown.cancelled() => {}
-                }
-                delay = (delay * 2).min(Duration::from_secs(60));
+            Err(e) if workers.shutdown.is_cancelled() => {
+                let job = serde_json::to_string(job).expect("a job serialises");
+                tracing::error!(%job, error = %e, %reason, "Job NOT judged and could not be parked: moderate it with `earshot moderate s3://BUCKET/KEY`.");
+                return;
             }
             Err(e) => {
-                tracing::error!(bucket = %job.bucket, key = %job.key, attempt, error = %e, "Job failed and is given up: the object was NOT judged. Moderate it with `earshot moderate s3://BUCKET/KEY`.");
-                return;
+                let pause = backoff.next_delay();
+                tracing::warn!(bucket = %job.bucket, key = %job.key, error = %e, retry_in_ms = pause.as_millis() as u64, "Parking the job failed; retrying.");
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => {}
+                    () = workers.shutdown.cancelled() => {}
+                }
             }
         }
     }
@@ -223,10 +261,10 @@ impl Hook {
     }
 
     fn answer(&self, endpoint: &str, status: StatusCode, body: String) -> Response {
-        self.workers.pipeline.metrics.inc(
-            "earshot_webhook_requests_total",
-            &[("endpoint", endpoint), ("status", status.as_str())],
-        );
+        self.workers
+            .pipeline
+            .metrics
+            .webhook_request(endpoint, status.as_u16());
         (status, body).into_response()
     }
 }
@@ -348,23 +386,5 @@ async fn confirm(hook: &Hook, message: &sns::Message) -> Response {
                 format!("confirmation failed: {e}\n"),
             )
         }
-    }
-}
-
-/// Compares secrets without leaking, through timing, how much of them matched.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-#[cfg(test)]
-mod tests {
-    use super::constant_time_eq;
-
-    #[test]
-    fn tokens_compare_whole() {
-        assert!(constant_time_eq(b"secret-token", b"secret-token"));
-        assert!(!constant_time_eq(b"secret-token", b"secret-tokem"));
-        assert!(!constant_time_eq(b"secret-token", b"secret-token-longer"));
-        assert!(!constant_time_eq(b"", b"x"));
     }
 }

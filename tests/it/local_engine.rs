@@ -3,12 +3,10 @@
 //! and a job on LocalStack blocks an upload that hides a re-encoded excerpt after some speech,
 //! calling back with where in the upload it was found.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 use earshot::job::Job;
 use earshot::pipeline::{Outcome, Pipeline};
 
@@ -103,9 +101,15 @@ async fn a_disguised_excerpt_of_a_library_track_is_found_and_blocked() {
 
     let key = "audio/disguised.mp3";
     put_file(&s3, &bucket, key, &upload, "audio/mpeg").await;
-    let pipeline = Pipeline::new(common::config(&bucket, &listener.url, "move", &library, ""))
-        .await
-        .expect("builds");
+    let pipeline = Pipeline::new(crate::common::config(
+        &bucket,
+        &listener.url,
+        "move",
+        &library,
+        "",
+    ))
+    .await
+    .expect("builds");
     let outcome = pipeline
         .process(&Job::new(bucket.clone(), key))
         .await
@@ -113,7 +117,7 @@ async fn a_disguised_excerpt_of_a_library_track_is_found_and_blocked() {
     let Outcome::Finished { body, .. } = outcome else {
         panic!("{outcome:?}")
     };
-    assert_eq!(body.data.forbidden_status, 2, "{body:?}");
+    assert_eq!(body.data.forbidden_status.as_u8(), 2, "{body:?}");
     assert_eq!(head_status(&s3, &bucket, key).await, 404);
 
     let json = listener
@@ -161,7 +165,7 @@ async fn a_rule_that_learns_catches_an_altered_reupload_of_what_it_blocked() {
             "128k",
         ])
         .arg(&original));
-    let library = library_with(dir.path(), &original, earshot::config::Scene::Ads).await;
+    let library = library_with(dir.path(), &original, earshot::model::Scene::Ads).await;
     let text = config_text(LOCALSTACK, &bucket, &listener.url, "move", &library, "")
         .replace("min_score = 90 }", "min_score = 90, learn = true }");
     let pipeline = Pipeline::new(earshot::config::Config::from_toml_str(&text).expect("valid"))
@@ -176,7 +180,11 @@ async fn a_rule_that_learns_catches_an_altered_reupload_of_what_it_blocked() {
     let Outcome::Finished { body, .. } = first else {
         panic!("{first:?}")
     };
-    assert_eq!(body.data.forbidden_status, 2, "the exact copy is blocked");
+    assert_eq!(
+        body.data.forbidden_status.as_u8(),
+        2,
+        "the exact copy is blocked"
+    );
     let id = hex::encode(earshot::engines::local::sha256_file(&original).expect("hash"));
     assert!(
         library.join("entries").join(format!("{id}.fp")).is_file(),
@@ -206,7 +214,8 @@ async fn a_rule_that_learns_catches_an_altered_reupload_of_what_it_blocked() {
         panic!("{second:?}")
     };
     assert_eq!(
-        body.data.forbidden_status, 2,
+        body.data.forbidden_status.as_u8(),
+        2,
         "the altered re-upload is blocked: {body:?}"
     );
     assert!(

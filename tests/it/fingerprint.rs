@@ -3,12 +3,10 @@
 //! transform must find the right reference at the right offset with a score above 60, and at least
 //! 50 recordings outside the library must score at most 60. The corpus is in tests/common/corpus.rs.
 
-mod common;
-
 use std::path::Path;
 use std::sync::OnceLock;
 
-use common::corpus::{self, SPEECH_SECS, TRANSFORMS, references};
+use crate::common::corpus::{self, SPEECH_SECS, TRANSFORMS, references};
 use earshot::audio::DecodeLimits;
 use earshot::engines::local::match_score;
 use earshot::fingerprint::{Fingerprint, Index, Match, fingerprint_file};
@@ -176,7 +174,7 @@ fn speech_re_encoded_to_amr_nb_is_found_at_its_offset() {
         ],
         &dir.path().join("excerpt.wav"),
     );
-    let amr = common::amr_encode(dir.path(), &excerpt, "nb");
+    let amr = crate::common::amr_encode(dir.path(), &excerpt, "nb");
     let found = index.query(&fp(&amr));
     let best = found.first().expect("found");
     assert_eq!(best.reference, 8, "{found:?}");

@@ -421,7 +421,7 @@ pub fn speech(path: &Path, text: &str) -> PathBuf {
 }
 
 /// Local engine library with `file` added as known `scene` content, through the CLI's own code.
-pub async fn library_with(dir: &Path, file: &Path, scene: earshot::config::Scene) -> PathBuf {
+pub async fn library_with(dir: &Path, file: &Path, scene: earshot::model::Scene) -> PathBuf {
     use earshot::engines::local::{Entry, LibraryStore, sha256_file};
     let library = dir.join("library");
     let sha = sha256_file(file).expect("readable");
@@ -446,7 +446,7 @@ pub async fn library_with(dir: &Path, file: &Path, scene: earshot::config::Scene
 /// `dir/library` that knows it as porn: (clip, library).
 pub async fn known_bad_in_library(dir: &Path) -> (PathBuf, PathBuf) {
     let known_bad = tone(&dir.join("known-bad.mp3"), 4.0, 880, &["-b:a", "96k"]);
-    let library = library_with(dir, &known_bad, earshot::config::Scene::Porn).await;
+    let library = library_with(dir, &known_bad, earshot::model::Scene::Porn).await;
     (known_bad, library)
 }
 
@@ -467,7 +467,7 @@ pub fn added_id(add: &std::process::Output) -> String {
 /// Verifies `X-Signature` = hex(sha256(seed + body)).
 pub fn signature_ok(received: &Received, seed: &str) -> bool {
     received.signature.as_deref()
-        == Some(earshot::callback::signature(seed, &received.body).as_str())
+        == Some(earshot::signing::x_signature(seed, &received.body).as_str())
 }
 
 /// A FLAC file whose header is intact and whose audio frames are overwritten with noise.

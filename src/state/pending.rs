@@ -17,11 +17,10 @@
 use aws_sdk_s3::Client;
 use serde::{Deserialize, Serialize};
 
-use crate::engines::Verdict;
-use crate::state::{self, STATE_PREFIX, StateError};
+use crate::layout::{self, PENDING_PREFIX, STATE_PREFIX};
+use crate::model::Verdict;
+use crate::state::{self, StateError};
 use crate::storage::S3Failure;
-
-pub const PENDING_PREFIX: &str = "audit_freeze_backup/earshot/pending/";
 
 /// An engine that answered, or that could not.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -91,14 +90,10 @@ impl Found {
     }
 }
 
-fn job_prefix(trace_id: &str) -> String {
-    format!("{PENDING_PREFIX}{trace_id}/")
-}
-
 /// # Errors
 /// S3 failed.
 pub async fn put_job(s3: &Client, job: &Waiting) -> Result<(), StateError> {
-    let key = format!("{}job.json", job_prefix(&job.trace_id));
+    let key = layout::pending_job_key(&job.trace_id);
     state::put_json(s3, &job.bucket, &key, job).await
 }
 
@@ -110,7 +105,7 @@ pub async fn put_task(
     trace_id: &str,
     task: &Task,
 ) -> Result<(), StateError> {
-    let key = format!("{}task-{}.json", job_prefix(trace_id), task.engine);
+    let key = layout::pending_task_key(trace_id, &task.engine);
     state::put_json(s3, bucket, &key, task).await
 }
 
@@ -122,7 +117,7 @@ pub async fn put_result(
     trace_id: &str,
     result: &EngineOutcome,
 ) -> Result<(), StateError> {
-    let key = format!("{}result-{}.json", job_prefix(trace_id), result.engine);
+    let key = layout::pending_result_key(trace_id, &result.engine);
     state::put_json(s3, bucket, &key, result).await
 }
 
@@ -131,7 +126,7 @@ pub async fn put_result(
 /// # Errors
 /// S3 failed.
 pub async fn exists(s3: &Client, bucket: &str, trace_id: &str) -> Result<bool, StateError> {
-    let key = format!("{}job.json", job_prefix(trace_id));
+    let key = layout::pending_job_key(trace_id);
     state::exists(s3, bucket, &key).await
 }
 
@@ -140,7 +135,7 @@ pub async fn exists(s3: &Client, bucket: &str, trace_id: &str) -> Result<bool, S
 /// # Errors
 /// S3 failed or a file is not valid JSON.
 pub async fn load(s3: &Client, bucket: &str, trace_id: &str) -> Result<Found, StateError> {
-    let prefix = job_prefix(trace_id);
+    let prefix = layout::pending_prefix(trace_id);
     let mut found = Found::default();
     for key in list(s3, bucket, &prefix, None).await? {
         let name = &key[prefix.len()..];
@@ -178,7 +173,7 @@ pub async fn waiting_in(s3: &Client, bucket: &str) -> Result<Vec<String>, StateE
 /// # Errors
 /// S3 failed.
 pub async fn clear(s3: &Client, bucket: &str, trace_id: &str) -> Result<(), StateError> {
-    for key in list(s3, bucket, &job_prefix(trace_id), None).await? {
+    for key in list(s3, bucket, &layout::pending_prefix(trace_id), None).await? {
         state::delete(s3, bucket, &key).await?;
     }
     Ok(())
@@ -201,7 +196,7 @@ async fn list(
         .into_paginator()
         .send();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| state::error(bucket, prefix, S3Failure::from_sdk(&e)))?;
+        let page = page.map_err(|e| StateError::s3(bucket, prefix, S3Failure::from_sdk(&e)))?;
         if delimiter.is_some() {
             keys.extend(
                 page.common_prefixes()

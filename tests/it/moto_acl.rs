@@ -1,12 +1,10 @@
 //! `acl-private` seen from outside: moto server enforces object ACLs on anonymous reads (LocalStack
 //! keeps ACLs but does not enforce them), so this is where the 403 is observed.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
-use earshot::config::Scene;
+use crate::common::*;
+use earshot::model::Scene;
 use earshot::pipeline::{Outcome, Pipeline};
 
 async fn anonymous_get(url: &str) -> u16 {

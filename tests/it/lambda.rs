@@ -3,12 +3,10 @@
 //! where only the record that failed for a passing reason is reported in `batchItemFailures`, and
 //! a malformed payload answered with an error while the runtime keeps serving.
 
-mod common;
-
 use std::time::Duration;
 
-use common::lambda_api::{Answer, RuntimeApi};
-use common::*;
+use crate::common::lambda_api::{Answer, RuntimeApi};
+use crate::common::*;
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -177,7 +175,7 @@ async fn lambda_handles_s3_events_sqs_batches_and_malformed_payloads() {
 /// is answered 401; a scheduled `{"earshot": "sweep"}` runs the sweep.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn lambda_takes_provider_results_through_its_function_url() {
-    use common::providers::{AMS_SECRET_ID, AMS_SECRET_KEY, Delivery, FakeAms, file_sha256};
+    use crate::common::providers::{AMS_SECRET_ID, AMS_SECRET_KEY, Delivery, FakeAms, file_sha256};
     require_localstack();
     let s3 = s3(LOCALSTACK).await;
     let bucket = fresh_bucket(&s3).await;
@@ -246,7 +244,7 @@ async fn lambda_takes_provider_results_through_its_function_url() {
     let altered = body.replace("\"Ad\"", "\"Porn\"");
     let id = api.invoke(request(
         &altered,
-        earshot::callback::signature("lambda-seed", body.as_bytes()),
+        earshot::signing::x_signature("lambda-seed", body.as_bytes()),
     ));
     let Answer::Response(answer) = api.answer(&id, WAIT).await else {
         panic!("HTTP request answered with an error; log:\n{}", read_log());
@@ -255,7 +253,7 @@ async fn lambda_takes_provider_results_through_its_function_url() {
     // AMS's genuine result: the job finishes in this invocation.
     let id = api.invoke(request(
         &body,
-        earshot::callback::signature("lambda-seed", body.as_bytes()),
+        earshot::signing::x_signature("lambda-seed", body.as_bytes()),
     ));
     let Answer::Response(answer) = api.answer(&id, WAIT).await else {
         panic!("HTTP request answered with an error; log:\n{}", read_log());

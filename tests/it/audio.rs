@@ -3,11 +3,9 @@
 //! are refused by name; an APE file is never "decoded" as noise; a VBR MP3 without a Xing header decodes to its real end; the duration cap
 //! stops decoding early; damaged and non-audio files get their own errors.
 
-mod common;
-
 use std::path::Path;
 
-use common::{music, run, tone};
+use crate::common::{music, run, tone};
 use earshot::audio::{AudioError, AudioInfo, DecodeLimits, decode_file};
 
 const LIMITS: DecodeLimits = DecodeLimits {
@@ -49,7 +47,7 @@ fn source_wav(dir: &Path, rate: u32) -> std::path::PathBuf {
 /// Encodes 20 s of audio as AMR (`nb` or `wb`).
 fn amr(dir: &Path, band: &str) -> std::path::PathBuf {
     let rate = if band == "nb" { 8000 } else { 16_000 };
-    common::amr_encode(dir, &source_wav(dir, rate), band)
+    crate::common::amr_encode(dir, &source_wav(dir, rate), band)
 }
 
 /// Monkey's Audio from a WAV, by JMAC (Debian's libjmac-java).
@@ -249,7 +247,7 @@ fn ape_is_never_decoded_as_noise() {
     ape.extend_from_slice(&3990u16.to_le_bytes());
     ape.extend_from_slice(&[0u8; 46]);
     ape.extend_from_slice(&wav_bytes[..44]);
-    ape.extend(common::noise(200_000, 0x1234_5678));
+    ape.extend(crate::common::noise(200_000, 0x1234_5678));
     let path = dir.path().join("song.ape");
     std::fs::write(&path, &ape).expect("write");
     match decode(&path) {
@@ -301,7 +299,7 @@ fn bad_input_gets_its_own_error() {
         decode(&text)
     );
 
-    let corrupt = common::corrupt_flac(dir.path());
+    let corrupt = crate::common::corrupt_flac(dir.path());
     assert!(
         matches!(decode(&corrupt), Err(AudioError::Corrupt(_))),
         "{:?}",

@@ -1,13 +1,11 @@
 //! `earshot serve` as users run it: the real binary, polling a LocalStack SQS queue that the
 //! bucket's ObjectCreated notifications feed, calling back a real listener.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::*;
-use earshot::state::JOBS_PREFIX;
+use crate::common::*;
+use earshot::layout::JOBS_PREFIX;
 
 const WAIT: Duration = Duration::from_secs(60);
 

@@ -5,13 +5,11 @@
 //! obeyed, the no-callback path polled, an overdue result called back with code 1202, and rules
 //! with several engines and an engine that is down.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::providers::*;
-use common::*;
+use crate::common::providers::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -207,7 +205,7 @@ async fn ams_blocks_end_to_end_and_forged_results_are_refused() {
 
     // A request signed with another key is refused by the fake, as AMS would.
     let payload = br#"{"TaskId":"x"}"#;
-    let timestamp = earshot::state::now_secs() as i64;
+    let timestamp = earshot::clock::system_secs() as i64;
     let host = fake.url.trim_start_matches("http://").to_owned();
     let request = earshot::engines::tc3::Request {
         service: "ams",
@@ -240,7 +238,7 @@ async fn ams_blocks_end_to_end_and_forged_results_are_refused() {
 
     // Results POSTed to earshot that AMS did not send, or that were altered, are refused.
     let genuine = serde_json::to_vec(&tasks[0].detail).unwrap();
-    let sign = |body: &[u8], seed: &str| earshot::callback::signature(seed, body);
+    let sign = |body: &[u8], seed: &str| earshot::signing::x_signature(seed, body);
     let post = |url: String, body: Vec<u8>, signature: Option<String>| async move {
         let mut request = reqwest::Client::new().post(url).body(body);
         if let Some(signature) = signature {
@@ -368,7 +366,7 @@ async fn a_restart_between_task_and_result_still_finishes_the_job() {
     // Nothing is left waiting (cleared right after the callback is delivered and recorded).
     let start = std::time::Instant::now();
     loop {
-        let waiting = earshot::pending::waiting_in(&setup.s3, &setup.bucket)
+        let waiting = earshot::state::pending::waiting_in(&setup.s3, &setup.bucket)
             .await
             .unwrap();
         if waiting.is_empty() {

@@ -3,12 +3,10 @@
 //! every accepted job completes); `/metrics` after a few jobs; and S3 → SNS → HTTP subscription on
 //! LocalStack (confirmation, signature verification, tampered and forged messages refused).
 
-mod common;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(90);

@@ -2,13 +2,11 @@
 //! received by a real HTTP listener: pass, move, ACL, scope, awkward keys, duplicates, an
 //! interrupted move, bad input, and an undeliverable callback.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::common::*;
 use aws_sdk_s3::types::ObjectCannedAcl;
-use common::*;
 use earshot::block::{self, BlockError, MoveStep, Target};
 use earshot::job::{Job, parse_event};
 use earshot::pipeline::{CallbackOutcome, Outcome, Pipeline};
@@ -105,7 +103,11 @@ async fn clean_upload_passes_and_calls_back_result_0() {
     let (body, callback) = finished(pipeline.process(&job).await.expect("job runs"));
     assert_eq!(callback, CallbackOutcome::Delivered { attempts: 1 });
     assert_eq!(
-        (body.code, body.data.result, body.data.forbidden_status),
+        (
+            body.code,
+            body.data.result.as_u8(),
+            body.data.forbidden_status.as_u8()
+        ),
         (0, 0, 0)
     );
 
@@ -142,7 +144,11 @@ async fn library_match_is_moved_with_its_bytes_type_metadata_and_tags() {
 
     let (body, _) = finished(pipeline.process(&job).await.expect("job runs"));
     assert_eq!(
-        (body.code, body.data.result, body.data.forbidden_status),
+        (
+            body.code,
+            body.data.result.as_u8(),
+            body.data.forbidden_status.as_u8()
+        ),
         (0, 1, 2)
     );
 
@@ -220,7 +226,7 @@ async fn acl_private_leaves_no_public_grant() {
         .expect("make public");
 
     let (body, _) = finished(pipeline.process(&job).await.expect("job runs"));
-    assert_eq!(body.data.forbidden_status, 1);
+    assert_eq!(body.data.forbidden_status.as_u8(), 1);
     let acl = world
         .s3
         .get_object_acl()
@@ -297,7 +303,7 @@ async fn keys_with_spaces_plus_and_non_ascii_round_trip() {
     assert_eq!(jobs[0].key, key);
 
     let (body, _) = finished(pipeline.process(&jobs[0]).await.expect("job runs"));
-    assert_eq!(body.data.forbidden_status, 2);
+    assert_eq!(body.data.forbidden_status.as_u8(), 2);
     assert_eq!(body.data.key, key);
     assert_eq!(head_status(&world.s3, &world.bucket, key).await, 404);
     let backup = format!("audit_freeze_backup/increment_audit/{key}");
@@ -369,7 +375,7 @@ async fn an_interrupted_move_loses_nothing_and_a_rerun_completes_it() {
         );
 
         // Whatever the point of interruption, the bytes exist somewhere.
-        let backup = block::backup_key(key);
+        let backup = earshot::layout::backup_key(key);
         let original = head_status(&world.s3, &world.bucket, key).await;
         let copy = head_status(&world.s3, &world.bucket, &backup).await;
         assert!(original == 200 || copy == 200, "{step:?}: object lost");
@@ -377,7 +383,7 @@ async fn an_interrupted_move_loses_nothing_and_a_rerun_completes_it() {
         // The event is redelivered; the job finishes the move and calls back once.
         let (body, _) = finished(pipeline.process(&job).await.expect("rerun runs"));
         assert_eq!(
-            (body.code, body.data.forbidden_status),
+            (body.code, body.data.forbidden_status.as_u8()),
             (0, 2),
             "{step:?}: {}",
             body.message
@@ -430,7 +436,7 @@ async fn bad_input_calls_back_with_its_code_and_is_not_blocked() {
             !body.message.is_empty() && body.message != "success",
             "{key}"
         );
-        assert_eq!(body.data.forbidden_status, 0, "{key}");
+        assert_eq!(body.data.forbidden_status.as_u8(), 0, "{key}");
         assert_eq!(
             callback,
             CallbackOutcome::Delivered { attempts: 1 },
@@ -477,7 +483,8 @@ async fn an_unreachable_callback_is_dead_lettered_and_replays() {
 
     let (body, callback) = finished(pipeline.process(&job).await.expect("job runs"));
     assert_eq!(
-        body.data.forbidden_status, 2,
+        body.data.forbidden_status.as_u8(),
+        2,
         "the block does not wait for the callback"
     );
     let CallbackOutcome::DeadLettered { key, error } = callback else {
@@ -568,12 +575,12 @@ async fn moved_object_keeps_content_type_when_tags_are_empty() {
             .await
             .expect("runs"),
     );
-    assert_eq!(body.data.forbidden_status, 2);
+    assert_eq!(body.data.forbidden_status.as_u8(), 2);
     let head = world
         .s3
         .head_object()
         .bucket(&world.bucket)
-        .key(block::backup_key(key))
+        .key(earshot::layout::backup_key(key))
         .send()
         .await
         .expect("backup");
@@ -591,7 +598,7 @@ async fn an_object_overwritten_since_its_event_calls_back_object_changed() {
 
     let (body, _) = finished(pipeline.process(&stale).await.expect("job runs"));
     assert_eq!(body.code, 1102, "{}", body.message);
-    assert_eq!(body.data.forbidden_status, 0);
+    assert_eq!(body.data.forbidden_status.as_u8(), 0);
     assert_eq!(
         head_status(&world.s3, &world.bucket, key).await,
         200,
@@ -612,7 +619,7 @@ async fn a_key_uploaded_again_is_judged_again_when_its_job_has_no_etag() {
             .await
             .expect("runs"),
     );
-    assert_eq!(first.data.forbidden_status, 0);
+    assert_eq!(first.data.forbidden_status.as_u8(), 0);
 
     // Same key, new content, and again a job that names only bucket and key.
     world.upload(key, &world.known_bad).await;
@@ -623,7 +630,8 @@ async fn a_key_uploaded_again_is_judged_again_when_its_job_has_no_etag() {
             .expect("runs"),
     );
     assert_eq!(
-        second.data.forbidden_status, 2,
+        second.data.forbidden_status.as_u8(),
+        2,
         "the new upload is judged and blocked"
     );
     assert_ne!(first.data.trace_id, second.data.trace_id);

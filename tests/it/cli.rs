@@ -1,12 +1,10 @@
 //! The `earshot` binary as the README shows it: `moderate FILE` with no S3 at all, the library
 //! commands, `moderate s3://…` with and without `--dry-run`, `check-config`, and exit codes.
 
-mod common;
-
 use std::path::Path;
 use std::process::Output;
 
-use common::*;
+use crate::common::*;
 
 fn earshot(config: Option<&Path>, args: &[&str], cwd: &Path) -> Output {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_earshot"));
@@ -215,7 +213,7 @@ async fn moderate_an_s3_object_blocks_it_unless_dry_run() {
     let listener = Listener::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let bad = tone(&dir.path().join("bad.mp3"), 3.0, 500, &[]);
-    let library = library_with(dir.path(), &bad, earshot::config::Scene::Illegal).await;
+    let library = library_with(dir.path(), &bad, earshot::model::Scene::Illegal).await;
     put_file(&s3, &bucket, "audio/bad.mp3", &bad, "audio/mpeg").await;
     let config = dir.path().join("earshot.toml");
     std::fs::write(

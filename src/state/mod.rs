@@ -1,5 +1,5 @@
 //! What earshot remembers, kept in the moderated bucket itself under `audit_freeze_backup/earshot/`
-//! (never moderated, see [`crate::rules::BACKUP_ROOT`]), so that every daemon on a queue, a Lambda
+//! (never moderated, see [`crate::layout`]), so that every daemon on a queue, a Lambda
 //! invocation and a later `earshot` run all see the same state:
 //!
 //! - `jobs/<trace_id>.json`: a finished job (its callback body and how delivery ended). A second
@@ -7,6 +7,13 @@
 //!   callback.
 //! - `dead-letters/<trace_id>.json`: a callback that could not be delivered, with the exact body
 //!   and signature, for `earshot callbacks replay s3://BUCKET`.
+//! - `dead-jobs/<trace_id>.json`: a job that could not be run (a source gave up retrying it, or it
+//!   can never succeed as it stands), with the reason, for `earshot jobs replay s3://BUCKET`.
+//! - `pending/<trace_id>/…`: a job waiting on a provider's result ([`pending`]).
+//!
+//! Every key comes from [`crate::layout`].
+
+pub mod pending;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
@@ -15,9 +22,8 @@ use serde::{Deserialize, Serialize};
 use crate::callback::{Body, Request};
 use crate::storage::S3Failure;
 
-pub const STATE_PREFIX: &str = "audit_freeze_backup/earshot/";
-pub const JOBS_PREFIX: &str = "audit_freeze_backup/earshot/jobs/";
-pub const DEAD_LETTER_PREFIX: &str = "audit_freeze_backup/earshot/dead-letters/";
+use crate::job::Job;
+use crate::layout::{self, DEAD_JOB_PREFIX, DEAD_LETTER_PREFIX};
 
 /// A finished job.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -39,26 +45,68 @@ pub struct DeadLetter {
     pub request: Request,
 }
 
+/// A job that could not be run: a source gave up retrying it, or it can never succeed as it
+/// stands. `earshot jobs replay` runs it again.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeadJob {
+    pub job: Job,
+    pub parked_at: u64,
+    /// The source that gave it up (`webhook`, `sqs`, `lambda`, `pipeline`).
+    pub source: String,
+    pub attempts: u32,
+    /// What went wrong, for the person who reads it.
+    pub reason: String,
+}
+
+/// A state object could not be read or written.
 #[derive(Debug, thiserror::Error)]
-#[error("state s3://{bucket}/{key}: {failure}")]
-pub struct StateError {
-    pub bucket: String,
-    pub key: String,
-    pub failure: String,
+pub enum StateError {
+    #[error("state s3://{bucket}/{key}: {failure}")]
+    S3 {
+        bucket: String,
+        key: String,
+        failure: S3Failure,
+    },
+    #[error("state s3://{bucket}/{key}: reading it failed mid-stream: {message}")]
+    Stream {
+        bucket: String,
+        key: String,
+        message: String,
+    },
+    /// Not what earshot wrote there: a person must look.
+    #[error("state s3://{bucket}/{key} is not valid: {detail}")]
+    Corrupt {
+        bucket: String,
+        key: String,
+        detail: String,
+    },
 }
 
-pub(crate) fn error(bucket: &str, key: &str, failure: impl std::fmt::Display) -> StateError {
-    StateError {
-        bucket: bucket.to_owned(),
-        key: key.to_owned(),
-        failure: failure.to_string(),
+impl StateError {
+    /// True when trying again later may succeed (network, throttling, 5xx).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StateError::S3 { failure, .. } => failure.is_transient(),
+            StateError::Stream { .. } => true,
+            StateError::Corrupt { .. } => false,
+        }
     }
-}
 
-pub fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    pub(crate) fn s3(bucket: &str, key: &str, failure: S3Failure) -> StateError {
+        StateError::S3 {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            failure,
+        }
+    }
+
+    pub(crate) fn corrupt(bucket: &str, key: &str, detail: impl std::fmt::Display) -> StateError {
+        StateError::Corrupt {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            detail: detail.to_string(),
+        }
+    }
 }
 
 /// The record of a finished job, if there is one.
@@ -70,7 +118,7 @@ pub async fn finished_job(
     bucket: &str,
     trace_id: &str,
 ) -> Result<Option<JobRecord>, StateError> {
-    let key = format!("{JOBS_PREFIX}{trace_id}.json");
+    let key = layout::job_record_key(trace_id);
     get_json(s3, bucket, &key).await
 }
 
@@ -79,7 +127,7 @@ pub async fn finished_job(
 /// # Errors
 /// S3 failed.
 pub async fn record_job(s3: &Client, bucket: &str, record: &JobRecord) -> Result<(), StateError> {
-    let key = format!("{JOBS_PREFIX}{}.json", record.trace_id);
+    let key = layout::job_record_key(&record.trace_id);
     put_json(s3, bucket, &key, record).await
 }
 
@@ -92,7 +140,7 @@ pub async fn dead_letter(
     bucket: &str,
     letter: &DeadLetter,
 ) -> Result<String, StateError> {
-    let key = format!("{DEAD_LETTER_PREFIX}{}.json", letter.trace_id);
+    let key = layout::dead_letter_key(&letter.trace_id);
     put_json(s3, bucket, &key, letter).await?;
     Ok(key)
 }
@@ -105,23 +153,51 @@ pub async fn dead_letters(
     s3: &Client,
     bucket: &str,
 ) -> Result<Vec<(String, DeadLetter)>, StateError> {
-    let mut letters = Vec::new();
+    list_json(s3, bucket, DEAD_LETTER_PREFIX).await
+}
+
+/// Parks a job that could not be run, with the reason, for a person and for
+/// `earshot jobs replay`; returns its key.
+///
+/// # Errors
+/// S3 failed.
+pub async fn park(s3: &Client, dead: &DeadJob) -> Result<String, StateError> {
+    let key = layout::dead_job_key(&dead.job.trace_id());
+    put_json(s3, &dead.job.bucket, &key, dead).await?;
+    Ok(key)
+}
+
+/// Every parked job in the bucket, with its key.
+///
+/// # Errors
+/// S3 failed or a record is not valid JSON.
+pub async fn dead_jobs(s3: &Client, bucket: &str) -> Result<Vec<(String, DeadJob)>, StateError> {
+    list_json(s3, bucket, DEAD_JOB_PREFIX).await
+}
+
+/// Every JSON state object under `prefix`, with its key.
+async fn list_json<T: serde::de::DeserializeOwned>(
+    s3: &Client,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Vec<(String, T)>, StateError> {
+    let mut found = Vec::new();
     let mut pages = s3
         .list_objects_v2()
         .bucket(bucket)
-        .prefix(DEAD_LETTER_PREFIX)
+        .prefix(prefix)
         .into_paginator()
         .send();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| error(bucket, DEAD_LETTER_PREFIX, S3Failure::from_sdk(&e)))?;
+        let page = page.map_err(|e| StateError::s3(bucket, prefix, S3Failure::from_sdk(&e)))?;
         for object in page.contents() {
             let Some(key) = object.key() else { continue };
-            if let Some(letter) = get_json(s3, bucket, key).await? {
-                letters.push((key.to_owned(), letter));
+            if let Some(value) = get_json(s3, bucket, key).await? {
+                found.push((key.to_owned(), value));
             }
         }
     }
-    Ok(letters)
+    Ok(found)
 }
 
 /// Whether a state object exists (HEAD: a GET racing the object's deletion may read a cut-off
@@ -137,7 +213,7 @@ pub(crate) async fn exists(s3: &Client, bucket: &str, key: &str) -> Result<bool,
             if failure.is_not_found() {
                 Ok(false)
             } else {
-                Err(error(bucket, key, failure))
+                Err(StateError::s3(bucket, key, failure))
             }
         }
     }
@@ -153,7 +229,7 @@ pub async fn delete(s3: &Client, bucket: &str, key: &str) -> Result<(), StateErr
         .key(key)
         .send()
         .await
-        .map_err(|e| error(bucket, key, S3Failure::from_sdk(&e)))?;
+        .map_err(|e| StateError::s3(bucket, key, S3Failure::from_sdk(&e)))?;
     Ok(())
 }
 
@@ -169,7 +245,7 @@ pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(
             return if failure.is_not_found() {
                 Ok(None)
             } else {
-                Err(error(bucket, key, failure))
+                Err(StateError::s3(bucket, key, failure))
             };
         }
     };
@@ -177,11 +253,15 @@ pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(
         .body
         .collect()
         .await
-        .map_err(|e| error(bucket, key, e))?
+        .map_err(|e| StateError::Stream {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            message: e.to_string(),
+        })?
         .into_bytes();
     serde_json::from_slice(&bytes)
         .map(Some)
-        .map_err(|e| error(bucket, key, format!("not valid JSON: {e}")))
+        .map_err(|e| StateError::corrupt(bucket, key, format!("not valid JSON: {e}")))
 }
 
 pub(crate) async fn put_json<T: Serialize>(
@@ -198,6 +278,6 @@ pub(crate) async fn put_json<T: Serialize>(
         .body(ByteStream::from(body))
         .send()
         .await
-        .map_err(|e| error(bucket, key, S3Failure::from_sdk(&e)))?;
+        .map_err(|e| StateError::s3(bucket, key, S3Failure::from_sdk(&e)))?;
     Ok(())
 }

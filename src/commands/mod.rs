@@ -1,0 +1,96 @@
+//! What the `earshot` command runs (DESIGN §8), callable from tests and from the binary alike;
+//! `main.rs` only parses arguments, calls these and maps a [`CommandError`] to an exit code.
+//!
+//! - [`serve`]: the configured sources, the admin listener, library refresh and the sweep, until
+//!   SIGTERM (graceful drain);
+//! - [`moderate`]: one local file or `s3://bucket/key`;
+//! - [`library`]: the local engine's reference library (add, list, match, remove);
+//! - [`replay`]: dead-lettered callbacks and parked jobs, run again.
+
+pub mod library;
+pub mod moderate;
+pub mod replay;
+pub mod serve;
+
+use crate::config::ConfigError;
+
+/// Why a command failed, as the exit code tells it.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// The user's to fix in the arguments: exit code 2.
+    #[error("{0}")]
+    Usage(String),
+    /// The user's to fix in the config: exit code 2.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The command ran and failed: exit code 1.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl CommandError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CommandError::Usage(_) | CommandError::Config(_) => 2,
+            CommandError::Failed(_) => 1,
+        }
+    }
+
+    /// A runtime failure, with what was being done.
+    pub fn failed(doing: impl std::fmt::Display, error: impl std::fmt::Display) -> CommandError {
+        CommandError::Failed(format!("{doing}: {error}"))
+    }
+}
+
+/// Runtime failures of the stages, as command failures.
+macro_rules! failed_from {
+    ($($error:ty),+) => {
+        $(impl From<$error> for CommandError {
+            fn from(error: $error) -> CommandError {
+                CommandError::Failed(error.to_string())
+            }
+        })+
+    };
+}
+
+failed_from!(
+    crate::pipeline::JobError,
+    crate::state::StateError,
+    crate::engines::EngineError,
+    crate::engines::local::LibraryError,
+    crate::fetch::FetchError,
+    crate::audio::AudioError,
+    std::io::Error,
+    serde_json::Error
+);
+
+/// Splits `s3://bucket/key` (the key may be empty).
+pub fn parse_s3_url(url: &str) -> Option<(String, String)> {
+    let rest = url.strip_prefix("s3://")?;
+    let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+    (!bucket.is_empty()).then(|| (bucket.to_owned(), key.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s3_urls_split_into_bucket_and_key() {
+        let table = [
+            ("s3://b/k.mp3", Some(("b", "k.mp3"))),
+            ("s3://b/a/b c.mp3", Some(("b", "a/b c.mp3"))),
+            ("s3://b", Some(("b", ""))),
+            ("s3:///k", None),
+            ("/tmp/x.mp3", None),
+        ];
+        for (url, expected) in table {
+            let parsed = parse_s3_url(url);
+            assert_eq!(
+                parsed.as_ref().map(|(b, k)| (b.as_str(), k.as_str())),
+                expected,
+                "{url}"
+            );
+        }
+    }
+}

@@ -1,0 +1,547 @@
+//! Judging one object per its rule: fetch (size cap, pinned to the version), decode (duration cap,
+//! fingerprint), ask the rule's engines, then settle — decision, failure policy, block. A rule
+//! whose engines include a [`crate::engines::Provider`] hands the job over to
+//! [`super::waiting`] instead of settling here.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::combine::{Combined, combine, engine_outcome};
+use super::report::Report;
+use super::{JobError, Pipeline};
+use crate::audio::{AudioError, DecodeLimits};
+use crate::block::{self, BlockError, Blocked, Target};
+use crate::callback::{Body, Code};
+use crate::config::{BlockConfig, BlockMode, OnEngineError};
+use crate::decision::Decision;
+use crate::engines::{Clip, Engine, Provider, Submission};
+use crate::fetch::{self, FetchError};
+use crate::fingerprint;
+use crate::job::Job;
+use crate::layout;
+use crate::model::{ForbiddenStatus, Scene};
+use crate::rules::{Rule, key_suffix};
+use crate::state::pending::{EngineOutcome, Waiting};
+
+/// What judging came to.
+#[derive(Debug)]
+pub enum Judgement {
+    /// The callback body; `waited` when the job went through [`super::waiting`] (to be cleared
+    /// once it is recorded).
+    Done { body: Box<Body>, waited: bool },
+    /// Handed to asynchronous engines.
+    Waiting,
+}
+
+/// The bytes a block acts on, as judged.
+#[derive(Debug, Clone)]
+pub(super) struct OwnedTarget {
+    pub version_id: Option<String>,
+    pub etag: String,
+    pub size: u64,
+    pub sha256: [u8; 32],
+}
+
+impl Pipeline {
+    /// Judges one object per its rule and, when `enforce`, blocks it if due: the callback body, or
+    /// [`Judgement::Waiting`] when an asynchronous engine has the job. Used by
+    /// [`Pipeline::process`] and by `earshot moderate s3://… --dry-run`.
+    ///
+    /// # Errors
+    /// The job could not run to its end; see [`JobError`].
+    pub async fn judge(
+        &self,
+        job: &Job,
+        rule: &Rule,
+        trace_id: &str,
+        enforce: bool,
+    ) -> Result<Judgement, JobError> {
+        let done = |body: Body| {
+            Ok(Judgement::Done {
+                body: Box::new(body),
+                waited: false,
+            })
+        };
+        let report = self.report(job, rule, trace_id);
+        // `source` is where the bytes are read from: the object itself, or its backup when an
+        // earlier run of this job moved it and was interrupted before calling back.
+        let (head, source) = match fetch::head(&self.s3, job).await {
+            Ok(head) => (head, job.clone()),
+            Err(FetchError::Gone { .. }) if enforce => match self.already_moved(job, rule).await? {
+                Some(found) => found,
+                None => {
+                    return done(unjudged_or_retry(
+                        &report,
+                        FetchError::Gone {
+                            bucket: job.bucket.clone(),
+                            key: job.key.clone(),
+                        },
+                    )?);
+                }
+            },
+            Err(e) => return done(unjudged_or_retry(&report, e)?),
+        };
+        if head.size == 0 {
+            return done(report.unjudged(Code::EmptyObject, AudioError::Empty.to_string()));
+        }
+        let max_bytes = self.config.limits.max_object_bytes;
+        if head.size > max_bytes {
+            let e = FetchError::TooLarge {
+                bucket: job.bucket.clone(),
+                key: job.key.clone(),
+                size: head.size,
+                limit: max_bytes,
+            };
+            return done(report.unjudged(Code::TooLarge, e.to_string()));
+        }
+        let started = Instant::now();
+        let spooled =
+            match fetch::download(&self.s3, &source, head, max_bytes, &self.spool_dir).await {
+                Ok(spooled) => spooled,
+                Err(e) => return done(unjudged_or_retry(&report, e)?),
+            };
+        self.metrics.stage("fetch", started);
+        self.metrics.fetched_bytes(spooled.size);
+        // Every upload is decoded here, whatever judges it: corrupt, truncated, overlong or
+        // mislabelled audio gets its own code before a provider is paid to look at it.
+        let started = Instant::now();
+        let decoded = decode(
+            spooled.file.path(),
+            key_suffix(&job.key),
+            spooled.sha256,
+            spooled.size,
+            self.config.limits.max_duration_secs,
+        )
+        .await?;
+        let clip = match decoded {
+            Ok(clip) => clip,
+            Err((code, message)) => return done(report.unjudged(code, message)),
+        };
+        let moved_before = source.key != job.key;
+        let version_id = if moved_before {
+            job.version_id.clone()
+        } else {
+            spooled.head.version_id.clone()
+        };
+        let (answered, providers) = self.consult(&source, rule, &clip, trace_id).await?;
+        self.metrics.stage("analyse", started);
+        if !providers.is_empty() {
+            if !enforce {
+                let names: Vec<&str> = providers.iter().map(|p| p.name()).collect();
+                return Err(JobError::DryRunCannotWait(names.join(", ")));
+            }
+            let waiting = Waiting {
+                trace_id: trace_id.to_owned(),
+                rule: rule.id.clone(),
+                bucket: job.bucket.clone(),
+                key: job.key.clone(),
+                version_id,
+                etag: spooled.head.etag.clone(),
+                size: spooled.size,
+                sha256: hex::encode(spooled.sha256),
+                created_at: self.clock.now_secs(),
+                awaiting: providers.iter().map(|p| p.name().to_owned()).collect(),
+                answered,
+            };
+            return self.hand_over(&source, rule, waiting, &providers).await;
+        }
+        let target = OwnedTarget {
+            version_id,
+            etag: spooled.head.etag.clone(),
+            size: spooled.size,
+            sha256: spooled.sha256,
+        };
+        let body = self
+            .settle(job, rule, &report, &answered, &target, Some(&clip), enforce)
+            .await?;
+        done(body)
+    }
+
+    /// Asks the rule's analysers and classifiers; returns what they said and the providers still
+    /// to be asked. With `on_engine_error = "retry"`, a failure is a [`JobError`].
+    async fn consult(
+        &self,
+        source: &Job,
+        rule: &Rule,
+        clip: &Clip,
+        trace_id: &str,
+    ) -> Result<(Vec<EngineOutcome>, Vec<Arc<dyn Provider>>), JobError> {
+        let mut answered = Vec::new();
+        let mut providers = Vec::new();
+        for name in &rule.engines {
+            let result = match self.engine(name) {
+                Engine::Provider(provider) => {
+                    providers.push(provider.clone());
+                    continue;
+                }
+                Engine::Analyser(analyser) => analyser
+                    .moderate(clip, &rule.scenes)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Engine::Classifier(classifier) => {
+                    let expiry = classifier.url_expiry();
+                    match self.submission(source, rule, trace_id, expiry).await {
+                        Ok(submission) => classifier
+                            .classify(&submission)
+                            .await
+                            .map_err(|e| e.to_string()),
+                        Err(e) => Err(e),
+                    }
+                }
+            };
+            answered.push(engine_outcome(
+                name,
+                result,
+                "submit",
+                self.clock.now_secs(),
+            ));
+        }
+        let failures: Vec<_> = answered
+            .iter()
+            .filter(|o| o.error.is_some())
+            .map(|o| crate::callback::EngineErrorInfo {
+                engine: o.engine.clone(),
+                message: o.error.clone().unwrap_or_default(),
+            })
+            .collect();
+        if !failures.is_empty() {
+            tracing::error!(?failures, policy = ?rule.on_engine_error, "Engine failed.");
+            if rule.on_engine_error == OnEngineError::Retry {
+                return Err(JobError::Engines(failures));
+            }
+        }
+        Ok((answered, providers))
+    }
+
+    /// What a remote engine is given: a presigned URL of the bytes being judged.
+    pub(super) async fn submission(
+        &self,
+        source: &Job,
+        rule: &Rule,
+        trace_id: &str,
+        url_expiry: std::time::Duration,
+    ) -> Result<Submission, String> {
+        let url = crate::storage::presigned_get(
+            &self.s3,
+            &source.bucket,
+            &source.key,
+            source.version_id.as_deref(),
+            url_expiry,
+        )
+        .await?;
+        Ok(Submission {
+            rule: rule.id.clone(),
+            bucket: source.bucket.clone(),
+            key: source.key.clone(),
+            version_id: source.version_id.clone(),
+            etag: source.etag.clone(),
+            trace_id: trace_id.to_owned(),
+            url,
+            scenes: rule.scenes.clone(),
+        })
+    }
+
+    /// Applies the rule to what its engines said: decision, failure policy, block, callback body.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn settle(
+        &self,
+        job: &Job,
+        rule: &Rule,
+        report: &Report,
+        answered: &[EngineOutcome],
+        target: &OwnedTarget,
+        clip: Option<&Clip>,
+        enforce: bool,
+    ) -> Result<Body, JobError> {
+        let combined = combine(answered, &rule.scenes, &rule.block);
+        let mut decision = combined.decision.clone();
+        let mut note = None;
+        if !combined.failures.is_empty() {
+            let failed = combined.failure_text();
+            match rule.on_engine_error {
+                OnEngineError::Retry => {
+                    // Only results that never came (or came as failures) reach here: the job
+                    // cannot be retried any further, so it is called back unjudged, scores of
+                    // the engines that did answer included, nothing blocked.
+                    let code = if combined.timed_out {
+                        Code::EngineTimeout
+                    } else {
+                        Code::EngineFailure
+                    };
+                    decision.block = false;
+                    let mut body = report.judged(
+                        &decision,
+                        ForbiddenStatus::NotBlocked,
+                        None,
+                        Some((code, failed)),
+                    );
+                    combined.annotate(&mut body);
+                    return Ok(body);
+                }
+                OnEngineError::Pass => {
+                    note = Some(format!(
+                        "{failed}; judged without it (on_engine_error = \"pass\")"
+                    ));
+                }
+                OnEngineError::Review => {
+                    decision.hold_for_review();
+                    note = Some(format!(
+                        "{failed}; held for review (on_engine_error = \"review\")"
+                    ));
+                }
+            }
+        }
+        let finish = |mut body: Body| {
+            combined.annotate(&mut body);
+            if let Some(note) = &note
+                && body.code == 0
+            {
+                body.message = format!("success; {note}");
+            }
+            body
+        };
+        if !(decision.block && enforce) {
+            return Ok(finish(report.judged(
+                &decision,
+                ForbiddenStatus::NotBlocked,
+                None,
+                None,
+            )));
+        }
+        let target = Target {
+            bucket: &job.bucket,
+            key: &job.key,
+            version_id: target.version_id.as_deref(),
+            etag: &target.etag,
+            size: target.size,
+            sha256: target.sha256,
+        };
+        let started = Instant::now();
+        let blocked = block::block(&self.s3, rule.block.mode, &target).await;
+        self.metrics.stage("block", started);
+        match blocked {
+            Ok(blocked) => {
+                let backup = (blocked == Blocked::Moved).then(|| layout::backup_key(&job.key));
+                tracing::info!(?blocked, backup_key = ?backup, "Blocked.");
+                if rule.block.learn {
+                    match clip {
+                        Some(clip) => self.learn(rule, clip, &decision, job).await,
+                        None => tracing::warn!(
+                            "block.learn: the clip's fingerprint is gone once a job waited for a \
+                             provider; not added to the library"
+                        ),
+                    }
+                }
+                let status = match blocked {
+                    Blocked::Acl => ForbiddenStatus::Acl,
+                    Blocked::Moved => ForbiddenStatus::Moved,
+                };
+                Ok(finish(report.judged(&decision, status, backup, None)))
+            }
+            Err(e) if e.is_transient() => Err(e.into()),
+            Err(e) => {
+                let code = match e {
+                    BlockError::Gone { .. } => Code::ObjectGone,
+                    BlockError::Changed { .. } => Code::ObjectChanged,
+                    _ => Code::BlockFailed,
+                };
+                tracing::error!(error = %e, "Block failed; calling back with the scores and the reason.");
+                Ok(finish(report.judged(
+                    &decision,
+                    ForbiddenStatus::NotBlocked,
+                    None,
+                    Some((code, e.to_string())),
+                )))
+            }
+        }
+    }
+
+    /// Adds a blocked clip to the references of the rule's analysers (`block.learn`). A failure
+    /// is logged: the block stands either way.
+    async fn learn(&self, rule: &Rule, clip: &Clip, decision: &Decision, job: &Job) {
+        let Some(scene) = decision.top_scene else {
+            return;
+        };
+        let label = decision.scenes.get(&scene).map_or("", |s| s.label.as_str());
+        let label = format!("learned: {label}");
+        let source = format!("s3://{}/{}", job.bucket, job.key);
+        for name in &rule.engines {
+            let Engine::Analyser(analyser) = self.engine(name) else {
+                continue;
+            };
+            match analyser.learn(clip, scene, &label, &source).await {
+                Ok(true) => {
+                    tracing::info!(%scene, engine = %name, "Blocked upload added to the reference library.")
+                }
+                Ok(false) => {
+                    tracing::debug!(engine = %name, "Engine keeps no references to learn into.")
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "Could not add the blocked upload to the library.")
+                }
+            }
+        }
+    }
+
+    /// When the object is gone and the rule moves blocked objects, the backup may hold it: an
+    /// earlier run of this job moved it and stopped before it called back. Returns the backup's
+    /// HEAD and a job reading from it.
+    async fn already_moved(
+        &self,
+        job: &Job,
+        rule: &Rule,
+    ) -> Result<Option<(fetch::Head, Job)>, JobError> {
+        if rule.block.mode != BlockMode::Move {
+            return Ok(None);
+        }
+        let mut backup = Job::new(job.bucket.clone(), layout::backup_key(&job.key));
+        // A copy keeps a single-part ETag (the MD5 of the bytes); a multipart one changes.
+        backup.etag = job.etag.clone().filter(|etag| !etag.contains('-'));
+        match fetch::head(&self.s3, &backup).await {
+            Ok(head) => {
+                tracing::info!(backup_key = %backup.key, "Object already moved by an earlier run; finishing that job.");
+                Ok(Some((head, backup)))
+            }
+            Err(FetchError::Gone { .. } | FetchError::Changed { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Judges a local file with the named analyser: no S3, no block, no callback.
+    ///
+    /// # Errors
+    /// The engine is not an analyser, or the file cannot be read.
+    pub async fn moderate_file(
+        &self,
+        path: &Path,
+        engine: &str,
+        scenes: &[Scene],
+    ) -> Result<Body, JobError> {
+        let Some(Engine::Analyser(analyser)) = self.engines.get(engine) else {
+            return Err(JobError::NoEngine(format!(
+                "{engine} (local files are judged by a local engine)"
+            )));
+        };
+        let owned = path.to_owned();
+        let (sha256, size) = tokio::task::spawn_blocking(move || {
+            let size = std::fs::metadata(&owned)?.len();
+            crate::engines::local::sha256_file(&owned).map(|sha| (sha, size))
+        })
+        .await
+        .map_err(|e| JobError::Decoder(e.to_string()))?
+        .map_err(JobError::Spool)?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let report = Report {
+            url: format!(
+                "file://{}",
+                std::path::absolute(path)
+                    .unwrap_or_else(|_| path.to_owned())
+                    .display()
+            ),
+            bucket: String::new(),
+            key: name.clone(),
+            version_id: None,
+            trace_id: hex::encode(&sha256[..16]),
+            rule_id: None,
+            scenes: scenes.to_vec(),
+            detail: false,
+        };
+        let decoded = decode(
+            path,
+            key_suffix(&name),
+            sha256,
+            size,
+            self.config.limits.max_duration_secs,
+        )
+        .await?;
+        let clip = match decoded {
+            Ok(clip) => clip,
+            Err((code, message)) => return Ok(report.unjudged(code, message)),
+        };
+        let result = analyser
+            .moderate(&clip, scenes)
+            .await
+            .map_err(|e| e.to_string());
+        let answered = [engine_outcome(
+            analyser.name(),
+            result,
+            "submit",
+            self.clock.now_secs(),
+        )];
+        let block = BlockConfig {
+            enabled: false,
+            ..BlockConfig::default()
+        };
+        let combined: Combined = combine(&answered, scenes, &block);
+        if let Some(failure) = combined.failures.first() {
+            return Ok(report.unjudged(Code::EngineFailure, failure.message.clone()));
+        }
+        let mut body = report.judged(&combined.decision, ForbiddenStatus::NotBlocked, None, None);
+        combined.annotate(&mut body);
+        Ok(body)
+    }
+}
+
+/// A fetch failure as a callback body when it is bad input (gone, changed, too large); a
+/// [`JobError`] otherwise.
+fn unjudged_or_retry(report: &Report, error: FetchError) -> Result<Body, JobError> {
+    let code = match error {
+        FetchError::Gone { .. } => Code::ObjectGone,
+        FetchError::Changed { .. } => Code::ObjectChanged,
+        FetchError::TooLarge { .. } => Code::TooLarge,
+        other => return Err(other.into()),
+    };
+    Ok(report.unjudged(code, error.to_string()))
+}
+
+/// Decodes the file into a [`Clip`]; `Ok(Err((code, message)))` when it cannot be judged.
+async fn decode(
+    path: &Path,
+    suffix: Option<String>,
+    sha256: [u8; 32],
+    size: u64,
+    max_duration_secs: u64,
+) -> Result<Result<Clip, (Code, String)>, JobError> {
+    let owned = path.to_owned();
+    let decoded = tokio::task::spawn_blocking(move || {
+        fingerprint::fingerprint_file(
+            &owned,
+            suffix.as_deref(),
+            DecodeLimits { max_duration_secs },
+        )
+    })
+    .await
+    .map_err(|e| JobError::Decoder(e.to_string()))?;
+    let (info, fingerprint) = match decoded {
+        Ok(decoded) => decoded,
+        Err(AudioError::Io(e)) => return Err(JobError::Spool(e)),
+        Err(e) => {
+            let code = match e {
+                AudioError::Empty => Code::EmptyObject,
+                AudioError::UnrecognisedFormat(_) => Code::UnrecognisedFormat,
+                AudioError::UnsupportedCodec(_) => Code::UnsupportedCodec,
+                AudioError::Corrupt(_) => Code::CorruptAudio,
+                AudioError::TooLong { .. } => Code::TooLong,
+                AudioError::Io(_) => unreachable!("handled above"),
+            };
+            tracing::warn!(error = %e, code = code.as_i32(), "Audio cannot be judged.");
+            return Ok(Err((code, e.to_string())));
+        }
+    };
+    if info.truncated {
+        tracing::warn!(
+            decoded_secs = info.duration_secs(),
+            "Audio ends mid-packet; judged what decoded."
+        );
+    }
+    Ok(Ok(Clip {
+        sha256,
+        size,
+        audio: info,
+        fingerprint,
+    }))
+}

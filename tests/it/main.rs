@@ -1,0 +1,18 @@
+//! earshot's integration tests, one binary: the helpers in [`common`] are compiled once and
+//! shared, and the suites below run in parallel against the real LocalStack (and moto server)
+//! that `scripts/test.sh` starts.
+
+mod common;
+
+mod audio;
+mod cli;
+mod cloud_engines;
+mod events;
+mod fingerprint;
+mod infra;
+mod lambda;
+mod local_engine;
+mod moto_acl;
+mod pipeline;
+mod serve;
+mod webhook;

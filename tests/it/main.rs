@@ -11,6 +11,7 @@ mod events;
 mod fingerprint;
 mod infra;
 mod lambda;
+mod layers;
 mod local_engine;
 mod moto_acl;
 mod pipeline;

@@ -62,13 +62,18 @@ impl Setup {
     }
 
     async fn start(&self, callback_url: &str, webhook: &str) -> Daemon {
+        self.start_at(LOCALSTACK, callback_url, webhook).await
+    }
+
+    /// [`Setup::start`] reaching S3 at `endpoint`.
+    async fn start_at(&self, endpoint: &str, callback_url: &str, webhook: &str) -> Daemon {
         let extra = format!(
             "[sources.webhook]\nlisten = \"127.0.0.1:{}\"\n{webhook}\n",
             self.port
         );
         let library = self.dir.path().join("library");
         let text = config_text(
-            LOCALSTACK,
+            endpoint,
             &self.bucket,
             callback_url,
             "move",
@@ -242,6 +247,116 @@ async fn minio_webhook_checks_the_bearer_token_and_metrics_count_the_jobs() {
     );
     assert_eq!(sample(&page, "earshot_jobs_in_flight"), 0.0);
 
+    let (status, log) = daemon.terminate().await;
+    assert!(status.success(), "log:\n{log}");
+}
+
+/// S3 stops answering for longer than the webhook's retries last: the accepted job is parked in
+/// the bucket once S3 answers again (never dropped), and `earshot jobs replay` judges it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_job_the_webhook_gives_up_on_is_parked_and_judged_after_replay() {
+    let setup = setup().await;
+    let listener = Listener::start().await;
+    let gate = gate::Gate::start(LOCALSTACK.trim_start_matches("http://")).await;
+    let mut daemon = setup
+        .start_at(
+            &gate.url,
+            &listener.url,
+            &format!(
+                "max_attempts = 2\nretry_initial_ms = 200\n\
+                 [sources.webhook.minio]\nauth_token = \"{TOKEN}\"\n"
+            ),
+        )
+        .await;
+    setup.put("audio/known-bad.mp3", &setup.known_bad).await;
+    let metrics = |series: String| {
+        let base = setup.base();
+        async move {
+            let page = reqwest::get(format!("{base}/metrics"))
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            page.lines()
+                .find_map(|line| line.strip_prefix(series.as_str())?.strip_prefix(' '))
+                .and_then(|v| v.parse::<f64>().ok())
+        }
+    };
+
+    gate.close();
+    let event = minio_event(&setup.bucket, "audio/known-bad.mp3");
+    let answer = post_minio(&setup.base(), Some(TOKEN), &event).await;
+    assert_eq!(answer.status(), 200, "accepted while S3 is down");
+    // Evidence that both runs failed and the parking write is being retried.
+    let failed = "earshot_jobs_total{rule=\"uploads\",outcome=\"failed\"}";
+    eventually(WAIT, "two failed runs", || async {
+        metrics(failed.to_owned()).await.filter(|&n| n >= 2.0)
+    })
+    .await;
+    eventually(WAIT, "a failed parking write in the log", || async {
+        daemon
+            .log()
+            .contains("Parking the job failed; retrying.")
+            .then_some(())
+    })
+    .await;
+    daemon.assert_running();
+
+    gate.open();
+    let parked = "earshot_jobs_parked_total{source=\"webhook\"}";
+    eventually(WAIT, "the job parked", || async {
+        metrics(parked.to_owned()).await.filter(|&n| n == 1.0)
+    })
+    .await;
+    assert_eq!(
+        listener.received().len(),
+        0,
+        "a parked job is not judged and not called back"
+    );
+    let dead = earshot::state::dead_jobs(&setup.s3, &setup.bucket)
+        .await
+        .expect("dead jobs list");
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].1.job.key, "audio/known-bad.mp3");
+    assert_eq!(dead[0].1.source, "webhook");
+    assert!(
+        dead[0].1.reason.starts_with("gave up after 2 runs"),
+        "{}",
+        dead[0].1.reason
+    );
+
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_earshot"))
+        .arg("--config")
+        .arg(setup.dir.path().join("earshot.toml"))
+        .args(["jobs", "replay", &format!("s3://{}", setup.bucket)])
+        .output()
+        .await
+        .expect("earshot jobs replay runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!(
+            "blocked s3://{}/audio/known-bad.mp3",
+            setup.bucket
+        )),
+        "{stdout}"
+    );
+    let callbacks = listener.wait_for(1, WAIT).await;
+    let body = callbacks[0].json();
+    assert_eq!(body["code"], 0, "{body}");
+    assert_eq!(body["data"]["forbidden_status"], 2, "{body}");
+    assert!(
+        earshot::state::dead_jobs(&setup.s3, &setup.bucket)
+            .await
+            .expect("dead jobs list")
+            .is_empty(),
+        "a replayed job leaves the dead-job area"
+    );
     let (status, log) = daemon.terminate().await;
     assert!(status.success(), "log:\n{log}");
 }

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod corpus;
+pub mod gate;
 pub mod lambda_api;
 pub mod providers;
 
@@ -273,22 +274,35 @@ impl Listener {
 
     /// Waits until `n` callbacks arrived (or panics after `timeout`).
     pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Received> {
-        let start = Instant::now();
-        loop {
-            let got = self.received();
-            if got.len() >= n {
-                return got;
-            }
-            assert!(
-                start.elapsed() < timeout,
-                "expected {n} callbacks within {timeout:?}, got {}: {:?}",
-                got.len(),
-                got.iter()
-                    .map(|r| String::from_utf8_lossy(&r.body).into_owned())
-                    .collect::<Vec<_>>()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        eventually(
+            timeout,
+            &format!("{n} callbacks at {}", self.url),
+            || async {
+                let got = self.received();
+                (got.len() >= n).then_some(got)
+            },
+        )
+        .await
+    }
+}
+
+/// Polls `condition` every 50 ms until it gives a value, which it returns; panics naming `what`
+/// after `timeout`. The one way tests wait for something to happen.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut condition: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(value) = condition().await {
+            return value;
         }
+        assert!(
+            start.elapsed() < timeout,
+            "waited {timeout:?} for {what}, in vain"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

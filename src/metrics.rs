@@ -241,6 +241,15 @@ impl Metrics {
             .inc();
     }
 
+    /// The families a page in the Prometheus text format exports (its `# TYPE` lines).
+    pub fn families(page: &str) -> std::collections::BTreeSet<String> {
+        page.lines()
+            .filter_map(|line| line.strip_prefix("# TYPE "))
+            .filter_map(|rest| rest.split_whitespace().next())
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// Every family, in the Prometheus text format.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -292,6 +301,40 @@ mod tests {
         assert!(metrics.render().contains("earshot_jobs_in_flight 2\n"));
         drop((first, second));
         assert!(metrics.render().contains("earshot_jobs_in_flight 0\n"));
+    }
+
+    /// Every recording method reaches an exported family, and the exported families are exactly
+    /// those the README documents.
+    #[test]
+    fn every_family_recorded_is_exported_and_documented() {
+        let metrics = Metrics::default();
+        metrics.job("r", "passed");
+        let guard = metrics.job_started();
+        metrics.stage("fetch", Instant::now());
+        metrics.fetched_bytes(10);
+        metrics.callback(true, 1);
+        metrics.queue_depth("webhook", 0);
+        metrics.webhook_request("minio", 200);
+        metrics.engine_result("ams", "callback");
+        metrics.parked("webhook");
+        drop(guard);
+        let exported = Metrics::families(&metrics.render());
+        let readme = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"),
+        )
+        .expect("README.md");
+        let documented: std::collections::BTreeSet<String> = readme
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .filter(|quoted| quoted.starts_with("earshot_"))
+            .map(|quoted| quoted.split('{').next().unwrap_or(quoted).to_owned())
+            .collect();
+        assert_eq!(exported.len(), 10, "one family per method: {exported:?}");
+        assert_eq!(
+            exported, documented,
+            "families exported (left) and documented in the README (right) differ"
+        );
     }
 
     #[test]

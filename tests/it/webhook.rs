@@ -246,6 +246,14 @@ async fn minio_webhook_checks_the_bearer_token_and_metrics_count_the_jobs() {
         0.0
     );
     assert_eq!(sample(&page, "earshot_jobs_in_flight"), 0.0);
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("README.md");
+    for family in earshot::metrics::Metrics::families(&page) {
+        assert!(
+            readme.contains(&format!("`{family}")),
+            "/metrics exports {family}, which the README does not document"
+        );
+    }
 
     let (status, log) = daemon.terminate().await;
     assert!(status.success(), "log:\n{log}");

@@ -64,12 +64,17 @@ impl Limiter {
         if self.lock().contains_key(trace_id) {
             return;
         }
-        let permit = self
-            .slots
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("the semaphore is never closed");
+        let permit = match self.slots.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                tracing::info!(%trace_id, "Every task slot is taken; waiting for one.");
+                self.slots
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("the semaphore is never closed")
+            }
+        };
         self.lock().insert(trace_id.to_owned(), permit);
     }
 
@@ -84,6 +89,7 @@ impl Limiter {
         match self.slots.clone().try_acquire_owned() {
             Ok(permit) => {
                 tasks.insert(trace_id.to_owned(), permit);
+                tracing::info!(%trace_id, "A provider task found outstanding holds a task slot.");
                 true
             }
             Err(_) => false,

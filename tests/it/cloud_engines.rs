@@ -307,10 +307,18 @@ async fn ams_blocks_end_to_end_and_forged_results_are_refused() {
         401,
         "a job the token does not name"
     );
-    // The genuine result again (a provider retry) is harmless: nothing is called back twice.
+    // The genuine result again (a provider retry) is harmless: once both jobs are finished and
+    // cleared, it is answered as taken and ignored, and nothing is called back twice.
+    eventually(WAIT, "no job left waiting", || async {
+        let waiting = earshot::state::pending::waiting_in(&setup.s3, &setup.bucket)
+            .await
+            .unwrap();
+        waiting.is_empty().then_some(())
+    })
+    .await;
     let (status, answer) = post(result_url, genuine.clone(), Some(sign(&genuine, AMS_SEED))).await;
     assert_eq!(status, 200, "{answer}");
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(answer.trim(), "ignored: no job waits for this result");
     assert_eq!(listener.received().len(), 2);
     let (status, log) = daemon.terminate().await;
     assert!(status.success(), "{log}");
@@ -346,11 +354,10 @@ async fn a_restart_between_task_and_result_still_finishes_the_job() {
     assert!(listener.received().is_empty());
 
     let second = setup.start(&config).await;
-    let start = std::time::Instant::now();
-    while !fake.tasks()[0].done {
-        assert!(start.elapsed() < WAIT, "the fake never finished the task");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(WAIT, "the fake AMS finishing the task", || async {
+        fake.tasks()[0].done.then_some(())
+    })
+    .await;
     fake.release().await;
     let callbacks = listener.wait_for(1, WAIT).await;
     let body = callbacks[0].json();
@@ -364,17 +371,13 @@ async fn a_restart_between_task_and_result_still_finishes_the_job() {
     );
     assert!(signature_ok(&callbacks[0], "s3cret"));
     // Nothing is left waiting (cleared right after the callback is delivered and recorded).
-    let start = std::time::Instant::now();
-    loop {
+    eventually(WAIT, "no job left waiting", || async {
         let waiting = earshot::state::pending::waiting_in(&setup.s3, &setup.bucket)
             .await
             .unwrap();
-        if waiting.is_empty() {
-            break;
-        }
-        assert!(start.elapsed() < WAIT, "still waiting: {waiting:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        waiting.is_empty().then_some(())
+    })
+    .await;
     let (status, log) = second.terminate().await;
     assert!(status.success(), "{log}");
     assert!(log.contains("Provider result received."), "{log}");
@@ -413,10 +416,24 @@ async fn tasks_left_by_a_stopped_daemon_count_against_max_concurrent() {
     assert!(status.success(), "{log}");
 
     let second = setup.start(&config).await;
-    // A sweep (every second) finds the two tasks waiting.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // A sweep (every second) finds the two tasks waiting and counts them.
+    eventually(WAIT, "both outstanding tasks holding a slot", || async {
+        let log = second.log();
+        (log.matches("A provider task found outstanding holds a task slot.")
+            .count()
+            >= 2)
+            .then_some(())
+    })
+    .await;
     setup.upload("audio/next.mp3", &files[2]).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Evidence that the third job reached its submission and found no free slot.
+    eventually(WAIT, "the third job waiting for a slot", || async {
+        second
+            .log()
+            .contains("Every task slot is taken; waiting for one.")
+            .then_some(())
+    })
+    .await;
     assert!(
         created.elapsed() < deadline,
         "the check came after the deadline ({:?}); the machine is too slow for this test",

@@ -110,7 +110,7 @@ async fn lambda_handles_s3_events_sqs_batches_and_malformed_payloads() {
     assert_eq!(by_key("audio/clean.mp3")["code"], 0);
     assert_eq!(by_key("audio/clean.mp3")["data"]["forbidden_status"], 0);
     assert_eq!(by_key("audio/broken.flac")["code"], 1003);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The batch was answered after every job in it ended: no callback can come later.
     assert_eq!(
         listener.received().len(),
         3,
@@ -195,12 +195,10 @@ async fn lambda_takes_provider_results_through_its_function_url() {
          [async_jobs]\ntoken_key = \"lambda-token-key-0123456789abcdef0123\"\n",
         fake.url
     );
-    let text = config_text(LOCALSTACK, &bucket, &listener.url, "move", &library, &extra).replace(
-        "prefix = \"audio/\"",
-        "prefix = \"audio/\"\nengine = \"ams\"",
-    );
+    let mut typed = config_at(LOCALSTACK, &bucket, &listener.url, "move", &library, &extra);
+    typed.rules[0].engine = earshot::config::EngineNames::One("ams".to_owned());
     let config = dir.path().join("earshot.toml");
-    std::fs::write(&config, text).expect("write config");
+    std::fs::write(&config, config_toml(&typed)).expect("write config");
     put_file(&s3, &bucket, "audio/pitch.mp3", &clip, "audio/mpeg").await;
 
     let api = RuntimeApi::start().await;
@@ -222,15 +220,11 @@ async fn lambda_takes_provider_results_through_its_function_url() {
         .strip_prefix(function_url)
         .expect("the result URL is on the function URL")
         .to_owned();
-    let start = std::time::Instant::now();
-    let detail = loop {
+    let detail = eventually(WAIT, "the fake AMS finishing its task", || async {
         let task = fake.tasks().remove(0);
-        if task.done {
-            break task.detail;
-        }
-        assert!(start.elapsed() < WAIT, "the fake never finished");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+        task.done.then_some(task.detail)
+    })
+    .await;
     let body = serde_json::to_string(&detail).unwrap();
     let request = |body: &str, signature: String| {
         json!({

@@ -166,11 +166,9 @@ async fn a_rule_that_learns_catches_an_altered_reupload_of_what_it_blocked() {
         ])
         .arg(&original));
     let library = library_with(dir.path(), &original, earshot::model::Scene::Ads).await;
-    let text = config_text(LOCALSTACK, &bucket, &listener.url, "move", &library, "")
-        .replace("min_score = 90 }", "min_score = 90, learn = true }");
-    let pipeline = Pipeline::new(earshot::config::Config::from_toml_str(&text).expect("valid"))
-        .await
-        .expect("builds");
+    let mut config = config_at(LOCALSTACK, &bucket, &listener.url, "move", &library, "");
+    config.rules[0].block.learn = true;
+    let pipeline = Pipeline::new(config).await.expect("builds");
 
     put_file(&s3, &bucket, "audio/first.mp3", &original, "audio/mpeg").await;
     let first = pipeline

@@ -2,9 +2,10 @@
 //! bucket's ObjectCreated notifications feed, calling back a real listener.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::common::*;
+use earshot::config::EngineConfig;
 use earshot::layout::JOBS_PREFIX;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -16,6 +17,37 @@ struct Setup {
     queue_url: String,
     dir: tempfile::TempDir,
     known_bad: PathBuf,
+    /// The daemon's admin listener (`/metrics`).
+    admin_port: u16,
+}
+
+impl Setup {
+    fn admin(&self) -> String {
+        format!("http://127.0.0.1:{}", self.admin_port)
+    }
+
+    /// Messages on the queue, visible or in flight.
+    async fn messages(&self) -> i64 {
+        use aws_sdk_sqs::types::QueueAttributeName as Name;
+        let attributes = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&self.queue_url)
+            .attribute_names(Name::ApproximateNumberOfMessages)
+            .attribute_names(Name::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .expect("queue attributes");
+        let count = |name: Name| -> i64 {
+            attributes
+                .attributes()
+                .and_then(|a| a.get(&name))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        count(Name::ApproximateNumberOfMessages)
+            + count(Name::ApproximateNumberOfMessagesNotVisible)
+    }
 }
 
 /// A bucket whose ObjectCreated events go to a fresh queue, and a library with one known-bad clip.
@@ -33,6 +65,7 @@ async fn setup() -> Setup {
         queue_url,
         dir,
         known_bad,
+        admin_port: free_port(),
     }
 }
 
@@ -50,23 +83,23 @@ async fn start_with(
     let extra = format!(
         "[sources.sqs]\nqueue_url = \"{}\"\nendpoint_url = \"{LOCALSTACK}\"\nmax_concurrency = 4\n\
          wait_time_secs = 1\nvisibility_timeout_secs = {visibility_secs}\n\n\
-         [limits]\nmax_object_bytes = 200000\n",
-        setup.queue_url
+         [limits]\nmax_object_bytes = 200000\n\n[admin]\nlisten = \"127.0.0.1:{}\"\n",
+        setup.queue_url, setup.admin_port
     );
     let library = setup.dir.path().join("library");
-    let text = config_text(
+    let mut config = config_at(
         LOCALSTACK,
         &setup.bucket,
         callback_url,
         "move",
         &library,
         &extra,
-    )
-    .replace(
-        "type = \"local\"",
-        &format!("type = \"local\"\nrefresh_secs = {refresh_secs}"),
     );
-    Daemon::spawn(setup.dir.path(), &text)
+    let Some(EngineConfig::Local(local)) = config.engines.get_mut("local") else {
+        panic!("the test config has a local engine");
+    };
+    local.refresh_secs = refresh_secs;
+    Daemon::start(setup.dir.path(), &config)
 }
 
 async fn upload(setup: &Setup, key: &str, path: &Path) -> String {
@@ -175,7 +208,21 @@ async fn the_daemon_judges_every_upload_and_keeps_serving_after_bad_input() {
     // And one more upload after all of that, which must still be judged.
     upload(&setup, "audio/after.mp3", &clean).await;
     listener.wait_for(7, WAIT).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Evidence that the messages which must call back nothing were handled too: the redelivery
+    // recognised as a duplicate, the out-of-scope upload skipped.
+    let base = setup.admin();
+    eventually(
+        WAIT,
+        "the duplicate and the out-of-scope upload handled",
+        || async {
+            let duplicate = "earshot_jobs_total{rule=\"uploads\",outcome=\"duplicate\"}";
+            let skipped = "earshot_jobs_total{rule=\"\",outcome=\"skipped\"}";
+            let handled =
+                scrape(&base, duplicate).await? >= 1.0 && scrape(&base, skipped).await? >= 1.0;
+            handled.then_some(())
+        },
+    )
+    .await;
     assert_eq!(listener.received().len(), 7, "{:?}", by_key(&listener));
     daemon.assert_running();
 
@@ -198,15 +245,10 @@ async fn sigterm_finishes_the_job_in_flight_then_exits_0() {
     let daemon = start(&setup, &listener.url, 30).await;
     upload(&setup, "audio/slow.mp3", &setup.known_bad).await;
 
-    let start = Instant::now();
-    while listener.arrived() == 0 {
-        assert!(
-            start.elapsed() < WAIT,
-            "no callback started; log:\n{}",
-            daemon.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(WAIT, "a callback started", || async {
+        (listener.arrived() > 0).then_some(())
+    })
+    .await;
     // The job is in its callback now: SIGTERM must let it finish.
     let (status, log) = daemon.terminate().await;
     assert!(status.success(), "exit {status:?}; log:\n{log}");
@@ -239,7 +281,11 @@ async fn a_job_longer_than_the_visibility_timeout_is_not_redelivered() {
     let daemon = start(&setup, &listener.url, 10).await;
     upload(&setup, "audio/long-job.mp3", &setup.known_bad).await;
     listener.wait_for(1, WAIT).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Evidence that the job ended: its message deleted, so it can come back no more.
+    eventually(WAIT, "the message deleted", || async {
+        (setup.messages().await == 0).then_some(())
+    })
+    .await;
     let log = daemon.log();
     assert_eq!(listener.arrived(), 1, "one callback attempt; log:\n{log}");
     assert!(
@@ -326,7 +372,13 @@ async fn library_changes_reach_a_running_daemon_without_a_restart() {
         "{}",
         String::from_utf8_lossy(&add.stderr)
     );
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    eventually(WAIT, "the running daemon reloading its library", || async {
+        daemon
+            .log()
+            .contains("Reference library changed; reloaded.")
+            .then_some(())
+    })
+    .await;
     upload(&setup, "audio/after.mp3", &excerpt("after.mp3", "96k")).await;
     listener.wait_for(2, WAIT).await;
     let results = by_key(&listener);

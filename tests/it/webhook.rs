@@ -4,7 +4,7 @@
 //! LocalStack (confirmation, signature verification, tampered and forged messages refused).
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::common::*;
 use serde_json::{Value, json};
@@ -156,8 +156,9 @@ async fn minio_webhook_checks_the_bearer_token_and_metrics_count_the_jobs() {
         .expect("answers");
     assert_eq!(malformed.status(), 400);
 
+    // Refused requests were answered (401, 400) before anything could be queued; the job counts
+    // on /metrics below confirm that only the two accepted jobs ran.
     let callbacks = listener.wait_for(2, WAIT).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
         listener.received().len(),
         2,
@@ -425,16 +426,12 @@ async fn a_burst_larger_than_the_queue_is_answered_503_and_every_accepted_job_co
     }
 
     // The sender retries the refused ones, as MinIO does, until they are accepted.
-    let started = Instant::now();
     for key in &refused {
-        loop {
+        eventually(WAIT, &format!("{key} accepted"), || async {
             let answer = post_minio(&base, Some(TOKEN), &minio_event(&setup.bucket, key)).await;
-            if answer.status() == 200 {
-                break;
-            }
-            assert!(started.elapsed() < WAIT, "{key} never accepted");
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
+            (answer.status() == 200).then_some(())
+        })
+        .await;
     }
     let callbacks = listener.wait_for(keys.len(), WAIT).await;
     assert_eq!(callbacks.len(), keys.len());
@@ -493,29 +490,24 @@ async fn sns_subscription_is_confirmed_verified_and_tampering_refused() {
         .and_then(reqwest::Response::error_for_status)
         .expect("peer confirms");
 
-    let started = Instant::now();
-    loop {
+    eventually(WAIT, "earshot confirming its subscription", || async {
         let subscriptions = sns
             .list_subscriptions_by_topic()
             .topic_arn(&topic_arn)
             .send()
             .await
             .expect("listed");
-        let confirmed = subscriptions.subscriptions().iter().any(|s| {
-            s.endpoint() == Some(endpoint.as_str())
-                && s.subscription_arn()
-                    .is_some_and(|arn| arn.starts_with("arn:"))
-        });
-        if confirmed {
-            break;
-        }
-        assert!(
-            started.elapsed() < WAIT,
-            "earshot did not confirm its subscription; log:\n{}",
-            daemon.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        subscriptions
+            .subscriptions()
+            .iter()
+            .any(|s| {
+                s.endpoint() == Some(endpoint.as_str())
+                    && s.subscription_arn()
+                        .is_some_and(|arn| arn.starts_with("arn:"))
+            })
+            .then_some(())
+    })
+    .await;
 
     // An object that must never be judged: only a tampered message names it.
     setup.put("audio/other.mp3", &setup.known_bad).await;
@@ -549,20 +541,15 @@ async fn sns_subscription_is_confirmed_verified_and_tampering_refused() {
     );
 
     // The peer's copy of the notification, genuine and then altered.
-    let started = Instant::now();
-    let notification = loop {
-        let found = peer.received().iter().map(Received::json).find(|m| {
+    let notification = eventually(WAIT, "the peer's copy of the notification", || async {
+        peer.received().iter().map(Received::json).find(|m| {
             m["Type"] == "Notification"
                 && m["Message"]
                     .as_str()
                     .is_some_and(|s| s.contains("known-bad.mp3"))
-        });
-        if let Some(found) = found {
-            break found;
-        }
-        assert!(started.elapsed() < WAIT, "the peer got no notification");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+        })
+    })
+    .await;
     let client = reqwest::Client::new();
     let post = |message: Value| {
         let client = client.clone();
@@ -608,7 +595,24 @@ async fn sns_subscription_is_confirmed_verified_and_tampering_refused() {
         "the genuine message passes (a duplicate: judged once)"
     );
 
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The tampered messages were refused (403) before anything was queued; the genuine one, a
+    // duplicate, is judged once: wait until it has been recognised as such.
+    let duplicate = "earshot_jobs_total{rule=\"uploads\",outcome=\"duplicate\"}";
+    eventually(WAIT, "the duplicate notification processed", || async {
+        scrape(&setup.base(), duplicate).await.filter(|&n| n >= 1.0)
+    })
+    .await;
+    let judged = callbacks
+        .received()
+        .iter()
+        .filter(|c| {
+            c.json()["data"]["url"]
+                .as_str()
+                .unwrap_or("")
+                .ends_with("known-bad.mp3")
+        })
+        .count();
+    assert_eq!(judged, 1, "the object is judged once");
     assert_eq!(
         head_status(&setup.s3, &setup.bucket, "audio/other.mp3").await,
         200,

@@ -306,6 +306,19 @@ where
     }
 }
 
+/// The value of one series (`name{labels}`) on the `/metrics` page at `base`, when it is there.
+pub async fn scrape(base: &str, series: &str) -> Option<f64> {
+    let page = reqwest::get(format!("{base}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    page.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|value| value.parse().ok())
+}
+
 /// An address nothing listens on.
 pub fn unreachable_url() -> String {
     format!("http://127.0.0.1:{}/hook", free_port())
@@ -358,6 +371,11 @@ pub fn config_text(
         "#,
         library.display()
     )
+}
+
+/// The TOML `earshot` reads for a typed config (what a test changes, it changes on the value).
+pub fn config_toml(config: &Config) -> String {
+    toml::to_string(config).unwrap_or_else(|e| panic!("test config serialises: {e}"))
 }
 
 /// [`config_at`] on LocalStack.
@@ -542,6 +560,11 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// Writes `config` to `dir/earshot.toml` and starts `earshot serve` on it.
+    pub fn start(dir: &Path, config: &Config) -> Daemon {
+        Daemon::spawn(dir, &config_toml(config))
+    }
+
     /// Writes `config_text` to `dir/earshot.toml` and starts `earshot serve` on it.
     pub fn spawn(dir: &Path, config_text: &str) -> Daemon {
         Daemon::spawn_logging(dir, config_text, "info")

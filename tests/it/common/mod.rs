@@ -452,25 +452,25 @@ pub fn speech(path: &Path, text: &str) -> PathBuf {
     path.to_owned()
 }
 
-/// Local engine library with `file` added as known `scene` content, through the CLI's own code.
+/// Local engine library with `file` added as known `scene` content by `earshot library add`'s
+/// own code: a real entry with its fingerprint, so uploads match it as excerpts too, not only
+/// byte for byte.
 pub async fn library_with(dir: &Path, file: &Path, scene: earshot::model::Scene) -> PathBuf {
-    use earshot::engines::local::{Entry, LibraryStore, sha256_file};
+    use earshot::commands::library::{Action, run};
     let library = dir.join("library");
-    let sha = sha256_file(file).expect("readable");
-    let entry = Entry {
-        id: hex::encode(sha),
+    let config = Config::from_toml_str(&format!(
+        "[engines.local]\ntype = \"local\"\nlibrary = \"{}\"\n",
+        library.display()
+    ))
+    .expect("a library config");
+    let add = Action::Add {
         scene,
         label: "known-bad".to_owned(),
-        source: file.display().to_string(),
-        bytes: std::fs::metadata(file).expect("exists").len(),
-        duration_secs: 0.0,
-        added_at: 0,
+        sources: vec![file.display().to_string()],
     };
-    let unused = s3(LOCALSTACK).await;
-    LibraryStore::open(library.to_str().expect("utf-8"), &unused)
-        .put(&entry)
+    run(config, "local", add)
         .await
-        .expect("library entry written");
+        .unwrap_or_else(|e| panic!("library add {}: {e}", file.display()));
     library
 }
 
@@ -606,16 +606,13 @@ impl Daemon {
     /// Waits until `url` answers (any status), or panics with the log.
     pub async fn wait_until_listening(&mut self, url: &str) {
         let client = reqwest::Client::new();
-        let start = Instant::now();
-        while client.get(url).send().await.is_err() {
+        let what = format!("{url} answering (earshot's log is {})", self.log.display());
+        eventually(Duration::from_secs(60), &what, || {
             self.assert_running();
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "{url} not answering after 60 s; log:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+            let request = client.get(url).send();
+            async move { request.await.ok().map(drop) }
+        })
+        .await;
     }
 
     /// SIGTERM, then the exit status (within 60 s).

@@ -247,20 +247,11 @@ impl FakeAms {
 
     /// Waits until `n` tasks exist.
     pub async fn wait_for_tasks(&self, n: usize, timeout: Duration) -> Vec<AmsTask> {
-        let start = Instant::now();
-        loop {
+        super::eventually(timeout, &format!("{n} AMS tasks"), || async {
             let tasks = self.tasks();
-            if tasks.len() >= n {
-                return tasks;
-            }
-            assert!(
-                start.elapsed() < timeout,
-                "expected {n} AMS tasks within {timeout:?}, got {}; requests: {:?}",
-                tasks.len(),
-                self.requests()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            (tasks.len() >= n).then_some(tasks)
+        })
+        .await
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, AmsState> {

@@ -123,6 +123,15 @@ pub fn object_url(s3: &S3Config, bucket: &str, key: &str) -> String {
     }
 }
 
+/// A presigned URL could not be made.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("presigning s3://{bucket}/{key}: {message}")]
+pub struct PresignError {
+    pub bucket: String,
+    pub key: String,
+    pub message: String,
+}
+
 /// A presigned GET URL of one object version, valid for `expires_in`: what a remote engine
 /// downloads the upload from.
 ///
@@ -134,9 +143,14 @@ pub async fn presigned_get(
     key: &str,
     version_id: Option<&str>,
     expires_in: std::time::Duration,
-) -> Result<String, String> {
+) -> Result<String, PresignError> {
+    let failed = |message: String| PresignError {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        message,
+    };
     let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(expires_in)
-        .map_err(|e| format!("presigning s3://{bucket}/{key}: {e}"))?;
+        .map_err(|e| failed(e.to_string()))?;
     let request = s3
         .get_object()
         .bucket(bucket)
@@ -144,7 +158,7 @@ pub async fn presigned_get(
         .set_version_id(version_id.map(str::to_owned))
         .presigned(config)
         .await
-        .map_err(|e| format!("presigning s3://{bucket}/{key}: {e}"))?;
+        .map_err(|e| failed(e.to_string()))?;
     Ok(request.uri().to_owned())
 }
 

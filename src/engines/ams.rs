@@ -34,7 +34,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::limit::Limiter;
 use super::{
-    Answer, EngineError, Headers, Provider, ResultError, Submission, TaskResult, Timing, tc3,
+    Answer, EngineError, Headers, Provider, ResultError, Submission, TaskResult, Timing,
+    VendorError, tc3,
 };
 use crate::config::AmsEngineConfig;
 use crate::model::{Scene, SceneScore, Segment, Verdict};
@@ -167,7 +168,7 @@ async fn create_tasks(inner: Arc<Inner>, group: Vec<Queued>) {
     for queued in group {
         let trace_id = queued.submission.trace_id;
         let result = match &answer {
-            Err(e) => Err(EngineError::failed(&inner.name, e)),
+            Err(e) => Err(EngineError::vendor(&inner.name, e.clone())),
             Ok(response) => task_id_for(response, &trace_id)
                 .map_err(|message| EngineError::failed(&inner.name, message)),
         };
@@ -196,10 +197,10 @@ fn task_id_for(response: &Value, trace_id: &str) -> Result<String, String> {
 impl Inner {
     /// One signed API call; the `Response` object. Throttling and unreachable endpoints are
     /// retried with backoff.
-    async fn call(&self, action: &str, body: &Value) -> Result<Value, String> {
+    async fn call(&self, action: &str, body: &Value) -> Result<Value, VendorError> {
         let payload = serde_json::to_vec(body).expect("JSON serialises");
-        let mut pause = Duration::from_secs(1);
-        let mut last = String::new();
+        let mut backoff = super::vendor_backoff();
+        let mut last = None;
         for attempt in 1..=ATTEMPTS {
             self.limiter.request_slot().await;
             let timestamp = i64::try_from(crate::clock::system_secs()).unwrap_or(i64::MAX);
@@ -225,38 +226,41 @@ impl Inner {
                 http = http.header("X-TC-Region", region);
             }
             let sent = http.body(payload.clone()).send().await;
-            let reply: Result<Value, String> = match sent {
-                Ok(response) => response
-                    .json::<Value>()
-                    .await
-                    .map_err(|e| format!("{action}: unreadable answer: {e}")),
-                Err(e) => Err(format!("{action}: {e}")),
+            let reply = match sent {
+                Ok(response) => response.json::<Value>().await,
+                Err(e) => Err(e),
             };
             let response = match reply {
                 Ok(mut value) => value["Response"].take(),
                 Err(e) => {
-                    tracing::warn!(engine = %self.name, attempt, error = %e, "AMS unreachable; retrying.");
-                    last = e;
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(16));
+                    let error = VendorError::from_http(action, &e);
+                    tracing::warn!(engine = %self.name, attempt, %error, "AMS unreachable; retrying.");
+                    last = Some(error);
+                    backoff.wait().await;
                     continue;
                 }
             };
             let Some(error) = response.get("Error") else {
                 return Ok(response);
             };
-            let code = error["Code"].as_str().unwrap_or("");
-            let message = error["Message"].as_str().unwrap_or("");
-            last = format!("{action}: {code}: {message}");
-            if code.starts_with("RequestLimitExceeded") {
-                tracing::warn!(engine = %self.name, attempt, pause_ms = pause.as_millis() as u64, "AMS is throttling; backing off.");
-                self.limiter.back_off(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(16));
-                continue;
+            let refused = VendorError::Refused {
+                call: action.to_owned(),
+                code: error["Code"].as_str().unwrap_or("").to_owned(),
+                message: error["Message"].as_str().unwrap_or("").to_owned(),
+            };
+            let throttled = matches!(&refused, VendorError::Refused { code, .. } if code.starts_with("RequestLimitExceeded"));
+            if !throttled {
+                return Err(refused);
             }
-            return Err(last);
+            let pause = backoff.next_delay();
+            tracing::warn!(engine = %self.name, attempt, pause_ms = pause.as_millis() as u64, "AMS is throttling; backing off.");
+            self.limiter.back_off(pause).await;
+            last = Some(refused);
         }
-        Err(format!("{last} (gave up after {ATTEMPTS} tries)"))
+        Err(VendorError::GaveUp {
+            attempts: ATTEMPTS,
+            last: Box::new(last.expect("every try that did not return set `last`")),
+        })
     }
 }
 
@@ -317,7 +321,7 @@ impl Provider for AmsEngine {
         let response = inner
             .call("DescribeTaskDetail", &json!({"TaskId": task_id}))
             .await
-            .map_err(|e| EngineError::failed(&inner.name, e))?;
+            .map_err(|e| EngineError::vendor(&inner.name, e))?;
         let mut detail: TaskDetail = serde_json::from_value(response)
             .map_err(|e| EngineError::failed(&inner.name, format!("DescribeTaskDetail: {e}")))?;
         detail.data_id.get_or_insert_with(|| trace_id.to_owned());

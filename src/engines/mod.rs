@@ -41,6 +41,54 @@ pub struct Clip {
 pub enum EngineError {
     #[error("engine {engine}: {message}")]
     Failed { engine: String, message: String },
+    #[error("engine {engine}: {source}")]
+    Vendor {
+        engine: String,
+        #[source]
+        source: VendorError,
+    },
+}
+
+/// A call to a provider's API that did not succeed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum VendorError {
+    /// No answer (connection refused, timed out).
+    #[error("{call}: {message}")]
+    Unreachable { call: String, message: String },
+    /// An answer that is not the API's JSON.
+    #[error("{call}: unreadable answer: {message}")]
+    Unreadable { call: String, message: String },
+    /// The API answered with an error code.
+    #[error("{call}: {code}: {message}")]
+    Refused {
+        call: String,
+        code: String,
+        message: String,
+    },
+    /// Throttled or unreachable on every try.
+    #[error("{last} (gave up after {attempts} tries)")]
+    GaveUp {
+        attempts: u32,
+        last: Box<VendorError>,
+    },
+}
+
+impl VendorError {
+    /// The reqwest failure of `call`: no answer, or an answer that is not JSON.
+    fn from_http(call: &str, error: &reqwest::Error) -> VendorError {
+        let message = error.to_string();
+        if error.is_decode() {
+            VendorError::Unreadable {
+                call: call.to_owned(),
+                message,
+            }
+        } else {
+            VendorError::Unreachable {
+                call: call.to_owned(),
+                message,
+            }
+        }
+    }
 }
 
 impl EngineError {
@@ -50,6 +98,21 @@ impl EngineError {
             message: message.to_string(),
         }
     }
+
+    pub fn vendor(engine: &str, source: VendorError) -> EngineError {
+        EngineError::Vendor {
+            engine: engine.to_owned(),
+            source,
+        }
+    }
+}
+
+/// The retry schedule of provider calls: 1 s doubling to 16 s, with jitter.
+fn vendor_backoff() -> crate::backoff::Backoff {
+    crate::backoff::Backoff::new(
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(16),
+    )
 }
 
 /// What a remote engine is given for one job.

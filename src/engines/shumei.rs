@@ -30,6 +30,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::VendorError;
 use super::limit::Limiter;
 use super::{Answer, EngineError, Headers, Provider, ResultError, Submission, TaskResult, Timing};
 use crate::config::ShumeiEngineConfig;
@@ -73,9 +74,9 @@ impl ShumeiEngine {
 
     /// POSTs `body` to `path`; the answer when its `code` is 1100 (or, for a query, anything but
     /// an error). QPS refusals and unreachable clusters are retried with backoff.
-    async fn call(&self, path: &str, body: &Value) -> Result<Value, String> {
-        let mut pause = Duration::from_secs(1);
-        let mut last = String::new();
+    async fn call(&self, path: &str, body: &Value) -> Result<Value, VendorError> {
+        let mut backoff = super::vendor_backoff();
+        let mut last = None;
         for attempt in 1..=ATTEMPTS {
             self.limiter.request_slot().await;
             let sent = self
@@ -85,28 +86,32 @@ impl ShumeiEngine {
                 .send()
                 .await;
             let answer = match sent {
-                Ok(response) => response
-                    .json::<Value>()
-                    .await
-                    .map_err(|e| format!("{path}: unreadable answer: {e}")),
-                Err(e) => Err(format!("{path}: {e}")),
+                Ok(response) => response.json::<Value>().await,
+                Err(e) => Err(e),
             };
             match answer {
                 Ok(value) if value["code"].as_i64() == Some(QPS_EXCEEDED) => {
                     tracing::warn!(engine = %self.name, attempt, "Shumei refused: QPS over the limit; backing off.");
-                    last = format!("{path}: 1901 {}", value["message"].as_str().unwrap_or(""));
-                    self.limiter.back_off(pause).await;
+                    last = Some(VendorError::Refused {
+                        call: path.to_owned(),
+                        code: QPS_EXCEEDED.to_string(),
+                        message: value["message"].as_str().unwrap_or("").to_owned(),
+                    });
+                    self.limiter.back_off(backoff.next_delay()).await;
                 }
                 Ok(value) => return Ok(value),
                 Err(e) => {
-                    tracing::warn!(engine = %self.name, attempt, error = %e, "Shumei unreachable; retrying.");
-                    last = e;
-                    tokio::time::sleep(pause).await;
+                    let error = VendorError::from_http(path, &e);
+                    tracing::warn!(engine = %self.name, attempt, %error, "Shumei unreachable; retrying.");
+                    last = Some(error);
+                    backoff.wait().await;
                 }
             }
-            pause = (pause * 2).min(Duration::from_secs(16));
         }
-        Err(format!("{last} (gave up after {ATTEMPTS} tries)"))
+        Err(VendorError::GaveUp {
+            attempts: ATTEMPTS,
+            last: Box::new(last.expect("every try that did not return set `last`")),
+        })
     }
 }
 
@@ -162,16 +167,16 @@ impl Provider for ShumeiEngine {
                     .unwrap_or(&submission.trace_id)
                     .to_owned(),
             }),
-            Ok(value) => Err(format!(
-                "/audio/v4: {} {}",
-                value["code"],
-                value["message"].as_str().unwrap_or("")
-            )),
+            Ok(value) => Err(VendorError::Refused {
+                call: "/audio/v4".to_owned(),
+                code: value["code"].to_string(),
+                message: value["message"].as_str().unwrap_or("").to_owned(),
+            }),
             Err(e) => Err(e),
         };
-        result.map_err(|message| {
+        result.map_err(|error| {
             self.limiter.release(&submission.trace_id);
-            EngineError::failed(&self.name, message)
+            EngineError::vendor(&self.name, error)
         })
     }
 
@@ -194,7 +199,7 @@ impl Provider for ShumeiEngine {
         let value = self
             .call("/query_audio/v4", &body)
             .await
-            .map_err(|e| EngineError::failed(&self.name, e))?;
+            .map_err(|e| EngineError::vendor(&self.name, e))?;
         let mut result: AudioResult = serde_json::from_value(value)
             .map_err(|e| EngineError::failed(&self.name, format!("/query_audio/v4: {e}")))?;
         result.bt_id.get_or_insert_with(|| trace_id.to_owned());

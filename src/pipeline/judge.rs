@@ -186,7 +186,7 @@ impl Pipeline {
                             .classify(&submission)
                             .await
                             .map_err(|e| e.to_string()),
-                        Err(e) => Err(e),
+                        Err(e) => Err(e.to_string()),
                     }
                 }
             };
@@ -221,7 +221,7 @@ impl Pipeline {
         rule: &Rule,
         trace_id: &str,
         url_expiry: std::time::Duration,
-    ) -> Result<Submission, String> {
+    ) -> Result<Submission, crate::storage::PresignError> {
         let url = crate::storage::presigned_get(
             &self.s3,
             &source.bucket,

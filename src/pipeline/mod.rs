@@ -255,6 +255,14 @@ impl Pipeline {
         })
     }
 
+    /// Whether a task of this process is running the job right now.
+    fn in_flight_here(&self, trace_id: &str) -> bool {
+        self.in_flight
+            .lock()
+            .expect("the in-flight set is never poisoned")
+            .contains(trace_id)
+    }
+
     /// Calls back and records a judged job.
     async fn conclude(
         &self,

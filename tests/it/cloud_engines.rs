@@ -448,7 +448,13 @@ async fn tasks_left_by_a_stopped_daemon_count_against_max_concurrent() {
     let callbacks = by_key(&listener.wait_for(3, WAIT).await);
     assert_eq!(callbacks["audio/slow-0.mp3"]["code"], 1202);
     assert_eq!(callbacks["audio/slow-1.mp3"]["code"], 1202);
-    assert_eq!(callbacks["audio/next.mp3"]["code"], 0);
+    assert_eq!(
+        callbacks["audio/next.mp3"]["code"],
+        0,
+        "{}\nlog:\n{}",
+        callbacks["audio/next.mp3"],
+        second.log()
+    );
     assert_eq!(fake.tasks().len(), 3);
     let (status, log) = second.terminate().await;
     assert!(status.success(), "{log}");

@@ -98,6 +98,13 @@ impl Pipeline {
             };
             let timing = provider.timing();
             let task = found.tasks.iter().find(|t| t.engine == name);
+            if task.is_none() && self.in_flight_here(trace_id) {
+                // Still being submitted by this process (waiting for a task slot, which may take
+                // up to the deadline of the tasks ahead of it): its deadline starts with its task.
+                complete = false;
+                awaited.insert((name.clone(), trace_id.to_owned()));
+                continue;
+            }
             let deadline_at = task.map_or(waiting.created_at + timing.deadline.as_secs(), |t| {
                 t.deadline_at
             });

@@ -1,3 +1,5 @@
+//! Config tables parsed, defaulted, validated and redacted, each error naming its key.
+
 use super::*;
 
 const BASE: &str = r#"

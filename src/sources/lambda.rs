@@ -3,12 +3,13 @@
 //!
 //! What is retried, by trigger:
 //!
-//! | trigger | a job failing for a passing reason (S3 unreachable, bucket missing, state write failed) | bad input (corrupt, oversize, gone) | a malformed body |
-//! |---|---|---|---|
-//! | SQS (event source mapping with `ReportBatchItemFailures`) | its message in `batchItemFailures`: redelivered, then the queue's DLQ | judged, called back, deleted | its message in `batchItemFailures`, logged with the body: reaches the DLQ |
-//! | S3, SNS, EventBridge (asynchronous invocation) | the invocation fails: Lambda retries it (twice by default), then its on-failure destination | judged, called back | the invocation fails with an error naming the problem |
+//! | trigger | a job failing for a passing reason (S3 unreachable, bucket missing, state write failed) | a job that can never succeed as it stands | bad input (corrupt, oversize, gone) | a malformed body |
+//! |---|---|---|---|---|
+//! | SQS (event source mapping with `ReportBatchItemFailures`) | its message in `batchItemFailures`: redelivered, then the queue's DLQ | parked in the bucket, done | judged, called back, deleted | its message in `batchItemFailures`, logged with the body: reaches the DLQ |
+//! | S3, SNS, EventBridge (asynchronous invocation) | the invocation fails: Lambda retries it (twice by default), then its on-failure destination | parked, the invocation succeeds | judged, called back | the invocation fails with an error naming the problem |
 //!
-//! Bad input is never retried: it is a finished job whose callback says what was wrong.
+//! Bad input is never retried: it is a finished job whose callback says what was wrong. Which
+//! failures are passing is decided in one place, [`Pipeline::handle`].
 //!
 //! With asynchronous engines (AMS, Shumei) the same function also takes their results behind a
 //! function URL or an API Gateway HTTP API (payload format 2.0): `POST

@@ -154,3 +154,120 @@ impl Pipeline {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::Clock;
+    use crate::config::Config;
+    use crate::token::{Claims, Signer, TokenJob};
+
+    const TOKEN_KEY: &str = "token-key-0123456789abcdef0123456789";
+
+    async fn pipeline(now: u64) -> Pipeline {
+        let config = Config::from_toml_str(&format!(
+            r#"
+            [engines.ams]
+            type = "tencent_ams"
+            secret_id = "AKIDsecretid"
+            secret_key = "tc-secret-key"
+            seed = "ams-seed-value"
+            callback_base_url = "https://earshot.example.com"
+
+            [async_jobs]
+            token_key = "{TOKEN_KEY}"
+            "#
+        ))
+        .expect("a valid config");
+        let mut pipeline = Pipeline::new(config).await.expect("builds without I/O");
+        pipeline.clock = Clock::fixed(now);
+        pipeline
+    }
+
+    fn token(engine: &str, expires: u64) -> String {
+        Signer::new(TOKEN_KEY).sign(&Claims {
+            engine: engine.to_owned(),
+            rule: "r".to_owned(),
+            bucket: "b".to_owned(),
+            expires,
+            jobs: vec![TokenJob {
+                trace_id: "t".to_owned(),
+                key: "k.mp3".to_owned(),
+                version_id: None,
+                etag: None,
+            }],
+        })
+    }
+
+    /// Every refusal that needs no storage, on a clock the test fixes: the same token is good
+    /// until its expiry and refused one second after.
+    #[tokio::test]
+    async fn results_are_refused_with_the_status_an_adapter_answers() {
+        let body = br#"{"DataId":"t","TaskId":"x","Status":"FINISH","Suggestion":"Pass"}"#;
+        let signed = |seed: &str| {
+            let mut headers = Headers::default();
+            headers.insert("X-Signature", &crate::signing::x_signature(seed, body));
+            headers
+        };
+        let at_expiry = pipeline(1_000).await;
+        let after_expiry = pipeline(1_001).await;
+        let cases = [
+            (
+                &after_expiry,
+                "ams",
+                token("ams", 1_000),
+                signed("ams-seed-value"),
+                401,
+            ),
+            (
+                &at_expiry,
+                "ams",
+                token("ams", 1_000),
+                signed("forged"),
+                401,
+            ),
+            (
+                &at_expiry,
+                "ams",
+                token("sm", 1_000),
+                signed("ams-seed-value"),
+                401,
+            ),
+            (
+                &at_expiry,
+                "local",
+                token("ams", 1_000),
+                signed("ams-seed-value"),
+                404,
+            ),
+            (
+                &at_expiry,
+                "ams",
+                "not.a-token".to_owned(),
+                signed("ams-seed-value"),
+                401,
+            ),
+        ];
+        for (pipeline, engine, token, headers, status) in cases {
+            let refused = pipeline
+                .receive_result(engine, &token, &headers, body)
+                .await
+                .expect_err("refused");
+            assert_eq!(refused.status(), status, "{refused}");
+        }
+        let expired = after_expiry
+            .receive_result("ams", &token("ams", 1_000), &signed("ams-seed-value"), body)
+            .await
+            .expect_err("expired");
+        assert!(
+            matches!(
+                expired,
+                Rejection::BadToken(TokenError::Expired {
+                    expires: 1_000,
+                    now: 1_001
+                })
+            ),
+            "{expired:?}"
+        );
+    }
+}

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::backoff::Backoff;
 use crate::config::CallbackConfig;
 use crate::model::{ForbiddenStatus, HitFlag, Scene, Segment, Severity};
 use crate::signing::x_signature;
@@ -164,10 +165,14 @@ impl Default for Notifier {
 }
 
 impl Notifier {
-    /// POSTs `request`, retrying with exponential backoff up to `config.max_attempts` times.
-    /// A 2xx answer is delivery; 4xx answers other than 408 and 429 are not retried.
+    /// POSTs `request`, retrying with exponential backoff (with jitter, up to 60 s apart) up to
+    /// `config.max_attempts` times. A 2xx answer is delivery; 4xx answers other than 408 and 429
+    /// are not retried.
     pub async fn deliver(&self, config: &CallbackConfig, request: &Request) -> Delivery {
-        let mut backoff = Duration::from_millis(config.initial_backoff_ms);
+        let mut backoff = Backoff::new(
+            Duration::from_millis(config.initial_backoff_ms),
+            Duration::from_secs(60),
+        );
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -191,8 +196,7 @@ impl Notifier {
                 };
             }
             tracing::warn!(url = %request.url, attempt, %error, "Callback failed; will retry.");
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(60));
+            backoff.wait().await;
         }
     }
 

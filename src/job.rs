@@ -240,7 +240,7 @@ fn parse_eventbridge(detail_type: &str, value: &Value) -> Result<Parsed, EventEr
 ///
 /// # Errors
 /// The decoded bytes are not UTF-8.
-pub fn decode_key(raw: &str) -> Result<String, String> {
+fn decode_key(raw: &str) -> Result<String, String> {
     let spaced = raw.replace('+', " ");
     percent_encoding::percent_decode_str(&spaced)
         .decode_utf8()

@@ -84,15 +84,12 @@ impl Fingerprint {
     ///
     /// # Errors
     /// Not a fingerprint of this version.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Fingerprint, String> {
+    pub fn from_bytes(bytes: &[u8]) -> Result<Fingerprint, FormatError> {
         let body = bytes
             .strip_prefix(b"ESFP0001")
-            .ok_or("not an earshot fingerprint (version 1)")?;
+            .ok_or(FormatError::NotAFingerprint)?;
         if body.len() < 4 || (body.len() - 4) % 8 != 0 {
-            return Err(format!(
-                "fingerprint body of {} bytes is truncated",
-                body.len()
-            ));
+            return Err(FormatError::Truncated { bytes: body.len() });
         }
         let word = |at: usize| u32::from_le_bytes(body[at..at + 4].try_into().expect("4 bytes"));
         let frames = word(0);
@@ -105,6 +102,15 @@ impl Fingerprint {
             .collect();
         Ok(Fingerprint { landmarks, frames })
     }
+}
+
+/// Bytes that are not a stored fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FormatError {
+    #[error("not an earshot fingerprint (version 1)")]
+    NotAFingerprint,
+    #[error("fingerprint body of {bytes} bytes is truncated")]
+    Truncated { bytes: usize },
 }
 
 /// Packs a pair of peaks into a hash: f1 (8 bits), f2 − f1 + 64 (7 bits), Δt (6 bits).

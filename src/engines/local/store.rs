@@ -217,7 +217,10 @@ impl LibraryStore {
         };
         Fingerprint::from_bytes(&bytes)
             .map(Some)
-            .map_err(|message| LibraryError::BadEntry { location, message })
+            .map_err(|e| LibraryError::BadEntry {
+                location,
+                message: e.to_string(),
+            })
     }
 
     /// Writes `entries/<name>`: to a directory through a temporary file and a rename, so a

@@ -9,7 +9,7 @@ use crate::common::*;
 use aws_sdk_s3::types::ObjectCannedAcl;
 use earshot::block::{self, BlockError, MoveStep, Target};
 use earshot::job::{Job, parse_event};
-use earshot::pipeline::{CallbackOutcome, Outcome, Pipeline};
+use earshot::pipeline::{Ack, CallbackOutcome, Disposition, Outcome, Pipeline};
 use earshot::rules::Skip;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -635,4 +635,72 @@ async fn a_key_uploaded_again_is_judged_again_when_its_job_has_no_etag() {
         "the new upload is judged and blocked"
     );
     assert_ne!(first.data.trace_id, second.data.trace_id);
+}
+
+/// A job that can never succeed as it stands (its record in the bucket is not what earshot wrote)
+/// is parked with the reason and acknowledged, not retried forever; once a person fixes the
+/// cause, `earshot jobs replay`'s code runs it and it is judged.
+#[tokio::test]
+async fn a_job_that_cannot_succeed_is_parked_with_the_reason_and_replays_once_fixed() {
+    let world = World::new().await;
+    let pipeline = world.pipeline("move", "").await;
+    let job = world.upload("audio/known-bad.mp3", &world.known_bad).await;
+    let record = earshot::layout::job_record_key(&job.trace_id());
+    put_bytes(&world.s3, &world.bucket, &record, b"{not json".to_vec()).await;
+
+    let handled = pipeline.handle(&job, "sqs").await;
+    let error = handled
+        .result
+        .expect_err("the corrupt record stops the job");
+    assert_eq!(error.disposition(), Disposition::DeadLetter, "{error}");
+    assert_eq!(handled.ack, Ack::Done, "acknowledged, not retried");
+    let parked = handled.parked.expect("parked");
+    assert_eq!(parked, earshot::layout::dead_job_key(&job.trace_id()));
+    let dead = earshot::state::dead_jobs(&world.s3, &world.bucket)
+        .await
+        .expect("listed");
+    assert_eq!(dead.len(), 1);
+    let (key, dead) = &dead[0];
+    assert_eq!(key, &parked);
+    assert_eq!(dead.job, job);
+    assert_eq!(dead.source, "sqs");
+    assert!(dead.reason.contains(&record), "{}", dead.reason);
+    assert!(dead.reason.contains("not valid JSON"), "{}", dead.reason);
+    assert_eq!(
+        head_status(&world.s3, &world.bucket, "audio/known-bad.mp3").await,
+        200,
+        "nothing was blocked"
+    );
+    assert!(
+        world.listener.received().is_empty(),
+        "nothing was called back"
+    );
+
+    // A person removes the bad record; the replay judges the job and clears its parking place.
+    world
+        .s3
+        .delete_object()
+        .bucket(&world.bucket)
+        .key(&record)
+        .send()
+        .await
+        .expect("deleted");
+    let config = config(
+        &world.bucket,
+        &world.listener.url,
+        "move",
+        &world.library(),
+        "",
+    );
+    earshot::commands::replay::jobs(config, &format!("s3://{}", world.bucket))
+        .await
+        .expect("every parked job ran");
+    let body = world.listener.wait_for(1, WAIT).await[0].json();
+    assert_eq!(body["data"]["forbidden_status"], 2, "{body}");
+    assert!(
+        earshot::state::dead_jobs(&world.s3, &world.bucket)
+            .await
+            .expect("listed")
+            .is_empty()
+    );
 }

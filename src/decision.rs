@@ -82,18 +82,7 @@ mod tests {
     use crate::config::{BlockMode, Review};
 
     fn verdict(scores: &[(Scene, u8)]) -> Verdict {
-        let mut v = Verdict::default();
-        for &(scene, score) in scores {
-            v.scenes.insert(
-                scene,
-                SceneScore {
-                    score,
-                    label: format!("{scene}-label"),
-                    segments: Vec::new(),
-                },
-            );
-        }
-        v
+        Verdict::of(scores, |scene| format!("{scene}-label"))
     }
 
     fn block(min_score: u8) -> BlockConfig {

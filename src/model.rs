@@ -103,6 +103,23 @@ impl Verdict {
     }
 }
 
+#[cfg(test)]
+impl Verdict {
+    /// A verdict of `(scene, score)` pairs labelled by `label`, for table tests.
+    pub(crate) fn of(scores: &[(Scene, u8)], label: impl Fn(Scene) -> String) -> Verdict {
+        let mut verdict = Verdict::default();
+        for &(scene, score) in scores {
+            let score = SceneScore {
+                score,
+                label: label(scene),
+                segments: Vec::new(),
+            };
+            verdict.scenes.insert(scene, score);
+        }
+        verdict
+    }
+}
+
 /// Declares a COS enum that travels as an integer.
 macro_rules! cos_integer {
     ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $value:literal,)+ }) => {

@@ -98,20 +98,9 @@ impl Combined {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::SceneScore;
 
     fn said(engine: &str, scores: &[(Scene, u8)]) -> EngineOutcome {
-        let mut verdict = Verdict::default();
-        for &(scene, score) in scores {
-            verdict.scenes.insert(
-                scene,
-                SceneScore {
-                    score,
-                    label: format!("{engine}:{scene}"),
-                    segments: Vec::new(),
-                },
-            );
-        }
+        let verdict = Verdict::of(scores, |scene| format!("{engine}:{scene}"));
         engine_outcome(engine, Ok(verdict), "submit", 0)
     }
 

@@ -88,18 +88,16 @@ async fn serve(
     callback: &str,
     concurrency: usize,
 ) -> tokio::process::Child {
-    let extra = format!(
-        "[sources.sqs]\nqueue_url = \"{}\"\nendpoint_url = \"{LOCALSTACK}\"\nmax_concurrency = {concurrency}\nwait_time_secs = 1\n",
-        queue.url
-    );
-    let text = config_text(
+    let mut typed = config_at(
         LOCALSTACK,
         bucket,
         callback,
         "move",
         &dir.join("library"),
-        &extra,
+        "",
     );
+    typed.sources.sqs = Some(sqs_source(&queue.url, concurrency, 60));
+    let text = config_toml(&typed);
     let config = dir.join(format!("serve-{concurrency}.toml"));
     std::fs::write(&config, text).expect("config");
     let log = dir.join(format!("serve-{concurrency}.log"));

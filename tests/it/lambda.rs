@@ -38,14 +38,12 @@ async fn lambda_handles_s3_events_sqs_batches_and_malformed_payloads() {
     let listener = Listener::start().await;
 
     // A second rule names a bucket that does not exist: its events fail for a passing reason.
-    let extra = format!(
-        "[[rules]]\nid = \"elsewhere\"\nbucket = \"{missing_bucket}\"\nprefix = \"audio/\"\n\
-         callback = {{ url = \"{}\" }}\n",
-        listener.url
-    );
-    let text = config_text(LOCALSTACK, &bucket, &listener.url, "move", &library, &extra);
+    let mut typed = config_at(LOCALSTACK, &bucket, &listener.url, "move", &library, "");
+    typed
+        .rules
+        .push(another_rule(&typed, "elsewhere", &missing_bucket));
     let config = dir.path().join("earshot.toml");
-    std::fs::write(&config, text).expect("write config");
+    std::fs::write(&config, config_toml(&typed)).expect("write config");
 
     put_file(
         &s3,

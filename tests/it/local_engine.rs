@@ -53,11 +53,8 @@ async fn a_disguised_excerpt_of_a_library_track_is_found_and_blocked() {
     let listener = Listener::start().await;
     let library = dir.path().join("library");
     let config = dir.path().join("earshot.toml");
-    std::fs::write(
-        &config,
-        config_text(LOCALSTACK, &bucket, &listener.url, "move", &library, ""),
-    )
-    .expect("write");
+    let typed = config_at(LOCALSTACK, &bucket, &listener.url, "move", &library, "");
+    std::fs::write(&config, config_toml(&typed)).expect("write");
 
     let add = earshot(
         &config,

@@ -80,12 +80,6 @@ async fn start_with(
     visibility_secs: u32,
     refresh_secs: u64,
 ) -> Daemon {
-    let extra = format!(
-        "[sources.sqs]\nqueue_url = \"{}\"\nendpoint_url = \"{LOCALSTACK}\"\nmax_concurrency = 4\n\
-         wait_time_secs = 1\nvisibility_timeout_secs = {visibility_secs}\n\n\
-         [limits]\nmax_object_bytes = 200000\n\n[admin]\nlisten = \"127.0.0.1:{}\"\n",
-        setup.queue_url, setup.admin_port
-    );
     let library = setup.dir.path().join("library");
     let mut config = config_at(
         LOCALSTACK,
@@ -93,8 +87,11 @@ async fn start_with(
         callback_url,
         "move",
         &library,
-        &extra,
+        "",
     );
+    config.sources.sqs = Some(sqs_source(&setup.queue_url, 4, visibility_secs));
+    config.limits.max_object_bytes = 200_000;
+    config.admin.listen = Some(format!("127.0.0.1:{}", setup.admin_port));
     let Some(EngineConfig::Local(local)) = config.engines.get_mut("local") else {
         panic!("the test config has a local engine");
     };
@@ -404,22 +401,21 @@ async fn admin_listener_beside_sqs_reports_health_readiness_and_metrics() {
     let port = free_port();
     let missing = unique("earshot-missing");
     // A second rule names a bucket that does not exist: /readyz must say so.
-    let extra = format!(
-        "[sources.sqs]\nqueue_url = \"{}\"\nendpoint_url = \"{LOCALSTACK}\"\nwait_time_secs = 1\n\n\
-         [admin]\nlisten = \"127.0.0.1:{port}\"\n\n\
-         [[rules]]\nid = \"elsewhere\"\nbucket = \"{missing}\"\nprefix = \"audio/\"\n",
-        setup.queue_url
-    );
     let library = setup.dir.path().join("library");
-    let text = config_text(
+    let mut config = config_at(
         LOCALSTACK,
         &setup.bucket,
         &listener.url,
         "move",
         &library,
-        &extra,
+        "",
     );
-    let mut daemon = Daemon::spawn(setup.dir.path(), &text);
+    config.sources.sqs = Some(sqs_source(&setup.queue_url, 8, 60));
+    config.admin.listen = Some(format!("127.0.0.1:{port}"));
+    config
+        .rules
+        .push(another_rule(&config, "elsewhere", &missing));
+    let mut daemon = Daemon::start(setup.dir.path(), &config);
     let base = format!("http://127.0.0.1:{port}");
     daemon
         .wait_until_listening(&format!("{base}/healthz"))

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::common::*;
+use earshot::config::{SnsWebhookConfig, WebhookConfig};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -61,26 +62,24 @@ impl Setup {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    async fn start(&self, callback_url: &str, webhook: &str) -> Daemon {
+    /// `earshot serve` with `[sources.webhook]` as `webhook` leaves it.
+    async fn start(&self, callback_url: &str, webhook: impl FnOnce(&mut WebhookConfig)) -> Daemon {
         self.start_at(LOCALSTACK, callback_url, webhook).await
     }
 
     /// [`Setup::start`] reaching S3 at `endpoint`.
-    async fn start_at(&self, endpoint: &str, callback_url: &str, webhook: &str) -> Daemon {
-        let extra = format!(
-            "[sources.webhook]\nlisten = \"127.0.0.1:{}\"\n{webhook}\n",
-            self.port
-        );
+    async fn start_at(
+        &self,
+        endpoint: &str,
+        callback_url: &str,
+        webhook: impl FnOnce(&mut WebhookConfig),
+    ) -> Daemon {
         let library = self.dir.path().join("library");
-        let text = config_text(
-            endpoint,
-            &self.bucket,
-            callback_url,
-            "move",
-            &library,
-            &extra,
-        );
-        let mut daemon = Daemon::spawn(self.dir.path(), &text);
+        let mut config = config_at(endpoint, &self.bucket, callback_url, "move", &library, "");
+        let mut source = webhook_source(self.port, Some(TOKEN));
+        webhook(&mut source);
+        config.sources.webhook = Some(source);
+        let mut daemon = Daemon::start(self.dir.path(), &config);
         daemon
             .wait_until_listening(&format!("{}/healthz", self.base()))
             .await;
@@ -115,12 +114,7 @@ fn sample(page: &str, series: &str) -> f64 {
 async fn minio_webhook_checks_the_bearer_token_and_metrics_count_the_jobs() {
     let setup = setup().await;
     let listener = Listener::start().await;
-    let daemon = setup
-        .start(
-            &listener.url,
-            &format!("[sources.webhook.minio]\nauth_token = \"{TOKEN}\"\n"),
-        )
-        .await;
+    let daemon = setup.start(&listener.url, |_| {}).await;
     setup.put("audio/known-bad.mp3", &setup.known_bad).await;
     setup.put("audio/clean.mp3", &setup.clean).await;
     setup
@@ -268,14 +262,10 @@ async fn a_job_the_webhook_gives_up_on_is_parked_and_judged_after_replay() {
     let listener = Listener::start().await;
     let gate = gate::Gate::start(LOCALSTACK.trim_start_matches("http://")).await;
     let mut daemon = setup
-        .start_at(
-            &gate.url,
-            &listener.url,
-            &format!(
-                "max_attempts = 2\nretry_initial_ms = 200\n\
-                 [sources.webhook.minio]\nauth_token = \"{TOKEN}\"\n"
-            ),
-        )
+        .start_at(&gate.url, &listener.url, |webhook| {
+            webhook.max_attempts = 2;
+            webhook.retry_initial_ms = 200;
+        })
         .await;
     setup.put("audio/known-bad.mp3", &setup.known_bad).await;
     let metrics = |series: String| {
@@ -376,13 +366,11 @@ async fn a_burst_larger_than_the_queue_is_answered_503_and_every_accepted_job_co
     // A slow callback receiver keeps the single worker busy, so the queue of 2 fills.
     let listener = Listener::start_with_delay(Duration::from_millis(700)).await;
     let daemon = setup
-        .start(
-            &listener.url,
-            &format!(
-                "max_concurrency = 1\nqueue_capacity = 2\nretry_after_secs = 3\n\
-                 [sources.webhook.minio]\nauth_token = \"{TOKEN}\"\n"
-            ),
-        )
+        .start(&listener.url, |webhook| {
+            webhook.max_concurrency = 1;
+            webhook.queue_capacity = 2;
+            webhook.retry_after_secs = 3;
+        })
         .await;
     let keys: Vec<String> = (0..10).map(|i| format!("audio/burst-{i}.mp3")).collect();
     for key in &keys {
@@ -455,13 +443,13 @@ async fn sns_subscription_is_confirmed_verified_and_tampering_refused() {
         .expect("topic arn");
     let callbacks = Listener::start().await;
     let daemon = setup
-        .start(
-            &callbacks.url,
-            &format!(
-                "[sources.webhook.sns]\ntopic_arns = [\"{topic_arn}\"]\n\
-                 trusted_cert_origins = [\"{LOCALSTACK}\"]\n"
-            ),
-        )
+        .start(&callbacks.url, |webhook| {
+            webhook.minio = None;
+            webhook.sns = Some(SnsWebhookConfig {
+                topic_arns: vec![topic_arn.clone()],
+                trusted_cert_origins: vec![LOCALSTACK.to_owned()],
+            });
+        })
         .await;
 
     // earshot's subscription: LocalStack sends a signed SubscriptionConfirmation, earshot checks

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
-use earshot::config::{Config, S3Config};
+use earshot::config::{Config, MinioWebhookConfig, RuleConfig, S3Config, SqsConfig, WebhookConfig};
 
 pub const LOCALSTACK: &str = "http://127.0.0.1:4566";
 
@@ -338,7 +338,7 @@ pub fn config_at(
 }
 
 /// The TOML text of [`config_at`].
-pub fn config_text(
+fn config_text(
     endpoint: &str,
     bucket: &str,
     callback_url: &str,
@@ -371,6 +371,42 @@ pub fn config_text(
         "#,
         library.display()
     )
+}
+
+/// `[sources.sqs]` on a LocalStack queue, long-polling for 1 s.
+pub fn sqs_source(queue_url: &str, max_concurrency: usize, visibility_secs: u32) -> SqsConfig {
+    SqsConfig {
+        queue_url: queue_url.to_owned(),
+        endpoint_url: Some(LOCALSTACK.to_owned()),
+        max_concurrency,
+        wait_time_secs: 1,
+        visibility_timeout_secs: visibility_secs,
+    }
+}
+
+/// `[sources.webhook]` on 127.0.0.1:`port` with earshot's defaults, taking MinIO's events with
+/// `minio_token` when given.
+pub fn webhook_source(port: u16, minio_token: Option<&str>) -> WebhookConfig {
+    WebhookConfig {
+        listen: format!("127.0.0.1:{port}"),
+        max_concurrency: 8,
+        queue_capacity: 256,
+        retry_after_secs: 5,
+        max_attempts: 8,
+        retry_initial_ms: 1000,
+        minio: minio_token.map(|token| MinioWebhookConfig {
+            auth_token: token.to_owned(),
+        }),
+        sns: None,
+    }
+}
+
+/// A second rule like the first, for `bucket`.
+pub fn another_rule(config: &Config, id: &str, bucket: &str) -> RuleConfig {
+    let mut rule = config.rules[0].clone();
+    rule.id = id.to_owned();
+    rule.bucket = bucket.to_owned();
+    rule
 }
 
 /// The TOML `earshot` reads for a typed config (what a test changes, it changes on the value).

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::common::providers::*;
 use crate::common::*;
+use earshot::config::{AmsEngineConfig, Config, EngineConfig, EngineNames, OnEngineError};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -39,14 +40,20 @@ async fn setup() -> Setup {
     }
 }
 
+/// An `[engines.NAME]` table, as a user writes it, read into its typed value.
+fn engine_section(text: &str) -> EngineConfig {
+    toml::from_str(text).unwrap_or_else(|e| panic!("engine section: {e}\n{text}"))
+}
+
 impl Setup {
     fn base(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// A config with one rule (`engine` = the given TOML value) and the given engine sections.
-    fn config(&self, callback_url: &str, engine: &str, extra: &str, engines: &str) -> String {
-        format!(
+    /// A config with one rule judged by `engines` (in order), the local engine, the webhook and
+    /// async jobs; a test adds its provider sections with [`Setup::with`].
+    fn config(&self, callback_url: &str, engines: &[&str]) -> Config {
+        let text = format!(
             r#"
             [s3]
             endpoint_url = "{LOCALSTACK}"
@@ -60,16 +67,12 @@ impl Setup {
             bucket = "{bucket}"
             prefix = "audio/"
             scenes = ["porn", "ads", "illegal", "abuse"]
-            engine = {engine}
-            {extra}
             block = {{ enabled = true, mode = "move", min_score = 90 }}
             callback = {{ url = "{callback_url}", seed = "s3cret", max_attempts = 3, initial_backoff_ms = 50 }}
 
             [engines.local]
             type = "local"
             library = "{library}"
-
-            {engines}
 
             [async_jobs]
             token_key = "{TOKEN_KEY}"
@@ -83,13 +86,23 @@ impl Setup {
             bucket = self.bucket,
             library = self.dir.path().join("library").display(),
             port = self.port,
-        )
+        );
+        let mut config = Config::from_toml_str(&text).expect("the base config is valid");
+        config.rules[0].engine =
+            EngineNames::Many(engines.iter().map(|name| (*name).to_owned()).collect());
+        config
     }
 
-    fn ams(&self, fake: &FakeAms, settings: &str) -> String {
-        format!(
+    /// `config` with the engine `name` added (it must validate as a whole).
+    fn with(&self, mut config: Config, name: &str, engine: EngineConfig) -> Config {
+        config.engines.insert(name.to_owned(), engine);
+        Config::from_toml_str(&config_toml(&config)).expect("the test config is valid")
+    }
+
+    /// The `ams` engine on the fake AMS, as `tune` leaves it.
+    fn ams(&self, fake: &FakeAms, tune: impl FnOnce(&mut AmsEngineConfig)) -> EngineConfig {
+        let mut engine = engine_section(&format!(
             r#"
-            [engines.ams]
             type = "tencent_ams"
             secret_id = "{AMS_SECRET_ID}"
             secret_key = "{AMS_SECRET_KEY}"
@@ -97,19 +110,23 @@ impl Setup {
             biz_type = "earshot_test"
             seed = "{AMS_SEED}"
             callback_base_url = "{}"
-            {settings}
             "#,
             fake.url,
             self.base()
-        )
+        ));
+        let EngineConfig::TencentAms(ams) = &mut engine else {
+            unreachable!("the section above is tencent_ams");
+        };
+        tune(ams);
+        engine
     }
 
-    async fn start(&self, config: &str) -> Daemon {
+    async fn start(&self, config: &Config) -> Daemon {
         self.start_logging(config, "info").await
     }
 
-    async fn start_logging(&self, config: &str, filter: &str) -> Daemon {
-        let mut daemon = Daemon::spawn_logging(self.dir.path(), config, filter);
+    async fn start_logging(&self, config: &Config, filter: &str) -> Daemon {
+        let mut daemon = Daemon::spawn_logging(self.dir.path(), &config_toml(config), filter);
         daemon
             .wait_until_listening(&format!("{}/healthz", self.base()))
             .await;
@@ -162,7 +179,11 @@ async fn ams_blocks_end_to_end_and_forged_results_are_refused() {
     let listener = Listener::start().await;
     let files = clips(setup.dir.path(), 2);
     fake.find(&file_sha256(&files[0]), "Porn", 97);
-    let config = setup.config(&listener.url, "\"ams\"", "", &setup.ams(&fake, ""));
+    let config = setup.with(
+        setup.config(&listener.url, &["ams"]),
+        "ams",
+        setup.ams(&fake, |_| {}),
+    );
     // earshot's own debug logging on: no secret may show even there.
     let daemon = setup.start_logging(&config, "info,earshot=debug").await;
 
@@ -340,7 +361,11 @@ async fn a_restart_between_task_and_result_still_finishes_the_job() {
     let listener = Listener::start().await;
     let files = clips(setup.dir.path(), 1);
     fake.find(&file_sha256(&files[0]), "Ad", 95);
-    let config = setup.config(&listener.url, "\"ams\"", "", &setup.ams(&fake, ""));
+    let config = setup.with(
+        setup.config(&listener.url, &["ams"]),
+        "ams",
+        setup.ams(&fake, |_| {}),
+    );
     let first = setup.start(&config).await;
     setup.upload("audio/pitch.mp3", &files[0]).await;
     fake.wait_for_tasks(1, WAIT).await;
@@ -395,17 +420,14 @@ async fn tasks_left_by_a_stopped_daemon_count_against_max_concurrent() {
     fake.stick(&file_sha256(&files[0]));
     fake.stick(&file_sha256(&files[1]));
     let deadline = Duration::from_secs(20);
-    let config = setup.config(
-        &listener.url,
-        "\"ams\"",
-        "",
-        &setup.ams(
-            &fake,
-            &format!(
-                "max_concurrent = 2\npoll_after_secs = 15\ndeadline_secs = {}",
-                deadline.as_secs()
-            ),
-        ),
+    let config = setup.with(
+        setup.config(&listener.url, &["ams"]),
+        "ams",
+        setup.ams(&fake, |ams| {
+            ams.max_concurrent = 2;
+            ams.poll_after_secs = 15;
+            ams.deadline_secs = deadline.as_secs();
+        }),
     );
     let first = setup.start(&config).await;
     setup.upload("audio/slow-0.mp3", &files[0]).await;
@@ -469,11 +491,13 @@ async fn without_callbacks_results_are_polled_and_overdue_ones_called_back_1202(
     let files = clips(setup.dir.path(), 2);
     fake.find(&file_sha256(&files[0]), "Porn", 99);
     fake.stick(&file_sha256(&files[1]));
-    let config = setup.config(
-        &listener.url,
-        "\"ams\"",
-        "",
-        &setup.ams(&fake, "poll_after_secs = 1\ndeadline_secs = 6"),
+    let config = setup.with(
+        setup.config(&listener.url, &["ams"]),
+        "ams",
+        setup.ams(&fake, |ams| {
+            ams.poll_after_secs = 1;
+            ams.deadline_secs = 6;
+        }),
     );
     let daemon = setup.start(&config).await;
     setup.upload("audio/polled.mp3", &files[0]).await;
@@ -522,11 +546,13 @@ async fn the_configured_rate_and_concurrency_are_never_exceeded_and_throttling_i
     let files = clips(setup.dir.path(), 12);
     // earshot may send 5 requests a second, one task each; AMS allows 20. Nothing reaches it
     // faster than 5/s.
-    let config = setup.config(
-        &listener.url,
-        "\"ams\"",
-        "",
-        &setup.ams(&fake, "rate_per_sec = 5\nmax_batch = 1"),
+    let config = setup.with(
+        setup.config(&listener.url, &["ams"]),
+        "ams",
+        setup.ams(&fake, |ams| {
+            ams.rate_per_sec = 5.0;
+            ams.max_batch = 1;
+        }),
     );
     let daemon = setup.start(&config).await;
     for (i, file) in files.iter().enumerate().take(6) {
@@ -542,11 +568,12 @@ async fn the_configured_rate_and_concurrency_are_never_exceeded_and_throttling_i
     // RequestLimitExceeded, earshot backs off, and every job still completes.
     fake.set_rate_limit(2);
     let throttled_since = std::time::Instant::now();
-    let config = setup.config(
-        &listener.url,
-        "\"ams\"",
-        "",
-        &setup.ams(&fake, "max_batch = 1"),
+    let config = setup.with(
+        setup.config(&listener.url, &["ams"]),
+        "ams",
+        setup.ams(&fake, |ams| {
+            ams.max_batch = 1;
+        }),
     );
     let daemon = setup.start(&config).await;
     for (i, file) in files.iter().enumerate().skip(6) {
@@ -574,11 +601,12 @@ async fn the_configured_rate_and_concurrency_are_never_exceeded_and_throttling_i
     // tasks unfinished at AMS — and do reach 3.
     let fake = FakeAms::start().await;
     fake.set_work(Duration::from_secs(1));
-    let config = setup.config(
-        &listener.url,
-        "\"ams\"",
-        "",
-        &setup.ams(&fake, "max_concurrent = 3"),
+    let config = setup.with(
+        setup.config(&listener.url, &["ams"]),
+        "ams",
+        setup.ams(&fake, |ams| {
+            ams.max_concurrent = 3;
+        }),
     );
     let daemon = setup.start(&config).await;
     for (i, file) in files.iter().enumerate().take(8) {
@@ -600,9 +628,8 @@ async fn shumei_blocks_end_to_end_and_checks_required_fields() {
     let listener = Listener::start().await;
     let files = clips(setup.dir.path(), 2);
     fake.find(&file_sha256(&files[0]), "banedaudio");
-    let engines = format!(
+    let shumei = engine_section(&format!(
         r#"
-        [engines.shumei]
         type = "shumei"
         access_key = "{SHUMEI_ACCESS_KEY}"
         app_id = "default"
@@ -612,8 +639,8 @@ async fn shumei_blocks_end_to_end_and_checks_required_fields() {
         "#,
         fake.url,
         setup.base()
-    );
-    let config = setup.config(&listener.url, "\"shumei\"", "", &engines);
+    ));
+    let config = setup.with(setup.config(&listener.url, &["shumei"]), "shumei", shumei);
     let daemon = setup.start(&config).await;
     setup.upload("audio/song.mp3", &files[0]).await;
     setup.upload("audio/talk.mp3", &files[1]).await;
@@ -693,17 +720,17 @@ async fn several_engines_per_rule_the_highest_score_wins_and_a_down_engine_follo
     let (known_bad, _) = known_bad_in_library(setup.dir.path()).await;
     let files = clips(setup.dir.path(), 1);
     classifier.find(&file_sha256(&files[0]), "ads", 95);
-    let engines = format!(
+    let classifier_engine = engine_section(&format!(
         r#"
-        [engines.classifier]
         type = "http"
         url = "{}"
         bearer_token = "classifier-token"
         timeout_secs = 10
         "#,
         classifier.url
-    );
-    let config = setup.config(&listener.url, "[\"local\", \"classifier\"]", "", &engines);
+    ));
+    let both = setup.config(&listener.url, &["local", "classifier"]);
+    let config = setup.with(both.clone(), "classifier", classifier_engine);
     let daemon = setup.start(&config).await;
     setup.upload("audio/known-bad.mp3", &known_bad).await;
     setup.upload("audio/pitch.mp3", &files[0]).await;
@@ -730,13 +757,12 @@ async fn several_engines_per_rule_the_highest_score_wins_and_a_down_engine_follo
 
     // The classifier is down; the rule says "review": judged on the local engine, not blocked,
     // called back as suspicious with the failure named.
-    let down = "[engines.classifier]\ntype = \"http\"\nurl = \"http://127.0.0.1:9/classify\"\ntimeout_secs = 2\n";
-    let config = setup.config(
-        &listener.url,
-        "[\"local\", \"classifier\"]",
-        "on_engine_error = \"review\"",
-        down,
+    let down = engine_section(
+        "type = \"http\"\nurl = \"http://127.0.0.1:9/classify\"\ntimeout_secs = 2\n",
     );
+    let mut review = both.clone();
+    review.rules[0].on_engine_error = OnEngineError::Review;
+    let config = setup.with(review, "classifier", down.clone());
     let daemon = setup.start(&config).await;
     let other = clips(&setup.dir.path().join("more"), 1);
     setup.upload("audio/unreviewed.mp3", &other[0]).await;
@@ -761,12 +787,9 @@ async fn several_engines_per_rule_the_highest_score_wins_and_a_down_engine_follo
     assert!(status.success(), "{log}");
 
     // Still down; the rule says "pass": the local engine's verdict stands on its own and blocks.
-    let config = setup.config(
-        &listener.url,
-        "[\"local\", \"classifier\"]",
-        "on_engine_error = \"pass\"",
-        down,
-    );
+    let mut pass = both;
+    pass.rules[0].on_engine_error = OnEngineError::Pass;
+    let config = setup.with(pass, "classifier", down);
     let daemon = setup.start(&config).await;
     setup.upload("audio/known-bad-again.mp3", &known_bad).await;
     let callbacks = listener.wait_for(4, WAIT).await;

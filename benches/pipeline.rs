@@ -88,14 +88,7 @@ async fn serve(
     callback: &str,
     concurrency: usize,
 ) -> tokio::process::Child {
-    let mut typed = config_at(
-        LOCALSTACK,
-        bucket,
-        callback,
-        "move",
-        &dir.join("library"),
-        "",
-    );
+    let mut typed = config_at(LOCALSTACK, bucket, callback, "move", &dir.join("library"));
     typed.sources.sqs = Some(sqs_source(&queue.url, concurrency, 60));
     let text = config_toml(&typed);
     let config = dir.join(format!("serve-{concurrency}.toml"));

@@ -216,7 +216,7 @@ async fn moderate_an_s3_object_blocks_it_unless_dry_run() {
     let library = library_with(dir.path(), &bad, earshot::model::Scene::Illegal).await;
     put_file(&s3, &bucket, "audio/bad.mp3", &bad, "audio/mpeg").await;
     let config = dir.path().join("earshot.toml");
-    let typed = config_at(LOCALSTACK, &bucket, &listener.url, "move", &library, "");
+    let typed = config_at(LOCALSTACK, &bucket, &listener.url, "move", &library);
     std::fs::write(&config, config_toml(&typed)).expect("write");
     let target = format!("s3://{bucket}/audio/bad.mp3");
 

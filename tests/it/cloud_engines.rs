@@ -40,11 +40,6 @@ async fn setup() -> Setup {
     }
 }
 
-/// An `[engines.NAME]` table, as a user writes it, read into its typed value.
-fn engine_section(text: &str) -> EngineConfig {
-    toml::from_str(text).unwrap_or_else(|e| panic!("engine section: {e}\n{text}"))
-}
-
 impl Setup {
     fn base(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)

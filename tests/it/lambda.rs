@@ -38,7 +38,7 @@ async fn lambda_handles_s3_events_sqs_batches_and_malformed_payloads() {
     let listener = Listener::start().await;
 
     // A second rule names a bucket that does not exist: its events fail for a passing reason.
-    let mut typed = config_at(LOCALSTACK, &bucket, &listener.url, "move", &library, "");
+    let mut typed = config_at(LOCALSTACK, &bucket, &listener.url, "move", &library);
     typed
         .rules
         .push(another_rule(&typed, "elsewhere", &missing_bucket));
@@ -186,14 +186,15 @@ async fn lambda_takes_provider_results_through_its_function_url() {
     fake.find(&file_sha256(&clip), "Ad", 96);
     let listener = Listener::start().await;
     let function_url = "https://abc123.lambda-url.us-east-1.on.aws";
-    let extra = format!(
-        "[engines.ams]\ntype = \"tencent_ams\"\nsecret_id = \"{AMS_SECRET_ID}\"\n\
+    let mut typed = config_at(LOCALSTACK, &bucket, &listener.url, "move", &library);
+    let ams = engine_section(&format!(
+        "type = \"tencent_ams\"\nsecret_id = \"{AMS_SECRET_ID}\"\n\
          secret_key = \"{AMS_SECRET_KEY}\"\nendpoint = \"{}\"\nseed = \"lambda-seed\"\n\
-         callback_base_url = \"{function_url}\"\n\
-         [async_jobs]\ntoken_key = \"lambda-token-key-0123456789abcdef0123\"\n",
+         callback_base_url = \"{function_url}\"\n",
         fake.url
-    );
-    let mut typed = config_at(LOCALSTACK, &bucket, &listener.url, "move", &library, &extra);
+    ));
+    typed.engines.insert("ams".to_owned(), ams);
+    typed.async_jobs.token_key = Some("lambda-token-key-0123456789abcdef0123".to_owned());
     typed.rules[0].engine = earshot::config::EngineNames::One("ams".to_owned());
     let config = dir.path().join("earshot.toml");
     std::fs::write(&config, config_toml(&typed)).expect("write config");

@@ -53,7 +53,7 @@ async fn a_disguised_excerpt_of_a_library_track_is_found_and_blocked() {
     let listener = Listener::start().await;
     let library = dir.path().join("library");
     let config = dir.path().join("earshot.toml");
-    let typed = config_at(LOCALSTACK, &bucket, &listener.url, "move", &library, "");
+    let typed = config_at(LOCALSTACK, &bucket, &listener.url, "move", &library);
     std::fs::write(&config, config_toml(&typed)).expect("write");
 
     let add = earshot(
@@ -103,7 +103,6 @@ async fn a_disguised_excerpt_of_a_library_track_is_found_and_blocked() {
         &listener.url,
         "move",
         &library,
-        "",
     ))
     .await
     .expect("builds");
@@ -163,7 +162,7 @@ async fn a_rule_that_learns_catches_an_altered_reupload_of_what_it_blocked() {
         ])
         .arg(&original));
     let library = library_with(dir.path(), &original, earshot::model::Scene::Ads).await;
-    let mut config = config_at(LOCALSTACK, &bucket, &listener.url, "move", &library, "");
+    let mut config = config_at(LOCALSTACK, &bucket, &listener.url, "move", &library);
     config.rules[0].block.learn = true;
     let pipeline = Pipeline::new(config).await.expect("builds");
 

@@ -46,14 +46,7 @@ async fn acl_private_makes_anonymous_get_answer_403() {
         );
     }
 
-    let config = config_at(
-        &endpoint,
-        &bucket,
-        &listener.url,
-        "acl-private",
-        &library,
-        "",
-    );
+    let config = config_at(&endpoint, &bucket, &listener.url, "acl-private", &library);
     let pipeline = Pipeline::new(config).await.expect("builds");
     for key in ["audio/bad.mp3", "audio/clean.mp3"] {
         let outcome = pipeline

@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::common::*;
 use aws_sdk_s3::types::ObjectCannedAcl;
 use earshot::block::{self, BlockError, MoveStep, Target};
+use earshot::config::Config;
 use earshot::job::{Job, parse_event};
 use earshot::pipeline::{Ack, CallbackOutcome, Disposition, Outcome, Pipeline};
 use earshot::rules::Skip;
@@ -44,15 +45,14 @@ impl World {
         self.dir.path().join("library")
     }
 
-    async fn pipeline(&self, mode: &str, extra: &str) -> Pipeline {
-        let config = config(
-            &self.bucket,
-            &self.listener.url,
-            mode,
-            &self.library(),
-            extra,
-        );
-        Pipeline::new(config).await.expect("pipeline builds")
+    fn config(&self, mode: &str) -> Config {
+        config(&self.bucket, &self.listener.url, mode, &self.library())
+    }
+
+    async fn pipeline(&self, mode: &str) -> Pipeline {
+        Pipeline::new(self.config(mode))
+            .await
+            .expect("pipeline builds")
     }
 
     fn file(&self, name: &str) -> PathBuf {
@@ -93,7 +93,7 @@ fn finished(outcome: Outcome) -> (earshot::callback::Body, CallbackOutcome) {
 #[tokio::test]
 async fn clean_upload_passes_and_calls_back_result_0() {
     let world = World::new().await;
-    let pipeline = world.pipeline("move", "").await;
+    let pipeline = world.pipeline("move").await;
     let clean = speech(
         &world.file("clean.mp3"),
         "Hello, this is a perfectly ordinary voice message.",
@@ -138,7 +138,7 @@ async fn clean_upload_passes_and_calls_back_result_0() {
 #[tokio::test]
 async fn library_match_is_moved_with_its_bytes_type_metadata_and_tags() {
     let world = World::new().await;
-    let pipeline = world.pipeline("move", "").await;
+    let pipeline = world.pipeline("move").await;
     let key = "audio/known.mp3";
     let job = world.upload(key, &world.known_bad).await;
 
@@ -212,7 +212,7 @@ async fn library_match_is_moved_with_its_bytes_type_metadata_and_tags() {
 #[tokio::test]
 async fn acl_private_leaves_no_public_grant() {
     let world = World::new().await;
-    let pipeline = world.pipeline("acl-private", "").await;
+    let pipeline = world.pipeline("acl-private").await;
     let key = "audio/public-bad.mp3";
     let job = world.upload(key, &world.known_bad).await;
     world
@@ -253,7 +253,7 @@ async fn acl_private_leaves_no_public_grant() {
 #[tokio::test]
 async fn keys_outside_the_scope_or_with_a_wrong_suffix_are_ignored() {
     let world = World::new().await;
-    let pipeline = world.pipeline("move", "").await;
+    let pipeline = world.pipeline("move").await;
     for key in [
         "video/known.mp3",
         "audio/known.txt",
@@ -289,7 +289,7 @@ async fn keys_outside_the_scope_or_with_a_wrong_suffix_are_ignored() {
 #[tokio::test]
 async fn keys_with_spaces_plus_and_non_ascii_round_trip() {
     let world = World::new().await;
-    let pipeline = world.pipeline("move", "").await;
+    let pipeline = world.pipeline("move").await;
     let key = "audio/my voice+note 语音 café #1.mp3";
     world.upload(key, &world.known_bad).await;
     // The event carries the key as S3 encodes it: '+' for a space, %2B for '+', UTF-8 escapes.
@@ -315,7 +315,7 @@ async fn keys_with_spaces_plus_and_non_ascii_round_trip() {
 #[tokio::test]
 async fn duplicate_event_causes_no_second_block_and_no_second_callback() {
     let world = World::new().await;
-    let pipeline = world.pipeline("move", "").await;
+    let pipeline = world.pipeline("move").await;
     let job = world.upload("audio/dup.mp3", &world.known_bad).await;
 
     // Two deliveries at once, then a late third.
@@ -331,7 +331,7 @@ async fn duplicate_event_causes_no_second_block_and_no_second_callback() {
         other => panic!("expected a duplicate, got {other:?}"),
     }
     // A fresh daemon (no memory of the first) also recognises it.
-    let other_daemon = world.pipeline("move", "").await;
+    let other_daemon = world.pipeline("move").await;
     assert!(matches!(
         other_daemon.process(&job).await.expect("runs"),
         Outcome::Duplicate { .. }
@@ -347,7 +347,7 @@ async fn duplicate_event_causes_no_second_block_and_no_second_callback() {
 async fn an_interrupted_move_loses_nothing_and_a_rerun_completes_it() {
     for step in [MoveStep::Copied, MoveStep::Verified, MoveStep::Deleted] {
         let world = World::new().await;
-        let pipeline = world.pipeline("move", "").await;
+        let pipeline = world.pipeline("move").await;
         let key = "audio/interrupted.mp3";
         let job = world.upload(key, &world.known_bad).await;
         let bytes = std::fs::read(&world.known_bad).expect("read");
@@ -411,9 +411,9 @@ async fn an_interrupted_move_loses_nothing_and_a_rerun_completes_it() {
 #[tokio::test]
 async fn bad_input_calls_back_with_its_code_and_is_not_blocked() {
     let world = World::new().await;
-    let pipeline = world
-        .pipeline("move", "[limits]\nmax_object_bytes = 200000")
-        .await;
+    let mut config = world.config("move");
+    config.limits.max_object_bytes = 200_000;
+    let pipeline = Pipeline::new(config).await.expect("pipeline builds");
     let corrupt = corrupt_flac(world.dir.path());
     let text = world.file("notes.txt");
     std::fs::write(&text, "Meeting notes, definitely not audio.\n".repeat(100)).expect("write");
@@ -460,7 +460,7 @@ async fn bad_input_calls_back_with_its_code_and_is_not_blocked() {
 #[tokio::test]
 async fn a_missing_object_calls_back_object_gone() {
     let world = World::new().await;
-    let pipeline = world.pipeline("move", "").await;
+    let pipeline = world.pipeline("move").await;
     let mut job = Job::new(world.bucket.clone(), "audio/never-uploaded.mp3");
     job.etag = Some("0123456789abcdef0123456789abcdef".to_owned());
     let (body, _) = finished(pipeline.process(&job).await.expect("job runs"));
@@ -471,13 +471,7 @@ async fn a_missing_object_calls_back_object_gone() {
 #[tokio::test]
 async fn an_unreachable_callback_is_dead_lettered_and_replays() {
     let world = World::new().await;
-    let config = config(
-        &world.bucket,
-        &unreachable_url(),
-        "move",
-        &world.library(),
-        "",
-    );
+    let config = config(&world.bucket, &unreachable_url(), "move", &world.library());
     let pipeline = Pipeline::new(config).await.expect("builds");
     let job = world.upload("audio/lonely.mp3", &world.known_bad).await;
 
@@ -553,7 +547,7 @@ async fn an_unreachable_callback_is_dead_lettered_and_replays() {
 #[tokio::test]
 async fn moved_object_keeps_content_type_when_tags_are_empty() {
     let world = World::new().await;
-    let pipeline = world.pipeline("move", "").await;
+    let pipeline = world.pipeline("move").await;
     let key = "audio/untagged.mp3";
     world
         .s3
@@ -590,7 +584,7 @@ async fn moved_object_keeps_content_type_when_tags_are_empty() {
 #[tokio::test]
 async fn an_object_overwritten_since_its_event_calls_back_object_changed() {
     let world = World::new().await;
-    let pipeline = world.pipeline("move", "").await;
+    let pipeline = world.pipeline("move").await;
     let key = "audio/overwritten.mp3";
     let stale = world.upload(key, &world.known_bad).await;
     let newer = tone(&world.file("newer.mp3"), 2.0, 440, &[]);
@@ -609,7 +603,7 @@ async fn an_object_overwritten_since_its_event_calls_back_object_changed() {
 #[tokio::test]
 async fn a_key_uploaded_again_is_judged_again_when_its_job_has_no_etag() {
     let world = World::new().await;
-    let pipeline = world.pipeline("move", "").await;
+    let pipeline = world.pipeline("move").await;
     let key = "audio/reused-name.mp3";
     let clean = tone(&world.file("clean.mp3"), 2.0, 300, &[]);
     world.upload(key, &clean).await;
@@ -643,7 +637,7 @@ async fn a_key_uploaded_again_is_judged_again_when_its_job_has_no_etag() {
 #[tokio::test]
 async fn a_job_that_cannot_succeed_is_parked_with_the_reason_and_replays_once_fixed() {
     let world = World::new().await;
-    let pipeline = world.pipeline("move", "").await;
+    let pipeline = world.pipeline("move").await;
     let job = world.upload("audio/known-bad.mp3", &world.known_bad).await;
     let record = earshot::layout::job_record_key(&job.trace_id());
     put_bytes(&world.s3, &world.bucket, &record, b"{not json".to_vec()).await;
@@ -685,13 +679,7 @@ async fn a_job_that_cannot_succeed_is_parked_with_the_reason_and_replays_once_fi
         .send()
         .await
         .expect("deleted");
-    let config = config(
-        &world.bucket,
-        &world.listener.url,
-        "move",
-        &world.library(),
-        "",
-    );
+    let config = config(&world.bucket, &world.listener.url, "move", &world.library());
     earshot::commands::replay::jobs(config, &format!("s3://{}", world.bucket))
         .await
         .expect("every parked job ran");

@@ -81,14 +81,7 @@ async fn start_with(
     refresh_secs: u64,
 ) -> Daemon {
     let library = setup.dir.path().join("library");
-    let mut config = config_at(
-        LOCALSTACK,
-        &setup.bucket,
-        callback_url,
-        "move",
-        &library,
-        "",
-    );
+    let mut config = config_at(LOCALSTACK, &setup.bucket, callback_url, "move", &library);
     config.sources.sqs = Some(sqs_source(&setup.queue_url, 4, visibility_secs));
     config.limits.max_object_bytes = 200_000;
     config.admin.listen = Some(format!("127.0.0.1:{}", setup.admin_port));
@@ -402,14 +395,7 @@ async fn admin_listener_beside_sqs_reports_health_readiness_and_metrics() {
     let missing = unique("earshot-missing");
     // A second rule names a bucket that does not exist: /readyz must say so.
     let library = setup.dir.path().join("library");
-    let mut config = config_at(
-        LOCALSTACK,
-        &setup.bucket,
-        &listener.url,
-        "move",
-        &library,
-        "",
-    );
+    let mut config = config_at(LOCALSTACK, &setup.bucket, &listener.url, "move", &library);
     config.sources.sqs = Some(sqs_source(&setup.queue_url, 8, 60));
     config.admin.listen = Some(format!("127.0.0.1:{port}"));
     config

@@ -75,7 +75,7 @@ impl Setup {
         webhook: impl FnOnce(&mut WebhookConfig),
     ) -> Daemon {
         let library = self.dir.path().join("library");
-        let mut config = config_at(endpoint, &self.bucket, callback_url, "move", &library, "");
+        let mut config = config_at(endpoint, &self.bucket, callback_url, "move", &library);
         let mut source = webhook_source(self.port, Some(TOKEN));
         webhook(&mut source);
         config.sources.webhook = Some(source);

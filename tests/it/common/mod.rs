@@ -16,7 +16,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
-use earshot::config::{Config, MinioWebhookConfig, RuleConfig, S3Config, SqsConfig, WebhookConfig};
+use earshot::config::{
+    Config, EngineConfig, MinioWebhookConfig, RuleConfig, S3Config, SqsConfig, WebhookConfig,
+};
 
 pub const LOCALSTACK: &str = "http://127.0.0.1:4566";
 
@@ -324,16 +326,16 @@ pub fn unreachable_url() -> String {
     format!("http://127.0.0.1:{}/hook", free_port())
 }
 
-/// A rule config for one test bucket on `endpoint`; `extra` is appended (e.g. a `[limits]` table).
+/// A config with one rule for a test bucket on `endpoint` and the local engine on `library`; a
+/// test changes what it needs on the value.
 pub fn config_at(
     endpoint: &str,
     bucket: &str,
     callback_url: &str,
     mode: &str,
     library: &Path,
-    extra: &str,
 ) -> Config {
-    let text = config_text(endpoint, bucket, callback_url, mode, library, extra);
+    let text = config_text(endpoint, bucket, callback_url, mode, library);
     Config::from_toml_str(&text).unwrap_or_else(|e| panic!("test config: {e}"))
 }
 
@@ -344,7 +346,6 @@ fn config_text(
     callback_url: &str,
     mode: &str,
     library: &Path,
-    extra: &str,
 ) -> String {
     format!(
         r#"
@@ -366,11 +367,14 @@ fn config_text(
         [engines.local]
         type = "local"
         library = "{}"
-
-        {extra}
         "#,
         library.display()
     )
+}
+
+/// An `[engines.NAME]` table, as a user writes it, read into its typed value.
+pub fn engine_section(text: &str) -> EngineConfig {
+    toml::from_str(text).unwrap_or_else(|e| panic!("engine section: {e}\n{text}"))
 }
 
 /// `[sources.sqs]` on a LocalStack queue, long-polling for 1 s.
@@ -415,8 +419,8 @@ pub fn config_toml(config: &Config) -> String {
 }
 
 /// [`config_at`] on LocalStack.
-pub fn config(bucket: &str, callback_url: &str, mode: &str, library: &Path, extra: &str) -> Config {
-    config_at(LOCALSTACK, bucket, callback_url, mode, library, extra)
+pub fn config(bucket: &str, callback_url: &str, mode: &str, library: &Path) -> Config {
+    config_at(LOCALSTACK, bucket, callback_url, mode, library)
 }
 
 /// Runs a command, panicking with its stderr when it fails.

@@ -7,6 +7,7 @@ use std::time::Duration;
 /// Successive retry delays.
 #[derive(Debug, Clone)]
 pub struct Backoff {
+    initial: Duration,
     next: Duration,
     max: Duration,
 }
@@ -14,9 +15,15 @@ pub struct Backoff {
 impl Backoff {
     pub fn new(initial: Duration, max: Duration) -> Backoff {
         Backoff {
+            initial: initial.min(max),
             next: initial.min(max),
             max,
         }
+    }
+
+    /// Starts over from the first delay (the thing retried succeeded).
+    pub fn reset(&mut self) {
+        self.next = self.initial;
     }
 
     /// The delay before the next attempt: between half of the current step and the whole of it.

@@ -55,7 +55,7 @@ pub async fn run(
         };
         let messages = match received {
             Ok(out) => {
-                receive_backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
+                receive_backoff.reset();
                 out.messages.unwrap_or_default()
             }
             Err(e) => {

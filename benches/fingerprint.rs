@@ -1,5 +1,5 @@
 //! The local engine's matching beside Chromaprint (Debian's `fpcalc`), on the corpus of
-//! tests/common/corpus.rs, plus the index at 10,000 synthetic references. See bench/README.md.
+//! tests/it/common/corpus.rs, plus the index at 10,000 synthetic references. See bench/README.md.
 //!
 //! Recall at zero false positives: each method's threshold is set just above the best score any of
 //! the 50+ non-library recordings reaches against any reference; a query counts as found when its

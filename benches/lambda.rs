@@ -1,6 +1,6 @@
 //! `earshot-lambda` cold start: the time from starting the release binary to its first request for
 //! an invocation (the end of Lambda's init phase), against the local Runtime API of
-//! tests/common/lambda_api.rs, with an empty library and with libraries of 1,000 and 10,000
+//! tests/it/common/lambda_api.rs, with an empty library and with libraries of 1,000 and 10,000
 //! references; and the binary's size. No server needed (the init phase makes no S3 call with a
 //! directory library). Results: printed and written to bench/out/lambda.md.
 

@@ -14,7 +14,8 @@
 //! [`pipeline`] runs these stages for one job (and, in [`pipeline::waiting`], jobs handed to a
 //! provider that answers later); [`state`] keeps what earshot remembers in the bucket itself.
 //!
-//! Layers, each importing only from those above it (`tests/layers.rs` fails on an upward import):
+//! Layers, bottom first; a module imports only from its own layer and those listed before it
+//! (`tests/it/layers.rs` fails on any other import, and on an import cycle):
 //!
 //! | layer | modules |
 //! |---|---|

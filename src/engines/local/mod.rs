@@ -302,7 +302,7 @@ pub const MIN_DENSITY: f64 = 0.05;
 /// - [`WEAK_HITS`] up to [`STRONG_HITS`]: 61–90, suspicious (a short or heavily degraded excerpt).
 /// - [`STRONG_HITS`] or more: 91–100, sensitive, rising with the count (100 from 300).
 ///
-/// An exact SHA-256 match scores 100 regardless. Measured on Debian's music (tests/fingerprint.rs):
+/// An exact SHA-256 match scores 100 regardless. Measured on Debian's music (tests/it/fingerprint.rs):
 /// true 8–10 s excerpts under every transform agree on 80–1400 landmarks at densities ≥ 0.14;
 /// the best wrong reference reaches 27 landmarks at density ≤ 0.03.
 pub fn match_score(hits: u32, span_landmarks: u32) -> u8 {

@@ -102,6 +102,11 @@ impl Rules {
     pub fn by_id(&self, id: &str) -> Option<&Rule> {
         self.rules.iter().find(|rule| rule.id == id)
     }
+
+    /// The buckets the rules watch, each once.
+    pub fn buckets(&self) -> BTreeSet<&str> {
+        self.rules.iter().map(|rule| rule.bucket.as_str()).collect()
+    }
 }
 
 /// The lowercase suffix of a key's last path segment, if it has one.

@@ -362,13 +362,7 @@ impl Pipeline {
     /// when ready.
     pub async fn readiness(&self) -> Vec<String> {
         let mut problems = Vec::new();
-        let buckets: std::collections::BTreeSet<&str> = self
-            .config
-            .rules
-            .iter()
-            .map(|r| r.bucket.as_str())
-            .collect();
-        for bucket in buckets {
+        for bucket in self.rules.buckets() {
             let head = self.s3.head_bucket().bucket(bucket).send();
             match tokio::time::timeout(std::time::Duration::from_secs(5), head).await {
                 Ok(Ok(_)) => {}

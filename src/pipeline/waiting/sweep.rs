@@ -1,7 +1,7 @@
 //! The sweep: every `async_jobs.sweep_secs` (`earshot serve`) or on a schedule (Lambda), a look
 //! at every waiting job in the rules' buckets.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 
 use super::super::combine::engine_outcome;
 use super::super::{Disposition, JobError, Pipeline};
@@ -15,12 +15,7 @@ impl Pipeline {
     /// is parked in the dead-job area with the reason.
     pub async fn sweep(&self) {
         let now = self.clock.now_secs();
-        let buckets: BTreeSet<&str> = self
-            .config
-            .rules
-            .iter()
-            .map(|r| r.bucket.as_str())
-            .collect();
+        let buckets = self.rules.buckets();
         // Only slots held before the listing may be freed: a job is stored as waiting before its
         // slot is taken, so such a job, if it still waits, is in the listing. A slot taken since
         // may belong to a job the listing missed.

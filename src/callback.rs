@@ -98,6 +98,17 @@ pub struct EngineErrorInfo {
     pub message: String,
 }
 
+impl EngineErrorInfo {
+    /// `engine A failed: …; engine B failed: …`, for a message or a log line.
+    pub fn describe(failures: &[EngineErrorInfo]) -> String {
+        failures
+            .iter()
+            .map(|f| format!("engine {} failed: {}", f.engine, f.message))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
 /// One finding's place in the upload.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SegmentInfo {

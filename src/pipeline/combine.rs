@@ -64,14 +64,21 @@ pub fn combine(answered: &[EngineOutcome], scenes: &[Scene], block: &BlockConfig
         decision: decision::decide(&verdict, scenes, block),
         decided_by,
         timed_out: !failed.is_empty() && failed.iter().all(|o| o.timed_out),
-        failures: failed
-            .iter()
-            .map(|o| EngineErrorInfo {
-                engine: o.engine.clone(),
-                message: o.error.clone().unwrap_or_default(),
-            })
-            .collect(),
+        failures: failures(answered),
     }
+}
+
+/// The engines that could not judge, and why.
+pub fn failures(answered: &[EngineOutcome]) -> Vec<EngineErrorInfo> {
+    answered
+        .iter()
+        .filter_map(|o| {
+            Some(EngineErrorInfo {
+                engine: o.engine.clone(),
+                message: o.error.clone()?,
+            })
+        })
+        .collect()
 }
 
 impl Combined {
@@ -83,15 +90,6 @@ impl Combined {
             }
         }
         body.data.engine_errors = self.failures.clone();
-    }
-
-    /// The failures in one line, for the callback's message.
-    pub fn failure_text(&self) -> String {
-        self.failures
-            .iter()
-            .map(|f| format!("engine {} failed: {}", f.engine, f.message))
-            .collect::<Vec<_>>()
-            .join("; ")
     }
 }
 

@@ -7,12 +7,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::combine::{Combined, combine, engine_outcome};
+use super::combine::{Combined, combine, engine_outcome, failures};
 use super::report::Report;
 use super::{JobError, Pipeline};
 use crate::audio::{AudioError, DecodeLimits};
 use crate::block::{self, BlockError, Blocked, Target};
-use crate::callback::{Body, Code};
+use crate::callback::{Body, Code, EngineErrorInfo};
 use crate::config::{BlockConfig, BlockMode, OnEngineError};
 use crate::decision::Decision;
 use crate::engines::{Clip, Engine, Provider, Submission};
@@ -197,14 +197,7 @@ impl Pipeline {
                 self.clock.now_secs(),
             ));
         }
-        let failures: Vec<_> = answered
-            .iter()
-            .filter(|o| o.error.is_some())
-            .map(|o| crate::callback::EngineErrorInfo {
-                engine: o.engine.clone(),
-                message: o.error.clone().unwrap_or_default(),
-            })
-            .collect();
+        let failures = failures(&answered);
         if !failures.is_empty() {
             tracing::error!(?failures, policy = ?rule.on_engine_error, "Engine failed.");
             if rule.on_engine_error == OnEngineError::Retry {
@@ -258,7 +251,7 @@ impl Pipeline {
         let mut decision = combined.decision.clone();
         let mut note = None;
         if !combined.failures.is_empty() {
-            let failed = combined.failure_text();
+            let failed = EngineErrorInfo::describe(&combined.failures);
             match rule.on_engine_error {
                 OnEngineError::Retry => {
                     // Only results that never came (or came as failures) reach here: the job

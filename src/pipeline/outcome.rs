@@ -92,7 +92,7 @@ pub enum JobError {
     #[error("the decoder stopped unexpectedly: {0}")]
     Decoder(String),
     /// Engines could not judge and the rule says `on_engine_error = "retry"`.
-    #[error("{}", failed_engines(.0))]
+    #[error("{}", EngineErrorInfo::describe(.0))]
     Engines(Vec<EngineErrorInfo>),
     #[error("waiting job {trace_id}: its rule {rule:?} is no longer configured")]
     RuleGone { trace_id: String, rule: String },
@@ -102,14 +102,6 @@ pub enum JobError {
     DryRunCannotWait(String),
     #[error("no engine named {0:?} is configured")]
     NoEngine(String),
-}
-
-fn failed_engines(failures: &[EngineErrorInfo]) -> String {
-    failures
-        .iter()
-        .map(|f| format!("engine {} failed: {}", f.engine, f.message))
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 impl JobError {

@@ -89,6 +89,23 @@ pub struct Data {
     /// Engines of the rule that could not judge, and why.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub engine_errors: Vec<EngineErrorInfo>,
+    /// How the job came: `upload`, `scan`, `batch`, `retro`, `manual`, or `restore`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// What a person did to the object (a restore), with who, when and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<ActionInfo>,
+}
+
+/// A person's action on an object, as the callback and the audit log report it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionInfo {
+    /// `restore`.
+    pub action: String,
+    pub by: String,
+    /// Seconds since the Unix epoch.
+    pub at: u64,
+    pub reason: String,
 }
 
 /// An engine that could not judge the object.
@@ -264,6 +281,8 @@ mod tests {
                 backup_key: None,
                 segments: Vec::new(),
                 engine_errors: Vec::new(),
+                source: Some("upload".into()),
+                action: None,
             },
         };
         let value: serde_json::Value = serde_json::to_value(&body).expect("serialises");

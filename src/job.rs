@@ -17,6 +17,42 @@ pub struct Job {
     /// Without quotes.
     pub etag: Option<String>,
     pub size: Option<u64>,
+    /// How the job came; the callback's `source`.
+    #[serde(default)]
+    pub origin: Origin,
+    /// Judge the version again even when it was judged before (`earshot scan --rescan`, a
+    /// retro-hunt match): the new judgement replaces the old one, under the same `trace_id`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rejudge: bool,
+}
+
+/// How a job came to earshot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    /// An upload's event (SQS, SNS, webhook, EventBridge, Lambda).
+    #[default]
+    Upload,
+    /// `earshot scan`: an object already stored.
+    Scan,
+    /// An S3 Batch Operations task (`earshot-lambda`).
+    Batch,
+    /// A retro-hunt: a reference added later matched the object's kept fingerprint.
+    Retro,
+    /// `earshot moderate s3://…` or `earshot jobs replay`: a person asked.
+    Manual,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Upload => "upload",
+            Origin::Scan => "scan",
+            Origin::Batch => "batch",
+            Origin::Retro => "retro",
+            Origin::Manual => "manual",
+        }
+    }
 }
 
 impl Job {
@@ -27,7 +63,15 @@ impl Job {
             version_id: None,
             etag: None,
             size: None,
+            origin: Origin::Upload,
+            rejudge: false,
         }
+    }
+
+    /// The same job, marked with how it came.
+    pub fn with_origin(mut self, origin: Origin) -> Job {
+        self.origin = origin;
+        self
     }
 
     /// Stable per object version: the same bucket, key and version (or ETag) give the same id, so
@@ -45,6 +89,14 @@ impl Job {
         }
         hex::encode(&hash.finalize()[..16])
     }
+}
+
+/// The field of earshot's own queue message, which carries a [`Job`] as it is.
+pub const EARSHOT_JOB: &str = "earshot_job";
+
+/// The queue message that hands `job` to whichever daemon receives it.
+pub fn job_message(job: &Job) -> String {
+    serde_json::json!({ EARSHOT_JOB: job }).to_string()
 }
 
 /// An event that was understood and deliberately not turned into a job.
@@ -89,6 +141,17 @@ pub fn parse_event_value(value: &Value) -> Result<Parsed, EventError> {
 }
 
 fn parse_value(value: &Value, depth: u8) -> Result<Parsed, EventError> {
+    // earshot's own message (`earshot scan --enqueue`): {"earshot_job": {Job}}.
+    if let Some(job) = value.get(EARSHOT_JOB) {
+        let job: Job = serde_json::from_value(job.clone()).map_err(|e| EventError::BadRecord {
+            index: 0,
+            message: format!("{EARSHOT_JOB}: {e}"),
+        })?;
+        return Ok(Parsed {
+            jobs: vec![job],
+            ignored: Vec::new(),
+        });
+    }
     // SNS: {"Type":"Notification","Message":"<the S3 event as a string>"}.
     if let (Some(kind), Some(message)) = (
         value.get("Type").and_then(Value::as_str),
@@ -198,6 +261,8 @@ fn parse_record(index: usize, value: &Value) -> Result<Result<Job, Ignored>, Eve
             .map(|e| unquote(&e))
             .filter(|e| !e.is_empty()),
         size: s3.object.size,
+        origin: Origin::Upload,
+        rejudge: false,
     }))
 }
 
@@ -231,6 +296,8 @@ fn parse_eventbridge(detail_type: &str, value: &Value) -> Result<Parsed, EventEr
             version_id: text("version-id").filter(|v| v != "null"),
             etag: text("etag").map(|e| unquote(&e)),
             size: object.get("size").and_then(Value::as_u64),
+            origin: Origin::Upload,
+            rejudge: false,
         }],
         ignored: Vec::new(),
     })

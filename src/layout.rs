@@ -8,6 +8,11 @@
 //! audit_freeze_backup/earshot/dead-letters/<trace_id>.json   a callback that could not be delivered
 //! audit_freeze_backup/earshot/dead-jobs/<trace_id>.json      a job that could not be run, with why
 //! audit_freeze_backup/earshot/pending/<trace_id>/…           a job waiting on a provider's result
+//! audit_freeze_backup/earshot/blocks/<key hash>/<trace_id>.json  a block: the object's prior state
+//! audit_freeze_backup/earshot/audit/<seconds>-<id>.json      one audit log entry (append-only)
+//! audit_freeze_backup/earshot/allow/<sha256>.json            audio marked normal (`restore --mark-normal`)
+//! audit_freeze_backup/earshot/scans/<scan id>/…              a scan's checkpoint and report
+//! audit_freeze_backup/earshot/prints/<rule>/…                kept fingerprints, for retro-hunts
 //! ```
 
 /// Keys under this are never moderated.
@@ -20,6 +25,11 @@ pub const JOBS_PREFIX: &str = "audit_freeze_backup/earshot/jobs/";
 pub const DEAD_LETTER_PREFIX: &str = "audit_freeze_backup/earshot/dead-letters/";
 pub const DEAD_JOB_PREFIX: &str = "audit_freeze_backup/earshot/dead-jobs/";
 pub const PENDING_PREFIX: &str = "audit_freeze_backup/earshot/pending/";
+pub const BLOCKS_PREFIX: &str = "audit_freeze_backup/earshot/blocks/";
+pub const AUDIT_PREFIX: &str = "audit_freeze_backup/earshot/audit/";
+pub const ALLOW_PREFIX: &str = "audit_freeze_backup/earshot/allow/";
+pub const SCANS_PREFIX: &str = "audit_freeze_backup/earshot/scans/";
+pub const PRINTS_PREFIX: &str = "audit_freeze_backup/earshot/prints/";
 
 /// Whether earshot owns `key` (and so never moderates it).
 pub fn is_reserved(key: &str) -> bool {
@@ -66,6 +76,53 @@ pub fn pending_result_key(trace_id: &str, engine: &str) -> String {
     format!("{}result-{engine}.json", pending_prefix(trace_id))
 }
 
+/// The block records of one key (every version of it ever blocked).
+pub fn blocks_of_key(key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let hash = Sha256::digest(key.as_bytes());
+    format!("{BLOCKS_PREFIX}{}/", hex::encode(&hash[..16]))
+}
+
+/// The block record of one object version.
+pub fn block_record_key(key: &str, trace_id: &str) -> String {
+    format!("{}{trace_id}.json", blocks_of_key(key))
+}
+
+/// One audit log entry; keys sort by time.
+pub fn audit_key(at_secs: u64, id: &str) -> String {
+    format!("{AUDIT_PREFIX}{at_secs:012}-{id}.json")
+}
+
+/// Audio marked normal by a person, by its SHA-256 (lowercase hex).
+pub fn allow_key(sha256: &str) -> String {
+    format!("{ALLOW_PREFIX}{sha256}.json")
+}
+
+/// The fingerprint of audio marked normal.
+pub fn allow_print_key(sha256: &str) -> String {
+    format!("{ALLOW_PREFIX}{sha256}.esfp")
+}
+
+/// Everything stored for one scan.
+pub fn scan_prefix(scan_id: &str) -> String {
+    format!("{SCANS_PREFIX}{scan_id}/")
+}
+
+/// A scan's checkpoint: where it is and what it counted.
+pub fn scan_checkpoint_key(scan_id: &str) -> String {
+    format!("{}checkpoint.json", scan_prefix(scan_id))
+}
+
+/// A scan's final report.
+pub fn scan_report_key(scan_id: &str) -> String {
+    format!("{}report.json", scan_prefix(scan_id))
+}
+
+/// The kept fingerprints of one rule.
+pub fn prints_prefix(rule: &str) -> String {
+    format!("{PRINTS_PREFIX}{rule}/")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,6 +137,13 @@ mod tests {
             pending_job_key("t"),
             pending_task_key("t", "ams"),
             pending_result_key("t", "ams"),
+            block_record_key("a/b.mp3", "t"),
+            audit_key(1, "x"),
+            allow_key("ab"),
+            allow_print_key("ab"),
+            scan_checkpoint_key("s"),
+            scan_report_key("s"),
+            prints_prefix("r"),
         ] {
             assert!(is_reserved(&key), "{key}");
             assert!(key.starts_with(BACKUP_ROOT), "{key}");

@@ -60,6 +60,30 @@ enum Command {
         #[command(subcommand)]
         action: JobsAction,
     },
+    /// Undo blocks exactly: the object's grants, or its key, headers, metadata, tags and storage
+    /// class, as they were before the block.
+    Restore {
+        /// s3://bucket/key; or s3://bucket[/prefix] with --reference, --since or --until.
+        target: String,
+        /// Restore every object this library entry (id or unique prefix) caused to be blocked.
+        #[arg(long)]
+        reference: Option<String>,
+        /// Only blocks made at or after this time (seconds, RFC 3339, or an age such as 7d).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only blocks made before this time.
+        #[arg(long)]
+        until: Option<String>,
+        /// Why (kept in the audit log and sent in the callback).
+        #[arg(long)]
+        reason: String,
+        /// Who restores [default: $USER].
+        #[arg(long, env = "USER", default_value = "earshot")]
+        by: String,
+        /// Also keep this audio from being blocked again (by SHA-256 and fingerprint).
+        #[arg(long)]
+        mark_normal: bool,
+    },
     /// Validate the config and print it, secrets redacted.
     CheckConfig,
 }
@@ -207,5 +231,33 @@ async fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Jobs {
             action: JobsAction::Replay { bucket },
         } => commands::replay::jobs(config, &bucket).await,
+        Command::Restore {
+            target,
+            reference,
+            since,
+            until,
+            reason,
+            by,
+            mark_normal,
+        } => {
+            let now = earshot::clock::system_secs();
+            let time = |text: Option<String>| {
+                text.map(|t| commands::parse_time(&t, now))
+                    .transpose()
+                    .map_err(CommandError::Usage)
+            };
+            let args = commands::restore::Restore {
+                target,
+                reference,
+                since: time(since)?,
+                until: time(until)?,
+                request: earshot::pipeline::RestoreRequest {
+                    by,
+                    reason,
+                    mark_normal,
+                },
+            };
+            commands::restore::run(config, &args).await.map(|_| ())
+        }
     }
 }

@@ -5,11 +5,13 @@
 //!   SIGTERM (graceful drain);
 //! - [`moderate`]: one local file or `s3://bucket/key`;
 //! - [`library`]: the local engine's reference library (add, list, match, remove);
-//! - [`replay`]: dead-lettered callbacks and parked jobs, run again.
+//! - [`replay`]: dead-lettered callbacks and parked jobs, run again;
+//! - [`restore`]: undo blocks exactly.
 
 pub mod library;
 pub mod moderate;
 pub mod replay;
+pub mod restore;
 pub mod serve;
 
 use crate::config::ConfigError;
@@ -64,6 +66,37 @@ failed_from!(
     serde_json::Error
 );
 
+/// A point in time given on the command line: seconds since the epoch, an RFC 3339 time
+/// (`2026-12-01T00:00:00Z`), or an age (`90s`, `30m`, `6h`, `7d`) before `now`.
+///
+/// # Errors
+/// None of those.
+pub fn parse_time(text: &str, now: u64) -> Result<u64, String> {
+    let text = text.trim();
+    if let Ok(secs) = text.parse::<u64>() {
+        return Ok(secs);
+    }
+    if let Some(unit) = text.chars().last().filter(char::is_ascii_alphabetic)
+        && let Ok(n) = text[..text.len() - 1].parse::<u64>()
+    {
+        let scale = match unit {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => return Err(format!("{text:?}: unknown unit {unit:?} (s, m, h, d)")),
+        };
+        return Ok(now.saturating_sub(n * scale));
+    }
+    aws_smithy_types::DateTime::from_str(text, aws_smithy_types::date_time::Format::DateTime)
+        .map(|t| t.secs().max(0) as u64)
+        .map_err(|_| {
+            format!(
+                "{text:?} is not a time: give seconds since 1970, RFC 3339, or an age like 6h or 7d"
+            )
+        })
+}
+
 /// Splits `s3://bucket/key` (the key may be empty).
 pub fn parse_s3_url(url: &str) -> Option<(String, String)> {
     let rest = url.strip_prefix("s3://")?;
@@ -74,6 +107,24 @@ pub fn parse_s3_url(url: &str) -> Option<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_parse_as_seconds_dates_or_ages() {
+        let now = 1_800_000_000;
+        let table = [
+            ("1700000000", Ok(1_700_000_000)),
+            ("2026-12-01T00:00:00Z", Ok(1_796_083_200)),
+            ("90s", Ok(now - 90)),
+            ("6h", Ok(now - 6 * 3600)),
+            ("7d", Ok(now - 7 * 86_400)),
+        ];
+        for (text, want) in table {
+            assert_eq!(parse_time(text, now), want, "{text}");
+        }
+        for bad in ["yesterday", "5w", ""] {
+            assert!(parse_time(bad, now).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn s3_urls_split_into_bucket_and_key() {

@@ -46,7 +46,7 @@ pub async fn run(
                 .await?
         }
         Some((bucket, key)) => {
-            let job = Job::new(bucket, key);
+            let job = Job::new(bucket, key).with_origin(crate::job::Origin::Manual);
             let rule = pipeline
                 .rules()
                 .find(&job.bucket, &job.key)

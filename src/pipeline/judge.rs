@@ -294,6 +294,17 @@ impl Pipeline {
             }
             body
         };
+        if decision.block
+            && enforce
+            && let Some(exempt) = self.exemption(job, target, clip).await?
+        {
+            tracing::info!(reason = %exempt, "Due to be blocked, but exempt.");
+            decision.block = false;
+            let mut body =
+                finish(report.judged(&decision, ForbiddenStatus::NotBlocked, None, None));
+            body.message = format!("{}; {exempt}", body.message);
+            return Ok(body);
+        }
         if !(decision.block && enforce) {
             return Ok(finish(report.judged(
                 &decision,
@@ -311,7 +322,12 @@ impl Pipeline {
             sha256: target.sha256,
         };
         let started = Instant::now();
-        let blocked = block::block(&self.s3, rule.block.mode, &target).await;
+        let trace_id = report.trace_id.as_str();
+        let blocked = match self.guard(job, rule, &target, &decision, trace_id).await {
+            Ok(()) => block::block(&self.s3, rule.block.mode, &target).await,
+            Err(JobError::Block(e)) => Err(e),
+            Err(e) => return Err(e),
+        };
         self.metrics.stage("block", started);
         match blocked {
             Ok(blocked) => {
@@ -330,7 +346,9 @@ impl Pipeline {
                     Blocked::Acl => ForbiddenStatus::Acl,
                     Blocked::Moved => ForbiddenStatus::Moved,
                 };
-                Ok(finish(report.judged(&decision, status, backup, None)))
+                let body = finish(report.judged(&decision, status, backup, None));
+                self.audit_block(job, rule, trace_id, &body).await;
+                Ok(body)
             }
             Err(e) if e.is_transient() => Err(e.into()),
             Err(e) => {
@@ -442,6 +460,7 @@ impl Pipeline {
             rule_id: None,
             scenes: scenes.to_vec(),
             detail: false,
+            source: "manual",
         };
         let decoded = decode(
             path,
@@ -492,7 +511,7 @@ fn unjudged_or_retry(report: &Report, error: FetchError) -> Result<Body, JobErro
 }
 
 /// Decodes the file into a [`Clip`]; `Ok(Err((code, message)))` when it cannot be judged.
-async fn decode(
+pub(super) async fn decode(
     path: &Path,
     suffix: Option<String>,
     sha256: [u8; 32],

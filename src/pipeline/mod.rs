@@ -19,6 +19,7 @@ mod combine;
 mod judge;
 mod outcome;
 mod report;
+mod undo;
 pub mod waiting;
 
 use std::collections::HashSet;
@@ -31,6 +32,7 @@ use tracing::Instrument;
 
 pub use judge::Judgement;
 pub use outcome::{Ack, CallbackOutcome, Disposition, Handled, JobError, Outcome};
+pub use undo::{RestoreRequest, Restored, UndoError};
 pub use waiting::{Received, Rejection};
 
 use crate::callback::{Body, Delivery, Notifier, Request};
@@ -217,9 +219,10 @@ impl Pipeline {
             );
             return Ok(Outcome::InProgress { trace_id });
         };
-        if state::finished_job(&self.s3, &job.bucket, &trace_id)
-            .await?
-            .is_some()
+        if !job.rejudge
+            && state::finished_job(&self.s3, &job.bucket, &trace_id)
+                .await?
+                .is_some()
         {
             tracing::info!("Object version was judged before; duplicate event ignored.");
             return Ok(Outcome::Duplicate { trace_id });
@@ -271,49 +274,11 @@ impl Pipeline {
         trace_id: String,
         body: Body,
     ) -> Result<Outcome, JobError> {
-        let callback = match &rule.callback {
-            None => CallbackOutcome::None,
-            Some(config) => {
-                let request = Request::new(config, &body);
-                let started = Instant::now();
-                let delivery = self.notifier.deliver(config, &request).await;
-                self.metrics.stage("callback", started);
-                let (delivered, attempts) = match &delivery {
-                    Delivery::Delivered { attempts, .. } => (true, *attempts),
-                    Delivery::Failed { attempts, .. } => (false, *attempts),
-                };
-                self.metrics.callback(delivered, attempts);
-                match delivery {
-                    Delivery::Delivered { attempts, .. } => CallbackOutcome::Delivered { attempts },
-                    Delivery::Failed { attempts, error } => {
-                        let letter = DeadLetter {
-                            trace_id: trace_id.clone(),
-                            failed_at: self.clock.now_secs(),
-                            attempts,
-                            error: error.clone(),
-                            request,
-                        };
-                        let key = state::dead_letter(&self.s3, &job.bucket, &letter).await?;
-                        tracing::error!(
-                            attempts,
-                            %error,
-                            dead_letter = %key,
-                            "Callback undeliverable; kept for `earshot callbacks replay`."
-                        );
-                        CallbackOutcome::DeadLettered { key, error }
-                    }
-                }
-            }
-        };
+        let callback = self.call_back(&job.bucket, rule, &trace_id, &body).await?;
         let record = JobRecord {
             trace_id: trace_id.clone(),
             finished_at: self.clock.now_secs(),
-            callback: match &callback {
-                CallbackOutcome::Delivered { .. } => "delivered",
-                CallbackOutcome::DeadLettered { .. } => "dead-lettered",
-                CallbackOutcome::None => "no-callback",
-            }
-            .to_owned(),
+            callback: callback.label().to_owned(),
             body: body.clone(),
         };
         state::record_job(&self.s3, &job.bucket, &record).await?;
@@ -331,6 +296,48 @@ impl Pipeline {
         })
     }
 
+    /// Sends the rule's callback; what cannot be delivered is dead-lettered.
+    async fn call_back(
+        &self,
+        bucket: &str,
+        rule: &Rule,
+        trace_id: &str,
+        body: &Body,
+    ) -> Result<CallbackOutcome, JobError> {
+        let Some(config) = &rule.callback else {
+            return Ok(CallbackOutcome::None);
+        };
+        let request = Request::new(config, body);
+        let started = Instant::now();
+        let delivery = self.notifier.deliver(config, &request).await;
+        self.metrics.stage("callback", started);
+        let (delivered, attempts) = match &delivery {
+            Delivery::Delivered { attempts, .. } => (true, *attempts),
+            Delivery::Failed { attempts, .. } => (false, *attempts),
+        };
+        self.metrics.callback(delivered, attempts);
+        Ok(match delivery {
+            Delivery::Delivered { attempts, .. } => CallbackOutcome::Delivered { attempts },
+            Delivery::Failed { attempts, error } => {
+                let letter = DeadLetter {
+                    trace_id: trace_id.to_owned(),
+                    failed_at: self.clock.now_secs(),
+                    attempts,
+                    error: error.clone(),
+                    request,
+                };
+                let key = state::dead_letter(&self.s3, bucket, &letter).await?;
+                tracing::error!(
+                    attempts,
+                    %error,
+                    dead_letter = %key,
+                    "Callback undeliverable; kept for `earshot callbacks replay`."
+                );
+                CallbackOutcome::DeadLettered { key, error }
+            }
+        })
+    }
+
     /// What a callback body says about this job besides the verdict.
     fn report(&self, job: &Job, rule: &Rule, trace_id: &str) -> Report {
         Report {
@@ -342,6 +349,7 @@ impl Pipeline {
             rule_id: Some(rule.id.clone()),
             scenes: rule.scenes.clone(),
             detail: rule.detail(),
+            source: job.origin.as_str(),
         }
     }
 

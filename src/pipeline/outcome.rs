@@ -68,6 +68,17 @@ pub enum CallbackOutcome {
     None,
 }
 
+impl CallbackOutcome {
+    /// How delivery ended, as job records say it.
+    pub fn label(&self) -> &'static str {
+        match self {
+            CallbackOutcome::Delivered { .. } => "delivered",
+            CallbackOutcome::DeadLettered { .. } => "dead-lettered",
+            CallbackOutcome::None => "no-callback",
+        }
+    }
+}
+
 /// What to do with a job that failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Disposition {

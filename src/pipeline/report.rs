@@ -17,6 +17,8 @@ pub struct Report {
     pub scenes: Vec<Scene>,
     /// Segments in the body (`callback.detail`).
     pub detail: bool,
+    /// How the job came (the body's `source`).
+    pub source: &'static str,
 }
 
 impl Report {
@@ -42,6 +44,8 @@ impl Report {
                 backup_key: None,
                 segments: Vec::new(),
                 engine_errors: Vec::new(),
+                source: Some(self.source.to_owned()),
+                action: None,
             },
         }
     }
@@ -114,6 +118,7 @@ mod tests {
             rule_id: Some("r".into()),
             scenes: scenes.to_vec(),
             detail,
+            source: "upload",
         }
     }
 

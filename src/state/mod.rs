@@ -13,6 +13,7 @@
 //!
 //! Every key comes from [`crate::layout`].
 
+pub mod blocks;
 pub mod pending;
 
 use aws_sdk_s3::Client;
@@ -176,7 +177,7 @@ pub async fn dead_jobs(s3: &Client, bucket: &str) -> Result<Vec<(String, DeadJob
 }
 
 /// Every JSON state object under `prefix`, with its key.
-async fn list_json<T: serde::de::DeserializeOwned>(
+pub(crate) async fn list_json<T: serde::de::DeserializeOwned>(
     s3: &Client,
     bucket: &str,
     prefix: &str,
@@ -192,6 +193,9 @@ async fn list_json<T: serde::de::DeserializeOwned>(
         let page = page.map_err(|e| StateError::s3(bucket, prefix, S3Failure::from_sdk(&e)))?;
         for object in page.contents() {
             let Some(key) = object.key() else { continue };
+            if !key.ends_with(".json") {
+                continue;
+            }
             if let Some(value) = get_json(s3, bucket, key).await? {
                 found.push((key.to_owned(), value));
             }
@@ -233,11 +237,15 @@ pub async fn delete(s3: &Client, bucket: &str, key: &str) -> Result<(), StateErr
     Ok(())
 }
 
-pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(
+/// The bytes of a state object, or None when it does not exist.
+///
+/// # Errors
+/// S3 failed (not a 404) or the body broke off.
+pub(crate) async fn get_bytes(
     s3: &Client,
     bucket: &str,
     key: &str,
-) -> Result<Option<T>, StateError> {
+) -> Result<Option<Vec<u8>>, StateError> {
     let out = match s3.get_object().bucket(bucket).key(key).send().await {
         Ok(out) => out,
         Err(e) => {
@@ -249,16 +257,22 @@ pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(
             };
         }
     };
-    let bytes = out
-        .body
-        .collect()
-        .await
-        .map_err(|e| StateError::Stream {
-            bucket: bucket.to_owned(),
-            key: key.to_owned(),
-            message: e.to_string(),
-        })?
-        .into_bytes();
+    let bytes = out.body.collect().await.map_err(|e| StateError::Stream {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        message: e.to_string(),
+    })?;
+    Ok(Some(bytes.into_bytes().to_vec()))
+}
+
+pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(
+    s3: &Client,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<T>, StateError> {
+    let Some(bytes) = get_bytes(s3, bucket, key).await? else {
+        return Ok(None);
+    };
     serde_json::from_slice(&bytes)
         .map(Some)
         .map_err(|e| StateError::corrupt(bucket, key, format!("not valid JSON: {e}")))

@@ -15,5 +15,6 @@ mod layers;
 mod local_engine;
 mod moto_acl;
 mod pipeline;
+mod restore;
 mod serve;
 mod webhook;

@@ -11,6 +11,8 @@
 //!
 //! `acl-private`: `PutObjectAcl private`, then read the ACL back to prove no public grant remains.
 
+pub mod prior;
+
 use aws_sdk_s3::Client;
 use aws_sdk_s3::types::{
     ChecksumAlgorithm, ChecksumMode, MetadataDirective, ObjectCannedAcl, TaggingDirective,

@@ -60,6 +60,44 @@ enum Command {
         #[command(subcommand)]
         action: JobsAction,
     },
+    /// Moderate objects already stored, under the same rules as uploads (resumable).
+    Scan {
+        /// s3://bucket/prefix (the prefix may be empty).
+        target: String,
+        /// List the bucket's scans with their progress instead.
+        #[arg(long)]
+        status: bool,
+        /// Read the objects from an S3 Inventory report (CSV): s3://bucket/…/manifest.json.
+        #[arg(long, conflicts_with = "keys")]
+        inventory: Option<String>,
+        /// Read the keys from a file, one per line.
+        #[arg(long)]
+        keys: Option<PathBuf>,
+        /// Only objects last modified at or after this (seconds, RFC 3339, or an age such as 7d).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only objects last modified before this.
+        #[arg(long)]
+        until: Option<String>,
+        /// Judge (or enqueue) at most this many objects.
+        #[arg(long = "max")]
+        max_objects: Option<u64>,
+        /// Judge objects judged before: all of them, or only those judged with an older library.
+        #[arg(long, num_args = 0..=1, default_missing_value = "all", value_parser = ["all", "library-changed"])]
+        rescan: Option<String>,
+        /// Jobs at once in this process.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        /// Put the jobs on the [sources.sqs] queue for every running daemon to share.
+        #[arg(long)]
+        enqueue: bool,
+        /// With --enqueue: wait while the queue holds this many messages.
+        #[arg(long, default_value_t = 1000)]
+        max_backlog: u64,
+        /// Count what would be judged (by suffix, bytes, estimated audio hours); judge nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Undo blocks exactly: the object's grants, or its key, headers, metadata, tags and storage
     /// class, as they were before the block.
     Restore {
@@ -130,6 +168,14 @@ enum JobsAction {
         /// s3://bucket
         bucket: String,
     },
+}
+
+/// A `--since`/`--until` argument as seconds since the epoch.
+fn time(text: Option<String>) -> Result<Option<u64>, CommandError> {
+    let now = earshot::clock::system_secs();
+    text.map(|t| commands::parse_time(&t, now))
+        .transpose()
+        .map_err(CommandError::Usage)
 }
 
 fn parse_scene(text: &str) -> Result<Scene, String> {
@@ -231,6 +277,42 @@ async fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Jobs {
             action: JobsAction::Replay { bucket },
         } => commands::replay::jobs(config, &bucket).await,
+        Command::Scan { target, status, .. } if status => {
+            commands::scan::status(config, &target).await.map(|_| ())
+        }
+        Command::Scan {
+            target,
+            status: _,
+            inventory,
+            keys,
+            since,
+            until,
+            max_objects,
+            rescan,
+            concurrency,
+            enqueue,
+            max_backlog,
+            dry_run,
+        } => {
+            let args = commands::scan::Scan {
+                target,
+                inventory,
+                keys,
+                since: time(since)?,
+                until: time(until)?,
+                max_objects,
+                rescan: match rescan.as_deref() {
+                    None => earshot::scan::Rescan::No,
+                    Some("library-changed") => earshot::scan::Rescan::LibraryChanged,
+                    Some(_) => earshot::scan::Rescan::All,
+                },
+                concurrency,
+                enqueue,
+                max_backlog,
+                dry_run,
+            };
+            commands::scan::run(config, &args).await.map(|_| ())
+        }
         Command::Restore {
             target,
             reference,
@@ -240,12 +322,6 @@ async fn run(cli: Cli) -> Result<(), CommandError> {
             by,
             mark_normal,
         } => {
-            let now = earshot::clock::system_secs();
-            let time = |text: Option<String>| {
-                text.map(|t| commands::parse_time(&t, now))
-                    .transpose()
-                    .map_err(CommandError::Usage)
-            };
             let args = commands::restore::Restore {
                 target,
                 reference,

@@ -6,12 +6,14 @@
 //! - [`moderate`]: one local file or `s3://bucket/key`;
 //! - [`library`]: the local engine's reference library (add, list, match, remove);
 //! - [`replay`]: dead-lettered callbacks and parked jobs, run again;
-//! - [`restore`]: undo blocks exactly.
+//! - [`restore`]: undo blocks exactly;
+//! - [`scan`]: moderate what is already stored.
 
 pub mod library;
 pub mod moderate;
 pub mod replay;
 pub mod restore;
+pub mod scan;
 pub mod serve;
 
 use crate::config::ConfigError;

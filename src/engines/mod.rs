@@ -212,6 +212,29 @@ pub trait Analyser: Send + Sync {
         label: &str,
         source: &str,
     ) -> Result<bool, EngineError>;
+
+    /// When the newest reference was added (seconds since the epoch); None for an engine without
+    /// references. Job records keep it, so `earshot scan --rescan=library-changed` re-judges
+    /// only what an older library judged.
+    fn references_as_of(&self) -> Option<u64> {
+        None
+    }
+
+    /// The references added at or after `since`, with their fingerprints, for a retro-hunt.
+    fn references_since(&self, since: u64) -> Vec<Reference> {
+        let _ = since;
+        Vec::new()
+    }
+}
+
+/// A reference recording an analyser matches against.
+#[derive(Debug, Clone)]
+pub struct Reference {
+    pub id: String,
+    pub scene: Scene,
+    pub label: String,
+    pub added_at: u64,
+    pub fingerprint: Arc<crate::fingerprint::Fingerprint>,
 }
 
 /// An engine that judges an object by URL and answers at once (a user's own HTTP classifier).

@@ -280,6 +280,7 @@ impl Pipeline {
             finished_at: self.clock.now_secs(),
             callback: callback.label().to_owned(),
             body: body.clone(),
+            library: self.library_as_of(rule),
         };
         state::record_job(&self.s3, &job.bucket, &record).await?;
         tracing::info!(
@@ -357,6 +358,17 @@ impl Pipeline {
         self.engines
             .get(name)
             .expect("config validation guarantees every rule names a configured engine")
+    }
+
+    /// When the newest reference of the rule's analysers was added.
+    pub fn library_as_of(&self, rule: &Rule) -> Option<u64> {
+        rule.engines
+            .iter()
+            .filter_map(|name| match self.engine(name) {
+                Engine::Analyser(analyser) => analyser.references_as_of(),
+                _ => None,
+            })
+            .max()
     }
 
     /// Whether any engine of the rule answers later.

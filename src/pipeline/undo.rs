@@ -276,6 +276,7 @@ impl Pipeline {
                 finished_at: at,
                 callback: "restored".to_owned(),
                 body: body.clone(),
+                library: None,
             };
             state::record_job(&self.s3, &record.bucket, &marker).await?;
         }
@@ -300,6 +301,7 @@ impl Pipeline {
                     .map_or("no-callback", CallbackOutcome::label)
                     .to_owned(),
                 body,
+                library: None,
             },
         )
         .await?;

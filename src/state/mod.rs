@@ -34,6 +34,10 @@ pub struct JobRecord {
     /// `delivered`, `dead-lettered`, or `no-callback` (the rule has none).
     pub callback: String,
     pub body: Body,
+    /// When the newest reference of the rule's libraries was added, as judged (for
+    /// `earshot scan --rescan=library-changed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub library: Option<u64>,
 }
 
 /// An undelivered callback.

@@ -16,5 +16,6 @@ mod local_engine;
 mod moto_acl;
 mod pipeline;
 mod restore;
+mod scan;
 mod serve;
 mod webhook;

@@ -21,7 +21,7 @@ mod store;
 
 pub use store::{Entry, LibraryError, LibraryStore};
 
-use super::{Analyser, Clip, EngineError};
+use super::{Analyser, Clip, EngineError, Reference};
 use crate::fingerprint::{Fingerprint, Index};
 use crate::model::{Scene, SceneScore, Segment, Verdict};
 
@@ -179,6 +179,27 @@ async fn read_library(
 
 #[async_trait::async_trait]
 impl Analyser for LocalEngine {
+    fn references_as_of(&self) -> Option<u64> {
+        self.current().loaded.iter().map(|(e, _)| e.added_at).max()
+    }
+
+    fn references_since(&self, since: u64) -> Vec<Reference> {
+        self.current()
+            .loaded
+            .iter()
+            .filter(|(entry, _)| entry.added_at >= since)
+            .filter_map(|(entry, fingerprint)| {
+                Some(Reference {
+                    id: entry.id.clone(),
+                    scene: entry.scene,
+                    label: entry.label.clone(),
+                    added_at: entry.added_at,
+                    fingerprint: fingerprint.clone()?,
+                })
+            })
+            .collect()
+    }
+
     fn name(&self) -> &str {
         &self.name
     }

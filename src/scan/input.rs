@@ -1,0 +1,396 @@
+//! Where a scan's objects come from, each in a fixed order so that a position (how many records
+//! were read) names the same place when the scan starts again:
+//!
+//! - a listing of the bucket under a prefix (`ListObjectsV2`, in key order; resumed with
+//!   `StartAfter`);
+//! - an S3 Inventory report: its `manifest.json` and the CSV files it names, gzip-compressed, as
+//!   S3 writes them (columns per `fileSchema`, keys URL-encoded);
+//! - a file of keys, one per line (`key` or `s3://bucket/key`; `#` starts a comment).
+
+use std::io::{BufRead, Read};
+
+use aws_sdk_s3::Client;
+use serde::Deserialize;
+use tokio::sync::mpsc;
+
+use crate::job::unquote;
+use crate::layout;
+use crate::storage::S3Failure;
+
+/// One object a scan may judge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// Its place in the input (1 for the first record).
+    pub seq: u64,
+    pub key: String,
+    pub size: u64,
+    /// Without quotes; None when the input does not say (a file of keys).
+    pub etag: Option<String>,
+    /// Seconds since the epoch; None when the input does not say.
+    pub last_modified: Option<u64>,
+}
+
+/// What to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// List the bucket under the scan's prefix.
+    Listing,
+    /// An S3 Inventory report: `s3://bucket/path/manifest.json`.
+    Inventory(String),
+    /// A local file of keys.
+    Keys(std::path::PathBuf),
+}
+
+impl Input {
+    /// How the scan's checkpoint names its input.
+    pub fn describe(&self) -> String {
+        match self {
+            Input::Listing => "listing".to_owned(),
+            Input::Inventory(url) => format!("inventory {url}"),
+            Input::Keys(path) => format!("keys {}", path.display()),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("listing s3://{bucket}/{prefix}: {failure}")]
+    List {
+        bucket: String,
+        prefix: String,
+        failure: S3Failure,
+    },
+    #[error("reading s3://{bucket}/{key}: {message}")]
+    Read {
+        bucket: String,
+        key: String,
+        message: String,
+    },
+    #[error("inventory manifest {url}: {message}")]
+    Manifest { url: String, message: String },
+    #[error("keys file {path}: {message}")]
+    Keys { path: String, message: String },
+}
+
+/// Reads the input into `out` in order, starting after record `skip` (and, for a listing, after
+/// key `start_after`). Stops early when `out` is closed.
+///
+/// # Errors
+/// The input could not be read.
+pub async fn read(
+    s3: &Client,
+    bucket: &str,
+    prefix: &str,
+    input: &Input,
+    skip: u64,
+    start_after: Option<String>,
+    out: mpsc::Sender<Candidate>,
+) -> Result<(), InputError> {
+    match input {
+        Input::Listing => list(s3, bucket, prefix, skip, start_after, out).await,
+        Input::Inventory(url) => inventory(s3, url, skip, out).await,
+        Input::Keys(path) => keys(bucket, path, skip, out).await,
+    }
+}
+
+async fn list(
+    s3: &Client,
+    bucket: &str,
+    prefix: &str,
+    skip: u64,
+    start_after: Option<String>,
+    out: mpsc::Sender<Candidate>,
+) -> Result<(), InputError> {
+    // earshot's own area is never moderated; a listing jumps over it (it may hold a record of
+    // every upload) by starting again after its last possible key.
+    let past_reserved = format!("{}0", layout::BACKUP_ROOT.trim_end_matches('/'));
+    let mut start_after = start_after;
+    let mut seq = skip;
+    'listing: loop {
+        let mut pages = s3
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .set_start_after(start_after.clone())
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| InputError::List {
+                bucket: bucket.to_owned(),
+                prefix: prefix.to_owned(),
+                failure: S3Failure::from_sdk(&e),
+            })?;
+            for object in page.contents() {
+                let Some(key) = object.key() else { continue };
+                if layout::is_reserved(key) {
+                    start_after = Some(past_reserved.clone());
+                    continue 'listing;
+                }
+                seq += 1;
+                let candidate = Candidate {
+                    seq,
+                    key: key.to_owned(),
+                    size: object.size().unwrap_or(0).max(0) as u64,
+                    etag: object.e_tag().map(unquote),
+                    last_modified: object.last_modified().map(|t| t.secs().max(0) as u64),
+                };
+                if out.send(candidate).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        return Ok(());
+    }
+}
+
+/// The parts of an S3 Inventory `manifest.json` a scan reads.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Manifest {
+    source_bucket: String,
+    file_format: String,
+    /// `Bucket, Key, Size, LastModifiedDate, ETag, …`
+    file_schema: String,
+    files: Vec<ManifestFile>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ManifestFile {
+    key: String,
+}
+
+/// The columns of an inventory CSV that a scan uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Columns {
+    key: usize,
+    size: Option<usize>,
+    last_modified: Option<usize>,
+    etag: Option<usize>,
+    is_latest: Option<usize>,
+    delete_marker: Option<usize>,
+}
+
+impl Columns {
+    fn of(schema: &str) -> Option<Columns> {
+        let names: Vec<String> = schema
+            .split(',')
+            .map(|c| c.trim().to_ascii_lowercase())
+            .collect();
+        let at = |name: &str| names.iter().position(|n| n == name);
+        Some(Columns {
+            key: at("key")?,
+            size: at("size"),
+            last_modified: at("lastmodifieddate"),
+            etag: at("etag"),
+            is_latest: at("islatest"),
+            delete_marker: at("isdeletemarker"),
+        })
+    }
+}
+
+async fn inventory(
+    s3: &Client,
+    url: &str,
+    skip: u64,
+    out: mpsc::Sender<Candidate>,
+) -> Result<(), InputError> {
+    let bad = |message: String| InputError::Manifest {
+        url: url.to_owned(),
+        message,
+    };
+    let (bucket, key) = url
+        .strip_prefix("s3://")
+        .and_then(|rest| rest.split_once('/'))
+        .ok_or_else(|| bad("expected s3://bucket/…/manifest.json".to_owned()))?;
+    let manifest: Manifest = serde_json::from_slice(&get(s3, bucket, key).await?)
+        .map_err(|e| bad(format!("not an S3 Inventory manifest: {e}")))?;
+    if !manifest.file_format.eq_ignore_ascii_case("CSV") {
+        return Err(bad(format!(
+            "fileFormat {} is not supported; configure the inventory as CSV",
+            manifest.file_format
+        )));
+    }
+    let columns = Columns::of(&manifest.file_schema)
+        .ok_or_else(|| bad(format!("fileSchema {:?} has no Key", manifest.file_schema)))?;
+    let mut seq = 0u64;
+    for file in &manifest.files {
+        let gz = get(s3, bucket, &file.key).await?;
+        let mut text = String::new();
+        flate2::read::MultiGzDecoder::new(&gz[..])
+            .read_to_string(&mut text)
+            .map_err(|e| InputError::Read {
+                bucket: bucket.to_owned(),
+                key: file.key.clone(),
+                message: format!("not gzip-compressed CSV: {e}"),
+            })?;
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            seq += 1;
+            if seq <= skip {
+                continue;
+            }
+            let fields = csv_fields(line);
+            let Some(candidate) = inventory_row(&fields, &columns, seq) else {
+                continue;
+            };
+            if fields.first().is_some_and(|b| b != &manifest.source_bucket) {
+                continue;
+            }
+            if out.send(candidate).await.is_err() {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One inventory row as a candidate; None for a delete marker or a non-current version.
+fn inventory_row(fields: &[String], columns: &Columns, seq: u64) -> Option<Candidate> {
+    let field = |i: Option<usize>| i.and_then(|i| fields.get(i)).filter(|f| !f.is_empty());
+    if field(columns.delete_marker).is_some_and(|f| f == "true")
+        || field(columns.is_latest).is_some_and(|f| f == "false")
+    {
+        return None;
+    }
+    let raw = fields.get(columns.key)?;
+    // Inventory keys are URL-encoded like event keys.
+    let key = percent_encoding::percent_decode_str(&raw.replace('+', " "))
+        .decode_utf8()
+        .ok()?
+        .into_owned();
+    Some(Candidate {
+        seq,
+        key,
+        size: field(columns.size)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0),
+        etag: field(columns.etag).map(|e| unquote(e)),
+        last_modified: field(columns.last_modified).and_then(|t| {
+            aws_smithy_types::DateTime::from_str(t, aws_smithy_types::date_time::Format::DateTime)
+                .ok()
+                .map(|t| t.secs().max(0) as u64)
+        }),
+    })
+}
+
+/// The fields of one CSV line, with quotes removed (`""` inside quotes is a quote).
+fn csv_fields(line: &str) -> Vec<String> {
+    let mut fields = Vec::new();
+    let mut field = String::new();
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                field.push('"');
+                chars.next();
+            }
+            '"' => quoted = !quoted,
+            ',' if !quoted => fields.push(std::mem::take(&mut field)),
+            c => field.push(c),
+        }
+    }
+    fields.push(field);
+    fields
+}
+
+async fn keys(
+    bucket: &str,
+    path: &std::path::Path,
+    skip: u64,
+    out: mpsc::Sender<Candidate>,
+) -> Result<(), InputError> {
+    let file = std::fs::File::open(path).map_err(|e| InputError::Keys {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let mut seq = 0u64;
+    for line in std::io::BufReader::new(file).lines() {
+        let line = line.map_err(|e| InputError::Keys {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        seq += 1;
+        if seq <= skip {
+            continue;
+        }
+        let key = match line.strip_prefix("s3://") {
+            Some(rest) => match rest.split_once('/') {
+                Some((b, key)) if b == bucket => key,
+                _ => {
+                    return Err(InputError::Keys {
+                        path: path.display().to_string(),
+                        message: format!("line {seq}: {line} is not in bucket {bucket}"),
+                    });
+                }
+            },
+            None => line,
+        };
+        let candidate = Candidate {
+            seq,
+            key: key.to_owned(),
+            size: 0,
+            etag: None,
+            last_modified: None,
+        };
+        if out.send(candidate).await.is_err() {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+async fn get(s3: &Client, bucket: &str, key: &str) -> Result<Vec<u8>, InputError> {
+    let read = |message: String| InputError::Read {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        message,
+    };
+    let out = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| read(S3Failure::from_sdk(&e).to_string()))?;
+    let bytes = out.body.collect().await.map_err(|e| read(e.to_string()))?;
+    Ok(bytes.into_bytes().to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inventory_rows_read_per_the_schema() {
+        let columns = Columns::of(
+            "Bucket, Key, VersionId, IsLatest, IsDeleteMarker, Size, LastModifiedDate, ETag",
+        )
+        .expect("has Key");
+        let row = |line: &str| inventory_row(&csv_fields(line), &columns, 7);
+        let found = row(r#""media","audio/a%20b+c.mp3","v1","true","false","1234","2026-11-01T10:00:00.000Z","0123abcd""#)
+            .expect("a current object");
+        assert_eq!(found.key, "audio/a b c.mp3");
+        assert_eq!(found.size, 1234);
+        assert_eq!(found.etag.as_deref(), Some("0123abcd"));
+        assert_eq!(found.last_modified, Some(1_793_527_200));
+        assert_eq!(found.seq, 7);
+        assert!(
+            row(
+                r#""media","audio/old.mp3","v0","false","false","1","2026-11-01T10:00:00.000Z","e""#
+            )
+            .is_none()
+        );
+        assert!(
+            row(r#""media","audio/gone.mp3","v2","true","true","","2026-11-01T10:00:00.000Z","""#)
+                .is_none()
+        );
+        assert_eq!(
+            csv_fields(r#""a ""quoted"" name",2"#),
+            ["a \"quoted\" name", "2"]
+        );
+    }
+}

@@ -19,7 +19,7 @@
 //!
 //! | layer | modules |
 //! |---|---|
-//! | leaves | [`model`] (scenes, verdicts, COS enums), [`signing`], [`clock`], [`layout`] (every `audit_freeze_backup/…` key), [`backoff`], [`metrics`], [`token`] |
+//! | leaves | [`model`] (scenes, verdicts, COS enums), [`signing`], [`clock`], [`layout`] (every `audit_freeze_backup/…` key), [`scope`] (key prefixes with wildcards), [`backoff`], [`metrics`], [`token`] |
 //! | config | [`config`] |
 //! | storage and audio | [`storage`], [`audio`], [`fingerprint`], [`job`], [`rules`], [`decision`] |
 //! | stages | [`engines`], [`fetch`], [`block`], [`callback`], [`state`] |
@@ -48,6 +48,7 @@ pub mod model;
 pub mod pipeline;
 pub mod rules;
 pub mod scan;
+pub mod scope;
 pub mod signing;
 pub mod sources;
 pub mod state;

@@ -7,14 +7,18 @@ use std::collections::BTreeSet;
 use crate::config::{BlockConfig, CallbackConfig, OnEngineError, RuleConfig};
 use crate::layout;
 use crate::model::Scene;
+use crate::scope::Pattern;
 
 /// One rule, as the pipeline runs it.
 #[derive(Debug, Clone)]
 pub struct Rule {
     pub id: String,
     pub bucket: String,
-    /// Key prefix in scope; `""` is the whole bucket.
+    /// Key prefix in scope; `""` is the whole bucket (wildcards allowed).
     pub prefix: String,
+    scope: Pattern,
+    /// Prefixes within the scope that the rule leaves alone.
+    exclude: Vec<Pattern>,
     /// Lowercase, without the dot.
     pub suffixes: BTreeSet<String>,
     pub scenes: Vec<Scene>,
@@ -31,6 +35,8 @@ impl From<&RuleConfig> for Rule {
             id: config.id.clone(),
             bucket: config.bucket.clone(),
             prefix: config.prefix.clone(),
+            scope: Pattern::new(&config.prefix),
+            exclude: config.exclude.iter().map(|e| Pattern::new(e)).collect(),
             suffixes: config.suffix_set(),
             scenes: config.scenes.clone(),
             engines: config.engine.names().to_vec(),
@@ -42,6 +48,11 @@ impl From<&RuleConfig> for Rule {
 }
 
 impl Rule {
+    /// Whether `key` is in the rule's scope (prefix and exclusions; the suffix aside).
+    pub fn covers(&self, key: &str) -> bool {
+        self.scope.covers(key) && !self.exclude.iter().any(|e| e.covers(key))
+    }
+
     /// Whether the rule's callback asks for segments (`callback.detail`).
     pub fn detail(&self) -> bool {
         self.callback.as_ref().is_some_and(|c| c.detail)
@@ -93,7 +104,7 @@ impl Rules {
             .iter()
             .find(|rule| {
                 rule.bucket == bucket
-                    && key.starts_with(&rule.prefix)
+                    && rule.covers(key)
                     && suffix.as_ref().is_some_and(|s| rule.suffixes.contains(s))
             })
             .ok_or(Skip::NoRule)
@@ -132,6 +143,7 @@ mod tests {
             [[rules]]
             id = "all-of-voice"
             bucket = "voice"
+            exclude = ["drafts/", "users/*/private/"]
         "#,
         )
         .expect("valid");
@@ -153,6 +165,9 @@ mod tests {
             ("voice", "x/y/z.ogg", Ok("all-of-voice")),
             ("voice", "x/y/z.txt", Err(Skip::NoRule)),
             ("voice", "notes.Ape", Ok("all-of-voice")),
+            ("voice", "drafts/a.mp3", Err(Skip::NoRule)),
+            ("voice", "users/7/private/a.mp3", Err(Skip::NoRule)),
+            ("voice", "users/7/public/a.mp3", Ok("all-of-voice")),
             (
                 "voice",
                 "audit_freeze_backup/increment_audit/a.mp3",

@@ -94,9 +94,13 @@ pub struct S3Config {
 pub struct RuleConfig {
     pub id: String,
     pub bucket: String,
-    /// Key prefix in scope; `""` is the whole bucket.
+    /// Key prefix in scope; `""` is the whole bucket. May hold wildcards: `?` and `*` within a
+    /// path segment, `**` across segments ([`crate::scope`]).
     #[serde(default)]
     pub prefix: String,
+    /// Key prefixes (wildcards allowed) within the scope that this rule leaves alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
     /// Case-insensitive suffixes without the dot; empty means all supported formats.
     #[serde(default)]
     pub suffixes: Vec<String>,

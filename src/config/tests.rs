@@ -52,6 +52,18 @@ fn errors_name_the_key() {
             "[[rules]]\nid='a'\nbucket='b'\n[[rules]]\nid='c'\nbucket='b'\nprefix='x/'",
             "rules.1.prefix",
         ),
+        (
+            "[[rules]]\nid='a'\nbucket='b'\nprefix='users/*/voice/'\n[[rules]]\nid='c'\nbucket='b'\nprefix='users/7/'",
+            "rules.1.prefix",
+        ),
+        (
+            "[[rules]]\nid='a'\nbucket='b'\nexclude=['kids/*/']\n[[rules]]\nid='c'\nbucket='b'\nprefix='kids/'",
+            "rules.1.prefix",
+        ),
+        (
+            "[[rules]]\nid='a'\nbucket='b'\nexclude=['']",
+            "rules.0.exclude.0",
+        ),
     ];
     for (text, key) in cases {
         let error = Config::from_toml_str(text).expect_err(text).to_string();
@@ -63,7 +75,7 @@ fn errors_name_the_key() {
 }
 
 #[test]
-fn rules_that_differ_in_prefix_or_suffix_do_not_overlap() {
+fn rules_that_differ_in_scope_exclusion_or_suffix_do_not_overlap() {
     let text = r#"
             [[rules]]
             id = "a"
@@ -79,6 +91,19 @@ fn rules_that_differ_in_prefix_or_suffix_do_not_overlap() {
             id = "c"
             bucket = "media"
             prefix = "voice/"
+            exclude = ["voice/kids/"]
+            [[rules]]
+            id = "kids"
+            bucket = "media"
+            prefix = "voice/kids/"
+            [[rules]]
+            id = "user-voice"
+            bucket = "media"
+            prefix = "users/*/voice/"
+            [[rules]]
+            id = "user-music"
+            bucket = "media"
+            prefix = "users/*/music/"
         "#;
     Config::from_toml_str(text).expect("no overlap");
 }

@@ -3,6 +3,8 @@
 
 use figment::Figment;
 
+use crate::scope::Pattern;
+
 use super::*;
 
 impl Config {
@@ -106,14 +108,23 @@ impl Config {
                 }
             }
         }
+        for (i, rule) in self.rules.iter().enumerate() {
+            if let Some(k) = rule.exclude.iter().position(String::is_empty) {
+                return Err(invalid(
+                    format!("rules.{i}.exclude.{k}"),
+                    "an empty exclusion would exclude every key; remove it".to_owned(),
+                ));
+            }
+        }
         for (i, a) in self.rules.iter().enumerate() {
             for (j, b) in self.rules.iter().enumerate().skip(i + 1) {
                 if rules_overlap(a, b) {
                     return Err(invalid(
                         format!("rules.{j}.prefix"),
                         format!(
-                            "rule {:?} overlaps rule {:?}: same bucket {:?}, prefixes {:?} and {:?} \
-                             nest, and their suffixes share a format; a key must match one rule",
+                            "rule {:?} overlaps rule {:?}: same bucket {:?}, scopes {:?} and {:?} \
+                             can cover one key (give one an `exclude` for the other), and their \
+                             suffixes share a format; a key must match one rule",
                             b.id, a.id, a.bucket, b.prefix, a.prefix
                         ),
                     ));
@@ -356,14 +367,23 @@ fn check_async(
     Ok(())
 }
 
-/// Two rules overlap when a key could match both: same bucket, one prefix contains the other, and
-/// their suffix sets intersect (an empty set is all suffixes).
+/// Two rules overlap when a key could match both: same bucket, their scopes can cover one key,
+/// neither scope is carved out of the other by an exclusion, and their suffix sets intersect (an
+/// empty set is all suffixes).
 fn rules_overlap(a: &RuleConfig, b: &RuleConfig) -> bool {
-    if a.bucket != b.bucket {
+    if a.bucket != b.bucket || a.suffix_set().is_disjoint(&b.suffix_set()) {
         return false;
     }
-    if !(a.prefix.starts_with(&b.prefix) || b.prefix.starts_with(&a.prefix)) {
-        return false;
-    }
-    !a.suffix_set().is_disjoint(&b.suffix_set())
+    let (scope_a, scope_b) = (Pattern::new(&a.prefix), Pattern::new(&b.prefix));
+    scope_a.may_share_key(&scope_b) && !carved_out(a, &scope_b) && !carved_out(b, &scope_a)
+}
+
+/// Whether every key `scope` covers is excluded by `rule` (an exclusion without wildcards that
+/// the scope's fixed beginning starts with).
+fn carved_out(rule: &RuleConfig, scope: &Pattern) -> bool {
+    let fixed = scope.literal_prefix();
+    rule.exclude.iter().any(|e| {
+        let e = Pattern::new(e);
+        e.is_literal() && fixed.starts_with(e.as_str())
+    })
 }

@@ -466,3 +466,49 @@ async fn enqueue_shares_a_scan_with_two_running_daemons() {
         .collect();
     assert_eq!(worked, [true, true], "both daemons took jobs");
 }
+
+#[tokio::test]
+async fn wildcard_scopes_and_exclusions_decide_what_uploads_and_scans_judge() {
+    let stock = stock(0, 0, 0, 0, 0).await;
+    let mut config = stock.config.clone();
+    config.rules[0].prefix = "users/*/voice/".to_owned();
+    config.rules[0].exclude = vec!["users/*/voice/drafts/".to_owned(), "users/0/".to_owned()];
+    let bad = std::fs::read(stock.dir.path().join("known-bad.mp3")).expect("bad");
+    let keys = [
+        ("users/1/voice/a.mp3", true),
+        ("users/22/voice/deep/b.mp3", true),
+        ("users/1/voice/drafts/c.mp3", false),
+        ("users/0/voice/d.mp3", false),
+        ("users/1/music/e.mp3", false),
+        ("users/1/2/voice/f.mp3", false),
+    ];
+    for (key, _) in keys {
+        put_bytes(&stock.s3, &stock.bucket, key, bad.clone()).await;
+    }
+    let pipeline = Arc::new(Pipeline::new(config).await.expect("builds"));
+    for (key, judged) in keys {
+        let outcome = pipeline
+            .process(&Job::new(stock.bucket.clone(), key))
+            .await
+            .expect("runs");
+        assert_eq!(
+            !matches!(outcome, earshot::pipeline::Outcome::Skipped(_)),
+            judged,
+            "{key}: {outcome:?}"
+        );
+    }
+    // The judged ones were blocked (moved); the rest are untouched. A scan finds nothing more.
+    for (key, judged) in keys {
+        let status = head_status(&stock.s3, &stock.bucket, key).await;
+        assert_eq!(status, if judged { 404 } else { 200 }, "{key}");
+    }
+    let done = scan::run(
+        pipeline,
+        options(&stock.bucket, "users/"),
+        CancellationToken::new(),
+    )
+    .await
+    .expect("scan");
+    assert_eq!(done.counts.out_of_scope, 4, "{:?}", done.counts);
+    assert_eq!(done.counts.taken(), 0, "{:?}", done.counts);
+}

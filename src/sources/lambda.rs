@@ -6,7 +6,8 @@
 //! | trigger | a job failing for a passing reason (S3 unreachable, bucket missing, state write failed) | a job that can never succeed as it stands | bad input (corrupt, oversize, gone) | a malformed body |
 //! |---|---|---|---|---|
 //! | SQS (event source mapping with `ReportBatchItemFailures`) | its message in `batchItemFailures`: redelivered, then the queue's DLQ | parked in the bucket, done | judged, called back, deleted | its message in `batchItemFailures`, logged with the body: reaches the DLQ |
-//! | S3, SNS, EventBridge (asynchronous invocation) | the invocation fails: Lambda retries it (twice by default), then its on-failure destination | parked, the invocation succeeds | judged, called back | the invocation fails with an error naming the problem |
+//! | S3 Batch Operations (`LambdaInvoke`, schema 1.0 or 2.0) | `TemporaryFailure` for its task: S3 retries it | `PermanentFailure` with the reason, parked | `Succeeded`, called back with its code | the invocation fails |
+| S3, SNS, EventBridge (asynchronous invocation) | the invocation fails: Lambda retries it (twice by default), then its on-failure destination | parked, the invocation succeeds | judged, called back | the invocation fails with an error naming the problem |
 //!
 //! Bad input is never retried: it is a finished job whose callback says what was wrong. Which
 //! failures are passing is decided in one place, [`Pipeline::handle`].
@@ -59,6 +60,9 @@ pub async fn handle(pipeline: &Pipeline, payload: Value) -> Result<Value, Lambda
     if let Some(path) = payload.get("rawPath").and_then(Value::as_str) {
         return Ok(http_request(pipeline, path, &payload).await);
     }
+    if let Some(version) = payload.get("invocationSchemaVersion").and_then(Value::as_str) {
+        return batch_operations(pipeline, version, &payload).await;
+    }
     if payload.get("earshot").and_then(Value::as_str) == Some("sweep") {
         pipeline.sweep().await;
         return Ok(json!({"swept": true}));
@@ -95,6 +99,101 @@ pub async fn handle(pipeline: &Pipeline, payload: Value) -> Result<Value, Lambda
         });
     }
     Ok(json!({"jobs": results, "ignored": parsed.ignored.len()}))
+}
+
+/// An S3 Batch Operations invocation (`LambdaInvoke`, schema 1.0 or 2.0): each task is judged
+/// like an upload (`"source": "batch"`) and answered with a result S3 keeps in the job's
+/// completion report:
+///
+/// - `Succeeded`: judged (bad input included: it is called back with its code), judged before,
+///   or handed to an asynchronous engine whose callback follows;
+/// - `TemporaryFailure`: a passing failure; S3 Batch Operations retries the task;
+/// - `PermanentFailure`, with the reason: no rule covers the key, or the job can never succeed as
+///   it stands (it is parked in the bucket for `earshot jobs replay`).
+///
+/// Keys arrive URL-encoded, as the job's manifest holds them.
+async fn batch_operations(
+    pipeline: &Pipeline,
+    version: &str,
+    payload: &Value,
+) -> Result<Value, LambdaError> {
+    let malformed = |message: &str| {
+        LambdaError::Malformed(EventError::BadRecord {
+            index: 0,
+            message: format!("S3 Batch Operations invocation: {message}"),
+        })
+    };
+    if !matches!(version, "1.0" | "2.0") {
+        return Err(malformed(&format!(
+            "invocationSchemaVersion {version} is not 1.0 or 2.0"
+        )));
+    }
+    let tasks = payload
+        .get("tasks")
+        .and_then(Value::as_array)
+        .ok_or_else(|| malformed("no tasks"))?;
+    let mut results = Vec::new();
+    for task in tasks {
+        let task_id = task.get("taskId").and_then(Value::as_str).unwrap_or("");
+        let bucket = task
+            .get("s3Bucket")
+            .and_then(Value::as_str)
+            .or_else(|| {
+                task.get("s3BucketArn")
+                    .and_then(Value::as_str)
+                    .and_then(|arn| arn.rsplit(":::").next())
+            });
+        let raw_key = task.get("s3Key").and_then(Value::as_str);
+        let (Some(bucket), Some(raw_key)) = (bucket, raw_key) else {
+            results.push(json!({"taskId": task_id, "resultCode": "PermanentFailure",
+                "resultString": "task without s3Bucket/s3BucketArn or s3Key"}));
+            continue;
+        };
+        let key = percent_encoding::percent_decode_str(&raw_key.replace('+', " "))
+            .decode_utf8()
+            .map(|k| k.into_owned())
+            .unwrap_or_else(|_| raw_key.to_owned());
+        let mut job = Job::new(bucket, key).with_origin(crate::job::Origin::Batch);
+        job.version_id = task
+            .get("s3VersionId")
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty() && *v != "null")
+            .map(str::to_owned);
+        let handled = pipeline.handle(&job, "batch").await;
+        let (code, text) = match (&handled.result, handled.ack) {
+            (Ok(Outcome::Skipped(skip)), _) => ("PermanentFailure", format!("not moderated: {skip}")),
+            (Ok(Outcome::Finished { body, .. }), Ack::Done) => (
+                "Succeeded",
+                format!(
+                    "code {} result {} forbidden_status {}: {}",
+                    body.code,
+                    body.data.result.as_u8(),
+                    body.data.forbidden_status.as_u8(),
+                    body.message
+                ),
+            ),
+            (Ok(outcome), Ack::Done) => ("Succeeded", outcome.label().to_owned()),
+            (Ok(outcome), Ack::Retry) => (
+                "TemporaryFailure",
+                format!("not finished yet ({})", outcome.label()),
+            ),
+            (Err(e), Ack::Retry) => ("TemporaryFailure", e.to_string()),
+            (Err(e), Ack::Done) => (
+                "PermanentFailure",
+                format!(
+                    "{e}; parked at {}",
+                    handled.parked.as_deref().unwrap_or("(not parked)")
+                ),
+            ),
+        };
+        results.push(json!({"taskId": task_id, "resultCode": code, "resultString": text}));
+    }
+    Ok(json!({
+        "invocationSchemaVersion": version,
+        "treatMissingKeysAs": "PermanentFailure",
+        "invocationId": payload.get("invocationId").cloned().unwrap_or(Value::Null),
+        "results": results,
+    }))
 }
 
 /// An HTTP request (function URL / HTTP API payload 2.0): a provider's result.

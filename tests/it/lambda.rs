@@ -168,6 +168,115 @@ async fn lambda_handles_s3_events_sqs_batches_and_malformed_payloads() {
     assert!(api.first_next().is_some());
 }
 
+/// S3 Batch Operations invoking the function (schema 1.0 with a bucket ARN, 2.0 with a bucket
+/// name; keys URL-encoded as in the job's manifest): one result per task, as S3 records it in the
+/// completion report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lambda_answers_s3_batch_operations_with_a_result_per_task() {
+    require_localstack();
+    let s3 = s3(LOCALSTACK).await;
+    let bucket = fresh_bucket(&s3).await;
+    let missing_bucket = unique("earshot-missing");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (known_bad, library) = known_bad_in_library(dir.path()).await;
+    let clean = tone(&dir.path().join("clean.mp3"), 4.0, 330, &["-b:a", "96k"]);
+    let corrupt = corrupt_flac(dir.path());
+    let listener = Listener::start().await;
+    let mut typed = config_at(LOCALSTACK, &bucket, &listener.url, "move", &library);
+    typed
+        .rules
+        .push(another_rule(&typed, "elsewhere", &missing_bucket));
+    let config = dir.path().join("earshot.toml");
+    std::fs::write(&config, config_toml(&typed)).expect("write config");
+    put_file(
+        &s3,
+        &bucket,
+        "audio/known bad.mp3",
+        &known_bad,
+        "audio/mpeg",
+    )
+    .await;
+    put_file(&s3, &bucket, "audio/clean.mp3", &clean, "audio/mpeg").await;
+    put_file(&s3, &bucket, "audio/broken.flac", &corrupt, "audio/flac").await;
+    put_file(&s3, &bucket, "video/out-of-scope.mp3", &clean, "audio/mpeg").await;
+
+    let api = RuntimeApi::start().await;
+    let log = dir.path().join("lambda.log");
+    let _child = api.spawn(
+        &config,
+        "info",
+        std::fs::File::create(&log).expect("log file").into(),
+    );
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    let task = |id: &str, key: &str| {
+        json!({"taskId": id, "s3Key": key, "s3VersionId": null,
+               "s3BucketArn": format!("arn:aws:s3:::{bucket}")})
+    };
+    let v1 = json!({
+        "invocationSchemaVersion": "1.0",
+        "invocationId": "inv-1",
+        "job": {"id": "job-1"},
+        "tasks": [task("t-bad", "audio/known+bad.mp3"), task("t-clean", "audio/clean.mp3")]
+    });
+    let v2 = json!({
+        "invocationSchemaVersion": "2.0",
+        "invocationId": "inv-2",
+        "job": {"id": "job-2", "userArguments": {}},
+        "tasks": [
+            {"taskId": "t-corrupt", "s3Key": "audio/broken.flac", "s3VersionId": null, "s3Bucket": bucket},
+            {"taskId": "t-scope", "s3Key": "video/out-of-scope.mp3", "s3VersionId": null, "s3Bucket": bucket},
+            {"taskId": "t-missing", "s3Key": "audio/any.mp3", "s3VersionId": null, "s3Bucket": missing_bucket},
+        ]
+    });
+    let mut codes = std::collections::BTreeMap::new();
+    for (payload, version) in [(v1, "1.0"), (v2, "2.0")] {
+        let invocation = payload["invocationId"].clone();
+        let id = api.invoke(payload);
+        let Answer::Response(answer) = api.answer(&id, WAIT).await else {
+            panic!(
+                "batch invocation answered with an error; log:\n{}",
+                read_log()
+            );
+        };
+        assert_eq!(answer["invocationSchemaVersion"], version, "{answer}");
+        assert_eq!(answer["invocationId"], invocation, "{answer}");
+        assert_eq!(answer["treatMissingKeysAs"], "PermanentFailure", "{answer}");
+        for result in answer["results"].as_array().expect("results") {
+            codes.insert(
+                result["taskId"].as_str().expect("task id").to_owned(),
+                (
+                    result["resultCode"].as_str().expect("code").to_owned(),
+                    result["resultString"].as_str().expect("text").to_owned(),
+                ),
+            );
+        }
+    }
+    let code = |task: &str| codes[task].0.as_str();
+    assert_eq!(code("t-bad"), "Succeeded", "{codes:?}");
+    assert!(codes["t-bad"].1.contains("forbidden_status 2"), "{codes:?}");
+    assert_eq!(code("t-clean"), "Succeeded", "{codes:?}");
+    assert_eq!(
+        code("t-corrupt"),
+        "Succeeded",
+        "bad input is judged: {codes:?}"
+    );
+    assert!(codes["t-corrupt"].1.starts_with("code 1003"), "{codes:?}");
+    assert_eq!(code("t-scope"), "PermanentFailure", "{codes:?}");
+    assert!(codes["t-scope"].1.contains("no rule"), "{codes:?}");
+    assert_eq!(code("t-missing"), "TemporaryFailure", "{codes:?}");
+    assert!(codes["t-missing"].1.contains(&missing_bucket), "{codes:?}");
+
+    assert_eq!(head_status(&s3, &bucket, "audio/known bad.mp3").await, 404);
+    let callbacks = listener.wait_for(3, WAIT).await;
+    assert!(
+        callbacks
+            .iter()
+            .all(|c| c.json()["data"]["source"] == "batch"),
+        "{callbacks:?}"
+    );
+    assert_eq!(listener.received().len(), 3, "one per judged task");
+}
+
 /// An asynchronous engine under Lambda: the S3 event leaves the job waiting; AMS's result reaches
 /// the function through its URL (an HTTP API 2.0 payload) and finishes the job; an altered result
 /// is answered 401; a scheduled `{"earshot": "sweep"}` runs the sweep.

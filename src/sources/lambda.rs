@@ -7,7 +7,7 @@
 //! |---|---|---|---|---|
 //! | SQS (event source mapping with `ReportBatchItemFailures`) | its message in `batchItemFailures`: redelivered, then the queue's DLQ | parked in the bucket, done | judged, called back, deleted | its message in `batchItemFailures`, logged with the body: reaches the DLQ |
 //! | S3 Batch Operations (`LambdaInvoke`, schema 1.0 or 2.0) | `TemporaryFailure` for its task: S3 retries it | `PermanentFailure` with the reason, parked | `Succeeded`, called back with its code | the invocation fails |
-| S3, SNS, EventBridge (asynchronous invocation) | the invocation fails: Lambda retries it (twice by default), then its on-failure destination | parked, the invocation succeeds | judged, called back | the invocation fails with an error naming the problem |
+//! | S3, SNS, EventBridge (asynchronous invocation) | the invocation fails: Lambda retries it (twice by default), then its on-failure destination | parked, the invocation succeeds | judged, called back | the invocation fails with an error naming the problem |
 //!
 //! Bad input is never retried: it is a finished job whose callback says what was wrong. Which
 //! failures are passing is decided in one place, [`Pipeline::handle`].
@@ -60,7 +60,10 @@ pub async fn handle(pipeline: &Pipeline, payload: Value) -> Result<Value, Lambda
     if let Some(path) = payload.get("rawPath").and_then(Value::as_str) {
         return Ok(http_request(pipeline, path, &payload).await);
     }
-    if let Some(version) = payload.get("invocationSchemaVersion").and_then(Value::as_str) {
+    if let Some(version) = payload
+        .get("invocationSchemaVersion")
+        .and_then(Value::as_str)
+    {
         return batch_operations(pipeline, version, &payload).await;
     }
     if payload.get("earshot").and_then(Value::as_str) == Some("sweep") {
@@ -135,14 +138,11 @@ async fn batch_operations(
     let mut results = Vec::new();
     for task in tasks {
         let task_id = task.get("taskId").and_then(Value::as_str).unwrap_or("");
-        let bucket = task
-            .get("s3Bucket")
-            .and_then(Value::as_str)
-            .or_else(|| {
-                task.get("s3BucketArn")
-                    .and_then(Value::as_str)
-                    .and_then(|arn| arn.rsplit(":::").next())
-            });
+        let bucket = task.get("s3Bucket").and_then(Value::as_str).or_else(|| {
+            task.get("s3BucketArn")
+                .and_then(Value::as_str)
+                .and_then(|arn| arn.rsplit(":::").next())
+        });
         let raw_key = task.get("s3Key").and_then(Value::as_str);
         let (Some(bucket), Some(raw_key)) = (bucket, raw_key) else {
             results.push(json!({"taskId": task_id, "resultCode": "PermanentFailure",
@@ -161,7 +161,9 @@ async fn batch_operations(
             .map(str::to_owned);
         let handled = pipeline.handle(&job, "batch").await;
         let (code, text) = match (&handled.result, handled.ack) {
-            (Ok(Outcome::Skipped(skip)), _) => ("PermanentFailure", format!("not moderated: {skip}")),
+            (Ok(Outcome::Skipped(skip)), _) => {
+                ("PermanentFailure", format!("not moderated: {skip}"))
+            }
             (Ok(Outcome::Finished { body, .. }), Ack::Done) => (
                 "Succeeded",
                 format!(

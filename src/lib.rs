@@ -24,7 +24,7 @@
 //! | storage and audio | [`storage`], [`audio`], [`fingerprint`], [`job`], [`rules`], [`decision`] |
 //! | stages | [`engines`], [`fetch`], [`block`], [`callback`], [`state`] |
 //! | flow | [`pipeline`] |
-//! | edges | [`sources`], [`scan`] (existing objects, resumable), [`admin`] (`/healthz`, `/readyz`, `/metrics`, provider results over HTTP) |
+//! | edges | [`sources`], [`scan`] (existing objects, resumable), [`retro`] (kept fingerprints searched for new references), [`admin`] (`/healthz`, `/readyz`, `/metrics`, provider results over HTTP) |
 //! | commands | [`commands`] (what `earshot` runs: serve, moderate, library, replay) |
 
 #![forbid(unsafe_code)]
@@ -46,6 +46,7 @@ pub mod layout;
 pub mod metrics;
 pub mod model;
 pub mod pipeline;
+pub mod retro;
 pub mod rules;
 pub mod scan;
 pub mod scope;

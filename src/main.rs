@@ -98,6 +98,19 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Search the kept fingerprints (rules with retro.keep) for references added since the last
+    /// hunt, and judge what now matches.
+    Retro {
+        /// Only this rule.
+        #[arg(long)]
+        rule: Option<String>,
+        /// Search for references added at or after this instead (seconds, RFC 3339, or an age).
+        #[arg(long)]
+        since: Option<String>,
+        /// Report the matches; judge nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Undo blocks exactly: the object's grants, or its key, headers, metadata, tags and storage
     /// class, as they were before the block.
     Restore {
@@ -313,6 +326,13 @@ async fn run(cli: Cli) -> Result<(), CommandError> {
             };
             commands::scan::run(config, &args).await.map(|_| ())
         }
+        Command::Retro {
+            rule,
+            since,
+            dry_run,
+        } => commands::retro::run(config, rule.as_deref(), time(since)?, dry_run)
+            .await
+            .map(|_| ()),
         Command::Restore {
             target,
             reference,

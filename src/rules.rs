@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::config::{BlockConfig, CallbackConfig, OnEngineError, RuleConfig};
+use crate::config::{BlockConfig, CallbackConfig, OnEngineError, RetroConfig, RuleConfig};
 use crate::layout;
 use crate::model::Scene;
 use crate::scope::Pattern;
@@ -27,6 +27,7 @@ pub struct Rule {
     pub on_engine_error: OnEngineError,
     pub block: BlockConfig,
     pub callback: Option<CallbackConfig>,
+    pub retro: RetroConfig,
 }
 
 impl From<&RuleConfig> for Rule {
@@ -43,6 +44,7 @@ impl From<&RuleConfig> for Rule {
             on_engine_error: config.on_engine_error,
             block: config.block.clone(),
             callback: config.callback.clone(),
+            retro: config.retro,
         }
     }
 }
@@ -112,6 +114,11 @@ impl Rules {
 
     pub fn by_id(&self, id: &str) -> Option<&Rule> {
         self.rules.iter().find(|rule| rule.id == id)
+    }
+
+    /// Every rule, in order.
+    pub fn all(&self) -> &[Rule] {
+        &self.rules
     }
 
     /// The buckets the rules watch, each once.

@@ -7,12 +7,14 @@
 //! - [`library`]: the local engine's reference library (add, list, match, remove);
 //! - [`replay`]: dead-lettered callbacks and parked jobs, run again;
 //! - [`restore`]: undo blocks exactly;
-//! - [`scan`]: moderate what is already stored.
+//! - [`scan`]: moderate what is already stored;
+//! - [`retro`]: search kept fingerprints for newly added references.
 
 pub mod library;
 pub mod moderate;
 pub mod replay;
 pub mod restore;
+pub mod retro;
 pub mod scan;
 pub mod serve;
 

@@ -49,10 +49,17 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), Co
     let tracker = TaskTracker::new();
     if let Some(every) = refresh_every {
         // Library entries added or removed while serving take effect without a restart.
+        // Rules with `retro.auto` then hunt the kept prints for what was added.
         let pipeline = pipeline.clone();
+        let hunts = pipeline.rules().all().iter().any(|r| r.retro.auto);
         tracker.spawn(every_until(every, false, shutdown.clone(), move || {
             let pipeline = pipeline.clone();
-            async move { pipeline.refresh_engines().await }
+            async move {
+                pipeline.refresh_engines().await;
+                if hunts {
+                    crate::retro::hunt_automatically(&pipeline).await;
+                }
+            }
         }));
     }
     if asynchronous {

@@ -116,6 +116,29 @@ pub struct RuleConfig {
     #[serde(default)]
     pub block: BlockConfig,
     pub callback: Option<CallbackConfig>,
+    /// Retro-hunt: keep the fingerprint of every object judged, so that references added later
+    /// find earlier uploads without reading them again.
+    #[serde(default, skip_serializing_if = "RetroConfig::is_off")]
+    pub retro: RetroConfig,
+}
+
+/// `retro = { keep = true, auto = true }`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetroConfig {
+    /// Keep the landmark fingerprint of every object this rule judges (about 8 kB per minute of
+    /// audio, packed under `audit_freeze_backup/earshot/prints/<rule>/`).
+    #[serde(default)]
+    pub keep: bool,
+    /// `earshot serve` hunts by itself when the library gains references.
+    #[serde(default)]
+    pub auto: bool,
+}
+
+impl RetroConfig {
+    pub fn is_off(&self) -> bool {
+        !self.keep && !self.auto
+    }
 }
 
 impl RuleConfig {

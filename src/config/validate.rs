@@ -109,6 +109,13 @@ impl Config {
             }
         }
         for (i, rule) in self.rules.iter().enumerate() {
+            if rule.retro.auto && !rule.retro.keep {
+                return Err(invalid(
+                    format!("rules.{i}.retro.auto"),
+                    "a retro-hunt searches kept fingerprints: set retro.keep = true as well"
+                        .to_owned(),
+                ));
+            }
             if let Some(k) = rule.exclude.iter().position(String::is_empty) {
                 return Err(invalid(
                     format!("rules.{i}.exclude.{k}"),

@@ -23,6 +23,7 @@ use crate::layout;
 use crate::model::{ForbiddenStatus, Scene};
 use crate::rules::{Rule, key_suffix};
 use crate::state::pending::{EngineOutcome, Waiting};
+use crate::state::prints::{self, Print};
 
 /// What judging came to.
 #[derive(Debug)]
@@ -124,6 +125,19 @@ impl Pipeline {
         } else {
             spooled.head.version_id.clone()
         };
+        // A retro-hunt's own job found the object by its kept print: it is kept already.
+        if rule.retro.keep && enforce && job.origin != crate::job::Origin::Retro {
+            let print = Print {
+                trace_id: trace_id.to_owned(),
+                key: job.key.clone(),
+                version_id: version_id.clone(),
+                etag: spooled.head.etag.clone(),
+                fingerprint: clip.fingerprint.clone(),
+            };
+            if let Err(e) = prints::keep(&self.s3, &job.bucket, &rule.id, &print).await {
+                tracing::warn!(error = %e, "Could not keep the fingerprint for retro-hunts; judging goes on.");
+            }
+        }
         let (answered, providers) = self.consult(&source, rule, &clip, trace_id).await?;
         self.metrics.stage("analyse", started);
         if !providers.is_empty() {

@@ -112,6 +112,11 @@ impl Pipeline {
         &self.rules
     }
 
+    /// The configured engines, by name.
+    pub fn engines(&self) -> &Engines {
+        &self.engines
+    }
+
     /// Runs one job to its end: judged, blocked if due, called back, recorded.
     ///
     /// # Errors

@@ -15,6 +15,7 @@
 
 pub mod blocks;
 pub mod pending;
+pub mod prints;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;

@@ -16,6 +16,7 @@ mod local_engine;
 mod moto_acl;
 mod pipeline;
 mod restore;
+mod retro;
 mod scan;
 mod serve;
 mod webhook;

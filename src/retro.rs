@@ -1,0 +1,322 @@
+//! Retro-hunt: when references are added to the library, search the fingerprints kept of earlier
+//! uploads (`retro.keep`, see [`crate::state::prints`]) for them, without downloading or decoding
+//! any audio, and judge every object that now matches under its rule: blocked and called back like
+//! an upload, with `"source": "retro"`.
+//!
+//! Per rule, a hunt takes the references added since the last hunt (kept in
+//! `prints/<rule>/hunt.json`; `--since` overrides it), packs loose prints, then reads every print
+//! once. A print is first screened with a bitmap of the new references' landmark hashes (one bit
+//! test per landmark); only prints with enough shared hashes are matched properly, with the same
+//! index and score as the local engine. An object that scores above the normal band is judged
+//! again in full (fetched, decoded, every engine of its rule), so the new reference decides
+//! nothing alone; one already blocked is left as it is.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::engines::Engine;
+use crate::engines::local::match_score;
+use crate::fingerprint::{Index, MIN_MATCH_HITS};
+use crate::job::{Job, Origin};
+use crate::layout;
+use crate::model::ForbiddenStatus;
+use crate::pipeline::{Ack, Pipeline};
+use crate::rules::Rule;
+use crate::state::{self, StateError, prints};
+
+/// A print scoring above this against a new reference is judged again.
+pub const RETRO_MIN_SCORE: u8 = 61;
+
+/// Where a rule's hunts have got to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct HuntState {
+    /// References added at or before this were searched for.
+    searched_through: u64,
+}
+
+/// What one rule's hunt found and did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Hunt {
+    pub rule: String,
+    pub bucket: String,
+    /// The new references searched for.
+    pub references: Vec<String>,
+    /// Prints searched.
+    pub searched: u64,
+    /// Bytes of prints read.
+    pub bytes: u64,
+    /// Objects that matched a new reference: (key, best score).
+    pub matched: Vec<(String, u8)>,
+    /// Matched objects judged again, by outcome.
+    pub judged: std::collections::BTreeMap<String, u64>,
+    /// Matched objects blocked before: left as they are.
+    pub already_blocked: u64,
+    /// Matched objects that could not be judged now, with why.
+    pub failed: Vec<(String, String)>,
+    pub search_secs: f64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RetroError {
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+/// What `earshot serve` runs after each library refresh for rules with `retro.auto`: a hunt when
+/// the library gained references, under a lease in the bucket so that one daemon of several
+/// hunts. Failures are logged; the next refresh tries again.
+pub async fn hunt_automatically(pipeline: &Arc<Pipeline>) {
+    let rules: Vec<Rule> = pipeline
+        .rules()
+        .all()
+        .iter()
+        .filter(|r| r.retro.auto)
+        .cloned()
+        .collect();
+    for rule in rules {
+        let lease = format!("{}hunt-lease.json", layout::prints_prefix(&rule.id));
+        match take_lease(pipeline, &rule.bucket, &lease).await {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                tracing::warn!(rule = %rule.id, error = %e, "Could not take the retro-hunt lease.");
+                continue;
+            }
+        }
+        match hunt(pipeline, Some(&rule.id), None, false).await {
+            Ok(hunts) => {
+                for hunt in hunts {
+                    tracing::info!(rule = %hunt.rule, references = hunt.references.len(), searched = hunt.searched, matched = hunt.matched.len(), judged = ?hunt.judged, "Retro-hunt done.");
+                }
+            }
+            Err(e) => {
+                tracing::error!(rule = %rule.id, error = %e, "Retro-hunt failed; the next refresh tries again.")
+            }
+        }
+        if let Err(e) = state::delete(&pipeline.s3, &rule.bucket, &lease).await {
+            tracing::warn!(error = %e, "Could not release the retro-hunt lease; it expires by itself.");
+        }
+    }
+}
+
+/// A lease older than this is taken over (its holder died).
+const LEASE_SECS: u64 = 900;
+
+/// Takes the lease `key` (a conditional create); false when another process holds it.
+async fn take_lease(pipeline: &Pipeline, bucket: &str, key: &str) -> Result<bool, StateError> {
+    let now = pipeline.clock.now_secs();
+    for _ in 0..2 {
+        let body = serde_json::json!({ "taken_at": now }).to_string();
+        let put = pipeline
+            .s3
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .if_none_match("*")
+            .body(body.into_bytes().into())
+            .send()
+            .await;
+        match put {
+            Ok(_) => return Ok(true),
+            Err(e) => {
+                let failure = crate::storage::S3Failure::from_sdk(&e);
+                if !failure.is_precondition_failed() && failure.status != Some(409) {
+                    return Err(StateError::s3(bucket, key, failure));
+                }
+            }
+        }
+        let held: Option<serde_json::Value> = state::get_json(&pipeline.s3, bucket, key).await?;
+        let taken_at = held
+            .and_then(|v| v.get("taken_at").and_then(serde_json::Value::as_u64))
+            .unwrap_or(0);
+        if now.saturating_sub(taken_at) < LEASE_SECS {
+            return Ok(false);
+        }
+        state::delete(&pipeline.s3, bucket, key).await?;
+    }
+    Ok(false)
+}
+
+/// The references a rule's analysers hold that were added at or after `since`.
+fn new_references(pipeline: &Pipeline, rule: &Rule, since: u64) -> Vec<crate::engines::Reference> {
+    rule.engines
+        .iter()
+        .filter_map(|name| match pipeline.engines().get(name) {
+            Some(Engine::Analyser(analyser)) => Some(analyser.references_since(since)),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+/// Hunts for every rule that keeps prints (`only_rule` to limit it to one); `since` overrides
+/// where each rule's last hunt got to. With `dry_run`, finds matches and judges nothing.
+///
+/// # Errors
+/// The prints could not be read.
+pub async fn hunt(
+    pipeline: &Arc<Pipeline>,
+    only_rule: Option<&str>,
+    since: Option<u64>,
+    dry_run: bool,
+) -> Result<Vec<Hunt>, RetroError> {
+    let mut hunts = Vec::new();
+    let rules: Vec<Rule> = pipeline
+        .rules()
+        .all()
+        .iter()
+        .filter(|r| r.retro.keep && only_rule.is_none_or(|id| r.id == id))
+        .cloned()
+        .collect();
+    for rule in rules {
+        let state_key = format!("{}hunt.json", layout::prints_prefix(&rule.id));
+        let kept: Option<HuntState> =
+            state::get_json(&pipeline.s3, &rule.bucket, &state_key).await?;
+        let from = since.unwrap_or_else(|| kept.map_or(0, |k| k.searched_through + 1));
+        let references = new_references(pipeline, &rule, from);
+        if references.is_empty() {
+            continue;
+        }
+        let newest = references.iter().map(|r| r.added_at).max().unwrap_or(from);
+        let hunt = hunt_rule(pipeline, &rule, &references, dry_run).await?;
+        if !dry_run && hunt.failed.is_empty() {
+            let done = HuntState {
+                searched_through: newest,
+            };
+            state::put_json(&pipeline.s3, &rule.bucket, &state_key, &done).await?;
+        }
+        if !dry_run {
+            let entry = state::blocks::AuditEntry {
+                at: pipeline.clock.now_secs(),
+                by: "earshot".to_owned(),
+                action: "retro-hunt".to_owned(),
+                bucket: rule.bucket.clone(),
+                key: None,
+                trace_id: None,
+                reason: format!(
+                    "rule {}: {} new reference(s), {} print(s) searched, {} matched",
+                    rule.id,
+                    hunt.references.len(),
+                    hunt.searched,
+                    hunt.matched.len()
+                ),
+                detail: serde_json::to_value(&hunt.judged).unwrap_or_default(),
+            };
+            state::blocks::append_audit(&pipeline.s3, &entry).await?;
+        }
+        hunts.push(hunt);
+    }
+    Ok(hunts)
+}
+
+async fn hunt_rule(
+    pipeline: &Arc<Pipeline>,
+    rule: &Rule,
+    references: &[crate::engines::Reference],
+    dry_run: bool,
+) -> Result<Hunt, RetroError> {
+    let started = Instant::now();
+    let mut hunt = Hunt {
+        rule: rule.id.clone(),
+        bucket: rule.bucket.clone(),
+        references: references.iter().map(|r| r.id.clone()).collect(),
+        ..Hunt::default()
+    };
+    let index = Index::build(
+        references
+            .iter()
+            .map(|r| {
+                (
+                    r.id.clone(),
+                    crate::fingerprint::Fingerprint::clone(&r.fingerprint),
+                )
+            })
+            .collect(),
+    );
+    let screen = Screen::new(references.iter().map(|r| r.fingerprint.as_ref()));
+    if !dry_run {
+        let packed = prints::compact(&pipeline.s3, &rule.bucket, &rule.id).await?;
+        tracing::debug!(rule = %rule.id, packed, "Loose prints packed.");
+    }
+    let mut matched: Vec<(prints::Print, u8)> = Vec::new();
+    hunt.bytes = prints::for_each(&pipeline.s3, &rule.bucket, &rule.id, |print| {
+        hunt.searched += 1;
+        if screen.shared(&print.fingerprint) < MIN_MATCH_HITS as usize {
+            return;
+        }
+        let best = index
+            .query(&print.fingerprint)
+            .iter()
+            .map(|m| match_score(m.hits, m.span_landmarks))
+            .max()
+            .unwrap_or(0);
+        if best >= RETRO_MIN_SCORE {
+            matched.push((print, best));
+        }
+    })
+    .await?;
+    hunt.search_secs = started.elapsed().as_secs_f64();
+    tracing::info!(rule = %rule.id, searched = hunt.searched, matched = matched.len(), secs = hunt.search_secs, "Retro-hunt searched the kept prints.");
+    for (print, score) in matched {
+        hunt.matched.push((print.key.clone(), score));
+        if dry_run {
+            continue;
+        }
+        if let Some(record) =
+            state::finished_job(&pipeline.s3, &rule.bucket, &print.trace_id).await?
+            && record.body.data.forbidden_status != ForbiddenStatus::NotBlocked
+        {
+            hunt.already_blocked += 1;
+            continue;
+        }
+        let job = Job {
+            version_id: print.version_id.clone(),
+            etag: Some(print.etag.clone()),
+            rejudge: true,
+            ..Job::new(rule.bucket.clone(), print.key.clone()).with_origin(Origin::Retro)
+        };
+        let handled = pipeline.handle(&job, "retro").await;
+        match (handled.result, handled.ack) {
+            (Ok(outcome), Ack::Done) => {
+                *hunt.judged.entry(outcome.label().to_owned()).or_default() += 1;
+            }
+            (Ok(outcome), Ack::Retry) => hunt
+                .failed
+                .push((print.key, format!("not finished ({})", outcome.label()))),
+            (Err(e), _) => hunt.failed.push((print.key, e.to_string())),
+        }
+    }
+    Ok(hunt)
+}
+
+/// A bitmap of landmark hashes (21 bits: 256 KiB), to screen prints with one test per landmark.
+struct Screen {
+    bits: Vec<u64>,
+}
+
+impl Screen {
+    fn new<'a>(fingerprints: impl Iterator<Item = &'a crate::fingerprint::Fingerprint>) -> Screen {
+        let mut bits = vec![0u64; (1 << 21) / 64];
+        for fingerprint in fingerprints {
+            for landmark in &fingerprint.landmarks {
+                let h = (landmark.hash & 0x1f_ffff) as usize;
+                bits[h / 64] |= 1 << (h % 64);
+            }
+        }
+        Screen { bits }
+    }
+
+    /// Landmarks of `fingerprint` whose hash a reference has.
+    fn shared(&self, fingerprint: &crate::fingerprint::Fingerprint) -> usize {
+        fingerprint
+            .landmarks
+            .iter()
+            .filter(|l| {
+                let h = (l.hash & 0x1f_ffff) as usize;
+                self.bits[h / 64] & (1 << (h % 64)) != 0
+            })
+            .count()
+    }
+}

@@ -1,0 +1,281 @@
+//! Kept fingerprints for retro-hunts (`retro.keep`): the landmarks of every object a rule judged,
+//! with the object's identity, compactly, in the bucket under `prints/<rule>/`.
+//!
+//! A job writes one small object (`loose/<trace_id>.espr`); [`compact`] packs loose ones into
+//! `packs/<time>-<random>.espk` files of up to [`PACK_BYTES`], so that a hunt over a hundred
+//! thousand uploads reads a few dozen objects. Packing is safe to run on several daemons at once:
+//! a loose print is deleted only after a pack holding it is written, and a print found twice is
+//! searched once.
+//!
+//! The encoding: landmarks are in frame order, so each is its frame's difference from the one
+//! before (LEB128, usually one byte) and its 21-bit hash in three bytes: about 4 bytes a landmark.
+
+use std::collections::HashSet;
+
+use aws_sdk_s3::Client;
+
+use super::{StateError, get_bytes};
+use crate::fingerprint::{Fingerprint, Landmark};
+use crate::layout;
+use crate::storage::S3Failure;
+
+/// Packs are closed at about this size.
+pub const PACK_BYTES: usize = 64 << 20;
+
+const MAGIC: &[u8; 8] = b"ESPR0001";
+
+/// One kept fingerprint and the object version it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Print {
+    pub trace_id: String,
+    pub key: String,
+    pub version_id: Option<String>,
+    /// Without quotes.
+    pub etag: String,
+    pub fingerprint: Fingerprint,
+}
+
+impl Print {
+    /// The compact form (see the module documentation).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64 + self.fingerprint.landmarks.len() * 4);
+        out.extend_from_slice(MAGIC);
+        for text in [
+            self.trace_id.as_str(),
+            self.key.as_str(),
+            self.version_id.as_deref().unwrap_or(""),
+            self.etag.as_str(),
+        ] {
+            out.extend_from_slice(&(text.len() as u16).to_le_bytes());
+            out.extend_from_slice(text.as_bytes());
+        }
+        out.extend_from_slice(&self.fingerprint.frames.to_le_bytes());
+        out.extend_from_slice(&(self.fingerprint.landmarks.len() as u32).to_le_bytes());
+        let mut previous = 0u32;
+        for landmark in &self.fingerprint.landmarks {
+            let mut delta = landmark.frame.saturating_sub(previous);
+            previous = landmark.frame;
+            loop {
+                let byte = (delta & 0x7f) as u8;
+                delta >>= 7;
+                if delta == 0 {
+                    out.push(byte);
+                    break;
+                }
+                out.push(byte | 0x80);
+            }
+            out.extend_from_slice(&landmark.hash.to_le_bytes()[..3]);
+        }
+        out
+    }
+
+    /// Parses [`Print::to_bytes`]; None when the bytes are not a print.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Print> {
+        let mut at = MAGIC.len();
+        if bytes.get(..at)? != MAGIC {
+            return None;
+        }
+        let mut text = || {
+            let len = u16::from_le_bytes(bytes.get(at..at + 2)?.try_into().ok()?) as usize;
+            let value = std::str::from_utf8(bytes.get(at + 2..at + 2 + len)?).ok()?;
+            at += 2 + len;
+            Some(value.to_owned())
+        };
+        let (trace_id, key, version, etag) = (text()?, text()?, text()?, text()?);
+        let word = |at: usize| -> Option<u32> {
+            Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
+        };
+        let frames = word(at)?;
+        let count = word(at + 4)? as usize;
+        at += 8;
+        let mut landmarks = Vec::with_capacity(count.min(bytes.len() / 4));
+        let mut frame = 0u32;
+        for _ in 0..count {
+            let mut delta = 0u32;
+            let mut shift = 0;
+            loop {
+                let byte = *bytes.get(at)?;
+                at += 1;
+                delta |= u32::from(byte & 0x7f) << shift;
+                shift += 7;
+                if byte & 0x80 == 0 || shift > 28 {
+                    break;
+                }
+            }
+            frame = frame.wrapping_add(delta);
+            let hash = bytes.get(at..at + 3)?;
+            at += 3;
+            landmarks.push(Landmark {
+                hash: u32::from_le_bytes([hash[0], hash[1], hash[2], 0]),
+                frame,
+            });
+        }
+        Some(Print {
+            trace_id,
+            key,
+            version_id: (!version.is_empty()).then_some(version),
+            etag,
+            fingerprint: Fingerprint { landmarks, frames },
+        })
+    }
+}
+
+fn loose_prefix(rule: &str) -> String {
+    format!("{}loose/", layout::prints_prefix(rule))
+}
+
+fn packs_prefix(rule: &str) -> String {
+    format!("{}packs/", layout::prints_prefix(rule))
+}
+
+/// Keeps one job's print.
+///
+/// # Errors
+/// S3 failed.
+pub async fn keep(s3: &Client, bucket: &str, rule: &str, print: &Print) -> Result<(), StateError> {
+    let key = format!("{}{}.espr", loose_prefix(rule), print.trace_id);
+    s3.put_object()
+        .bucket(bucket)
+        .key(&key)
+        .body(print.to_bytes().into())
+        .send()
+        .await
+        .map_err(|e| StateError::s3(bucket, &key, S3Failure::from_sdk(&e)))?;
+    Ok(())
+}
+
+async fn keys_under(s3: &Client, bucket: &str, prefix: &str) -> Result<Vec<String>, StateError> {
+    let mut keys = Vec::new();
+    let mut pages = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| StateError::s3(bucket, prefix, S3Failure::from_sdk(&e)))?;
+        keys.extend(
+            page.contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_owned)),
+        );
+    }
+    Ok(keys)
+}
+
+/// Packs the rule's loose prints; returns how many were packed.
+///
+/// # Errors
+/// S3 failed (what was packed so far stays packed; the rest stays loose).
+pub async fn compact(s3: &Client, bucket: &str, rule: &str) -> Result<usize, StateError> {
+    let loose = keys_under(s3, bucket, &loose_prefix(rule)).await?;
+    let mut packed = 0;
+    let mut pack: Vec<u8> = Vec::new();
+    let mut members: Vec<String> = Vec::new();
+    for (i, key) in loose.iter().enumerate() {
+        if let Some(bytes) = get_bytes(s3, bucket, key).await? {
+            pack.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+            pack.extend_from_slice(&bytes);
+            members.push(key.clone());
+        }
+        if pack.len() >= PACK_BYTES || (i + 1 == loose.len() && !members.is_empty()) {
+            let name = format!(
+                "{}{:012}-{:08x}.espk",
+                packs_prefix(rule),
+                crate::clock::system_secs(),
+                fastrand::u32(..)
+            );
+            s3.put_object()
+                .bucket(bucket)
+                .key(&name)
+                .body(std::mem::take(&mut pack).into())
+                .send()
+                .await
+                .map_err(|e| StateError::s3(bucket, &name, S3Failure::from_sdk(&e)))?;
+            for member in members.drain(..) {
+                super::delete(s3, bucket, &member).await?;
+                packed += 1;
+            }
+        }
+    }
+    Ok(packed)
+}
+
+/// Calls `each` with every kept print of the rule (each trace id once); returns the bytes read.
+///
+/// # Errors
+/// S3 failed or a pack is damaged.
+pub async fn for_each(
+    s3: &Client,
+    bucket: &str,
+    rule: &str,
+    mut each: impl FnMut(Print),
+) -> Result<u64, StateError> {
+    let mut seen = HashSet::new();
+    let mut read = 0u64;
+    for key in keys_under(s3, bucket, &packs_prefix(rule)).await? {
+        let Some(pack) = get_bytes(s3, bucket, &key).await? else {
+            continue;
+        };
+        read += pack.len() as u64;
+        let mut at = 0;
+        while at + 4 <= pack.len() {
+            let len = u32::from_le_bytes(pack[at..at + 4].try_into().expect("4 bytes")) as usize;
+            let record = pack
+                .get(at + 4..at + 4 + len)
+                .ok_or_else(|| StateError::corrupt(bucket, &key, "a record runs past the end"))?;
+            at += 4 + len;
+            let print = Print::from_bytes(record)
+                .ok_or_else(|| StateError::corrupt(bucket, &key, "a record is not a print"))?;
+            if seen.insert(print.trace_id.clone()) {
+                each(print);
+            }
+        }
+    }
+    for key in keys_under(s3, bucket, &loose_prefix(rule)).await? {
+        let Some(bytes) = get_bytes(s3, bucket, &key).await? else {
+            continue;
+        };
+        read += bytes.len() as u64;
+        if let Some(print) = Print::from_bytes(&bytes)
+            && seen.insert(print.trace_id.clone())
+        {
+            each(print);
+        }
+    }
+    Ok(read)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_print_round_trips_in_about_four_bytes_a_landmark() {
+        let mut frame = 0;
+        let landmarks: Vec<Landmark> = (0..5000u32)
+            .map(|i| {
+                frame += (i * 7919) % 5;
+                Landmark {
+                    hash: (i * 104_729) & 0x1f_ffff,
+                    frame,
+                }
+            })
+            .collect();
+        let print = Print {
+            trace_id: "0123456789abcdef0123456789abcdef".into(),
+            key: "audio/ü b.mp3".into(),
+            version_id: None,
+            etag: "d41d8cd98f00b204e9800998ecf8427e".into(),
+            fingerprint: Fingerprint {
+                landmarks,
+                frames: frame + 3,
+            },
+        };
+        let bytes = print.to_bytes();
+        assert_eq!(Print::from_bytes(&bytes), Some(print));
+        assert!(bytes.len() < 5000 * 4 + 200, "{} bytes", bytes.len());
+        assert_eq!(Print::from_bytes(&bytes[..bytes.len() - 1]), None);
+        assert_eq!(Print::from_bytes(b"not a print"), None);
+    }
+}

@@ -30,7 +30,6 @@ use crate::layout;
 use crate::pipeline::{Ack, Outcome, Pipeline};
 use crate::rules::key_suffix;
 use crate::state::{self, StateError};
-use crate::storage::S3Failure;
 pub use input::{Candidate, Input};
 
 /// Which judged objects a scan judges again.
@@ -497,28 +496,12 @@ async fn plan(
 
 /// The trace ids of every job record in the bucket (one listing, no GETs).
 async fn judged_trace_ids(pipeline: &Pipeline, bucket: &str) -> Result<HashSet<String>, ScanError> {
-    let mut found = HashSet::new();
-    let mut pages = pipeline
-        .s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix(layout::JOBS_PREFIX)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page =
-            page.map_err(|e| StateError::s3(bucket, layout::JOBS_PREFIX, S3Failure::from_sdk(&e)))?;
-        for object in page.contents() {
-            if let Some(id) = object
-                .key()
-                .and_then(|k| k.strip_prefix(layout::JOBS_PREFIX))
-                .and_then(|k| k.strip_suffix(".json"))
-            {
-                found.insert(id.to_owned());
-            }
-        }
-    }
-    Ok(found)
+    Ok(state::keys_under(&pipeline.s3, bucket, layout::JOBS_PREFIX)
+        .await?
+        .iter()
+        .filter_map(|k| k.strip_prefix(layout::JOBS_PREFIX)?.strip_suffix(".json"))
+        .map(str::to_owned)
+        .collect())
 }
 
 /// Sends up to 10 jobs in one `SendMessageBatch`, first waiting while the queue's backlog is at

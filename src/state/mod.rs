@@ -188,6 +188,27 @@ pub(crate) async fn list_json<T: serde::de::DeserializeOwned>(
     prefix: &str,
 ) -> Result<Vec<(String, T)>, StateError> {
     let mut found = Vec::new();
+    for key in keys_under(s3, bucket, prefix).await? {
+        if !key.ends_with(".json") {
+            continue;
+        }
+        if let Some(value) = get_json(s3, bucket, &key).await? {
+            found.push((key, value));
+        }
+    }
+    Ok(found)
+}
+
+/// Every key under `prefix` (a listing, no reads).
+///
+/// # Errors
+/// S3 failed.
+pub async fn keys_under(
+    s3: &Client,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Vec<String>, StateError> {
+    let mut keys = Vec::new();
     let mut pages = s3
         .list_objects_v2()
         .bucket(bucket)
@@ -196,17 +217,13 @@ pub(crate) async fn list_json<T: serde::de::DeserializeOwned>(
         .send();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| StateError::s3(bucket, prefix, S3Failure::from_sdk(&e)))?;
-        for object in page.contents() {
-            let Some(key) = object.key() else { continue };
-            if !key.ends_with(".json") {
-                continue;
-            }
-            if let Some(value) = get_json(s3, bucket, key).await? {
-                found.push((key.to_owned(), value));
-            }
-        }
+        keys.extend(
+            page.contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_owned)),
+        );
     }
-    Ok(found)
+    Ok(keys)
 }
 
 /// Whether a state object exists (HEAD: a GET racing the object's deletion may read a cut-off

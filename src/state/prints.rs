@@ -14,7 +14,7 @@ use std::collections::HashSet;
 
 use aws_sdk_s3::Client;
 
-use super::{StateError, get_bytes};
+use super::{StateError, get_bytes, keys_under};
 use crate::fingerprint::{Fingerprint, Landmark};
 use crate::layout;
 use crate::storage::S3Failure;
@@ -142,25 +142,6 @@ pub async fn keep(s3: &Client, bucket: &str, rule: &str, print: &Print) -> Resul
         .await
         .map_err(|e| StateError::s3(bucket, &key, S3Failure::from_sdk(&e)))?;
     Ok(())
-}
-
-async fn keys_under(s3: &Client, bucket: &str, prefix: &str) -> Result<Vec<String>, StateError> {
-    let mut keys = Vec::new();
-    let mut pages = s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix(prefix)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| StateError::s3(bucket, prefix, S3Failure::from_sdk(&e)))?;
-        keys.extend(
-            page.contents()
-                .iter()
-                .filter_map(|o| o.key().map(str::to_owned)),
-        );
-    }
-    Ok(keys)
 }
 
 /// Packs the rule's loose prints; returns how many were packed.

@@ -6,9 +6,8 @@
 //! Per rule, a hunt takes the references added since the last hunt (kept in
 //! `prints/<rule>/hunt.json`; `--since` overrides it), packs loose prints, then reads every print
 //! once. A print is first screened with a bitmap of the new references' landmark hashes (one bit
-//! test per landmark); only prints with enough shared hashes are matched properly, with the same
-//! index and score as the local engine. An object that scores above the normal band is judged
-//! again in full (fetched, decoded, every engine of its rule), so the new reference decides
+//! test per landmark); only prints with enough shared hashes are aligned, with the same index as
+//! the local engine. An object with [`RETRO_MIN_HITS`] agreeing landmarks is judged again in full (fetched, decoded, every engine of its rule), so the new reference decides
 //! nothing alone; one already blocked is left as it is.
 
 use std::sync::Arc;
@@ -17,8 +16,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::engines::Engine;
-use crate::engines::local::match_score;
-use crate::fingerprint::{Index, MIN_MATCH_HITS};
+use crate::fingerprint::Index;
 use crate::job::{Job, Origin};
 use crate::layout;
 use crate::model::ForbiddenStatus;
@@ -26,8 +24,10 @@ use crate::pipeline::{Ack, Pipeline};
 use crate::rules::Rule;
 use crate::state::{self, StateError, prints};
 
-/// A print scoring above this against a new reference is judged again.
-pub const RETRO_MIN_SCORE: u8 = 61;
+/// A print whose landmarks agree with a new reference on one alignment this many times is judged
+/// again. Prints keep one landmark in eight ([`prints::SAMPLE`]): a true 8 s excerpt agrees on
+/// 80 or more of all its landmarks (so about 10 kept), a wrong reference on at most 27 (about 3).
+pub const RETRO_MIN_HITS: u32 = 8;
 
 /// Where a rule's hunts have got to.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,8 +47,8 @@ pub struct Hunt {
     pub searched: u64,
     /// Bytes of prints read.
     pub bytes: u64,
-    /// Objects that matched a new reference: (key, best score).
-    pub matched: Vec<(String, u8)>,
+    /// Objects that matched a new reference: (key, agreeing kept landmarks).
+    pub matched: Vec<(String, u32)>,
     /// Matched objects judged again, by outcome.
     pub judged: std::collections::BTreeMap<String, u64>,
     /// Matched objects blocked before: left as they are.
@@ -240,19 +240,20 @@ async fn hunt_rule(
         let packed = prints::compact(&pipeline.s3, &rule.bucket, &rule.id).await?;
         tracing::debug!(rule = %rule.id, packed, "Loose prints packed.");
     }
-    let mut matched: Vec<(prints::Print, u8)> = Vec::new();
+    let mut matched: Vec<(prints::Print, u32)> = Vec::new();
     hunt.bytes = prints::for_each(&pipeline.s3, &rule.bucket, &rule.id, |print| {
         hunt.searched += 1;
-        if screen.shared(&print.fingerprint) < MIN_MATCH_HITS as usize {
+        if screen.shared(&print.fingerprint) < RETRO_MIN_HITS as usize {
             return;
         }
         let best = index
             .query(&print.fingerprint)
             .iter()
-            .map(|m| match_score(m.hits, m.span_landmarks))
+            .map(|m| m.hits)
             .max()
             .unwrap_or(0);
-        if best >= RETRO_MIN_SCORE {
+        tracing::debug!(key = %print.key, best, "Retro-hunt candidate.");
+        if best >= RETRO_MIN_HITS {
             matched.push((print, best));
         }
     })

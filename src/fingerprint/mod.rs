@@ -19,7 +19,7 @@
 mod index;
 mod resample;
 
-pub use index::{Index, MIN_MATCH_HITS, Match, MatchSegment};
+pub use index::{Index, Match, MatchSegment};
 pub use resample::Resampler;
 
 use std::collections::VecDeque;

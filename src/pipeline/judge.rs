@@ -132,7 +132,7 @@ impl Pipeline {
                 key: job.key.clone(),
                 version_id: version_id.clone(),
                 etag: spooled.head.etag.clone(),
-                fingerprint: clip.fingerprint.clone(),
+                fingerprint: Print::sample(&clip.fingerprint),
             };
             if let Err(e) = prints::keep(&self.s3, &job.bucket, &rule.id, &print).await {
                 tracing::warn!(error = %e, "Could not keep the fingerprint for retro-hunts; judging goes on.");

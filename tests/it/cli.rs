@@ -411,3 +411,88 @@ async fn library_add_takes_every_audio_object_under_an_s3_prefix() {
         .count();
     assert_eq!(entries, 6, "three entries, each with its fingerprint");
 }
+
+/// `earshot scan`, `scan --status`, `scan --dry-run`, `retro` and `restore` as the README shows
+/// them, run as the binary.
+#[tokio::test]
+async fn scan_retro_and_restore_from_the_command_line() {
+    require_localstack();
+    let s3 = s3(LOCALSTACK).await;
+    let bucket = fresh_bucket(&s3).await;
+    let listener = Listener::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = tone(&dir.path().join("bad.mp3"), 3.0, 500, &[]);
+    let clean = tone(&dir.path().join("clean.mp3"), 3.0, 260, &[]);
+    let library = library_with(dir.path(), &bad, earshot::model::Scene::Ads).await;
+    put_file(&s3, &bucket, "audio/bad.mp3", &bad, "audio/mpeg").await;
+    put_file(&s3, &bucket, "audio/clean.mp3", &clean, "audio/mpeg").await;
+    let config = dir.path().join("earshot.toml");
+    let mut typed = config_at(LOCALSTACK, &bucket, &listener.url, "move", &library);
+    std::fs::write(&config, config_toml(&typed)).expect("write");
+    let run = |args: Vec<String>| {
+        let (config, cwd) = (config.clone(), dir.path().to_owned());
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            earshot(Some(&config), &args, &cwd)
+        })
+    };
+    let args = |text: &str| -> Vec<String> {
+        text.replace("media", &bucket)
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    };
+
+    // The README's commands, with the test's bucket for `media`.
+    let plan = stdout_json(
+        &run(args("scan s3://media/audio/ --dry-run"))
+            .await
+            .expect("runs"),
+    );
+    assert_eq!(plan["counts"]["by_suffix"]["mp3"], 2, "{plan}");
+    assert_eq!(listener.arrived(), 0, "a dry run judges nothing");
+    let done = stdout_json(
+        &run(args("scan s3://media/audio/ --since 7d --concurrency 8"))
+            .await
+            .expect("runs"),
+    );
+    assert_eq!(done["counts"]["judged"]["blocked"], 1, "{done}");
+    assert_eq!(done["counts"]["judged"]["passed"], 1, "{done}");
+    let status = run(args("scan --status s3://media")).await.expect("runs");
+    let listed = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.status.success() && listed.contains("finished"),
+        "{listed}"
+    );
+    assert_eq!(head_status(&s3, &bucket, "audio/bad.mp3").await, 404);
+
+    let mut restore = args("restore s3://media/audio/bad.mp3 --reason");
+    restore.push("licensed jingle".to_owned());
+    let out = run(restore).await.expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(head_status(&s3, &bucket, "audio/bad.mp3").await, 200);
+    let calls = listener
+        .wait_for(3, std::time::Duration::from_secs(30))
+        .await;
+    assert_eq!(
+        calls[2].json()["data"]["action"]["reason"],
+        "licensed jingle"
+    );
+
+    // No rule keeps prints: `retro` is a usage error (exit 2) that says what to set.
+    let out = run(args("retro --dry-run")).await.expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("retro = { keep = true }"));
+    typed.rules[0].retro.keep = true;
+    std::fs::write(&config, config_toml(&typed)).expect("write");
+    let out = run(args("retro --since 1d")).await.expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -275,6 +275,24 @@ async fn lambda_answers_s3_batch_operations_with_a_result_per_task() {
         "{callbacks:?}"
     );
     assert_eq!(listener.received().len(), 3, "one per judged task");
+
+    // The README's job parameters ask for what this function answers.
+    let job: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("infra/aws/s3-batch-job.json"),
+        )
+        .expect("infra/aws/s3-batch-job.json"),
+    )
+    .expect("JSON");
+    assert_eq!(
+        job["Operation"]["LambdaInvoke"]["InvocationSchemaVersion"],
+        "2.0"
+    );
+    assert_eq!(
+        job["Manifest"]["Spec"]["Format"],
+        "S3InventoryReport_CSV_20161130"
+    );
+    assert_eq!(job["Report"]["Format"], "Report_CSV_20180820");
 }
 
 /// An asynchronous engine under Lambda: the S3 event leaves the job waiting; AMS's result reaches

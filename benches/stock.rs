@@ -25,7 +25,7 @@ use earshot::fingerprint::{FRAME_SECS, Fingerprint, Landmark};
 use earshot::job::Job;
 use earshot::model::Scene;
 use earshot::pipeline::Pipeline;
-use earshot::scan::{self, Input, Options, Rescan};
+use earshot::scan::{self, Options};
 use earshot::state::prints::{PACK_BYTES, Print};
 use tokio_util::sync::CancellationToken;
 
@@ -53,17 +53,8 @@ fn sizes() -> Sizes {
 
 fn options(bucket: &str, prefix: &str, concurrency: usize) -> Options {
     Options {
-        bucket: bucket.to_owned(),
-        prefix: prefix.to_owned(),
-        input: Input::Listing,
-        since: None,
-        until: None,
-        max_objects: None,
-        rescan: Rescan::No,
         concurrency,
-        enqueue: None,
-        dry_run: false,
-        progress_bar: false,
+        ..Options::listing(bucket, prefix)
     }
 }
 

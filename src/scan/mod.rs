@@ -67,6 +67,26 @@ pub struct Options {
     pub progress_bar: bool,
 }
 
+impl Options {
+    /// A scan of everything listed under `prefix`, judged here, four at a time, skipping what was
+    /// judged before: `earshot scan s3://bucket/prefix` with no options.
+    pub fn listing(bucket: &str, prefix: &str) -> Options {
+        Options {
+            bucket: bucket.to_owned(),
+            prefix: prefix.to_owned(),
+            input: Input::Listing,
+            since: None,
+            until: None,
+            max_objects: None,
+            rescan: Rescan::No,
+            concurrency: 4,
+            enqueue: None,
+            dry_run: false,
+            progress_bar: false,
+        }
+    }
+}
+
 /// `--enqueue`: the queue and its backlog ceiling.
 #[derive(Debug, Clone)]
 pub struct Enqueue {

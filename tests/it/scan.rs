@@ -18,19 +18,7 @@ use earshot::scan::{self, Input, Options, Rescan};
 const WAIT: Duration = Duration::from_secs(120);
 
 fn options(bucket: &str, prefix: &str) -> Options {
-    Options {
-        bucket: bucket.to_owned(),
-        prefix: prefix.to_owned(),
-        input: Input::Listing,
-        since: None,
-        until: None,
-        max_objects: None,
-        rescan: Rescan::No,
-        concurrency: 4,
-        enqueue: None,
-        dry_run: false,
-        progress_bar: false,
-    }
+    Options::listing(bucket, prefix)
 }
 
 /// A bucket holding a mix: `fresh` unjudged clean uploads, `bad` known-bad ones, `judged`

@@ -26,6 +26,8 @@ pub struct Candidate {
     pub size: u64,
     /// Without quotes; None when the input does not say (a file of keys).
     pub etag: Option<String>,
+    /// The current version, in a versioned bucket (events name it, so job ids include it).
+    pub version_id: Option<String>,
     /// Seconds since the epoch; None when the input does not say.
     pub last_modified: Option<u64>,
 }
@@ -33,7 +35,7 @@ pub struct Candidate {
 /// What to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
-    /// List the bucket under the scan's prefix.
+    /// List the bucket under the scan's prefix (its current versions, when it is versioned).
     Listing,
     /// An S3 Inventory report: `s3://bucket/path/manifest.json`.
     Inventory(String),
@@ -87,6 +89,9 @@ pub async fn read(
     out: mpsc::Sender<Candidate>,
 ) -> Result<(), InputError> {
     match input {
+        Input::Listing if versioned(s3, bucket).await? => {
+            list_versions(s3, bucket, prefix, skip, start_after, out).await
+        }
         Input::Listing => list(s3, bucket, prefix, skip, start_after, out).await,
         Input::Inventory(url) => inventory(s3, url, skip, out).await,
         Input::Keys(path) => keys(bucket, path, skip, out).await,
@@ -132,6 +137,7 @@ async fn list(
                     key: key.to_owned(),
                     size: object.size().unwrap_or(0).max(0) as u64,
                     etag: object.e_tag().map(unquote),
+                    version_id: None,
                     last_modified: object.last_modified().map(|t| t.secs().max(0) as u64),
                 };
                 if out.send(candidate).await.is_err() {
@@ -140,6 +146,88 @@ async fn list(
             }
         }
         return Ok(());
+    }
+}
+
+/// Whether the bucket keeps versions (enabled, or suspended with versions kept).
+async fn versioned(s3: &Client, bucket: &str) -> Result<bool, InputError> {
+    let versioning = s3
+        .get_bucket_versioning()
+        .bucket(bucket)
+        .send()
+        .await
+        .map_err(|e| InputError::List {
+            bucket: bucket.to_owned(),
+            prefix: String::new(),
+            failure: S3Failure::from_sdk(&e),
+        })?;
+    Ok(versioning.status().is_some())
+}
+
+/// [`list`] for a versioned bucket: the current version of each key (not delete markers), with
+/// its version id, so that a job's id is the one its upload event gave it.
+async fn list_versions(
+    s3: &Client,
+    bucket: &str,
+    prefix: &str,
+    skip: u64,
+    start_after: Option<String>,
+    out: mpsc::Sender<Candidate>,
+) -> Result<(), InputError> {
+    let past_reserved = format!("{}0", layout::BACKUP_ROOT.trim_end_matches('/'));
+    let mut key_marker = start_after;
+    let mut version_marker: Option<String> = None;
+    let mut seq = skip;
+    loop {
+        let page = s3
+            .list_object_versions()
+            .bucket(bucket)
+            .prefix(prefix)
+            .set_key_marker(key_marker.clone())
+            .set_version_id_marker(version_marker.clone())
+            .send()
+            .await
+            .map_err(|e| InputError::List {
+                bucket: bucket.to_owned(),
+                prefix: prefix.to_owned(),
+                failure: S3Failure::from_sdk(&e),
+            })?;
+        let mut jumped = false;
+        for version in page.versions() {
+            let Some(key) = version.key() else { continue };
+            if layout::is_reserved(key) {
+                key_marker = Some(past_reserved.clone());
+                version_marker = None;
+                jumped = true;
+                break;
+            }
+            if version.is_latest() != Some(true) {
+                continue;
+            }
+            seq += 1;
+            let candidate = Candidate {
+                seq,
+                key: key.to_owned(),
+                size: version.size().unwrap_or(0).max(0) as u64,
+                etag: version.e_tag().map(unquote),
+                version_id: version
+                    .version_id()
+                    .filter(|v| *v != "null")
+                    .map(str::to_owned),
+                last_modified: version.last_modified().map(|t| t.secs().max(0) as u64),
+            };
+            if out.send(candidate).await.is_err() {
+                return Ok(());
+            }
+        }
+        if jumped {
+            continue;
+        }
+        if page.is_truncated() != Some(true) {
+            return Ok(());
+        }
+        key_marker = page.next_key_marker().map(str::to_owned);
+        version_marker = page.next_version_id_marker().map(str::to_owned);
     }
 }
 
@@ -166,6 +254,7 @@ struct Columns {
     size: Option<usize>,
     last_modified: Option<usize>,
     etag: Option<usize>,
+    version_id: Option<usize>,
     is_latest: Option<usize>,
     delete_marker: Option<usize>,
 }
@@ -182,6 +271,7 @@ impl Columns {
             size: at("size"),
             last_modified: at("lastmodifieddate"),
             etag: at("etag"),
+            version_id: at("versionid"),
             is_latest: at("islatest"),
             delete_marker: at("isdeletemarker"),
         })
@@ -264,6 +354,9 @@ fn inventory_row(fields: &[String], columns: &Columns, seq: u64) -> Option<Candi
             .and_then(|s| s.parse().ok())
             .unwrap_or(0),
         etag: field(columns.etag).map(|e| unquote(e)),
+        version_id: field(columns.version_id)
+            .filter(|v| v.as_str() != "null")
+            .cloned(),
         last_modified: field(columns.last_modified).and_then(|t| {
             aws_smithy_types::DateTime::from_str(t, aws_smithy_types::date_time::Format::DateTime)
                 .ok()
@@ -334,6 +427,7 @@ async fn keys(
             key: key.to_owned(),
             size: 0,
             etag: None,
+            version_id: None,
             last_modified: None,
         };
         if out.send(candidate).await.is_err() {
@@ -376,6 +470,7 @@ mod tests {
         assert_eq!(found.key, "audio/a b c.mp3");
         assert_eq!(found.size, 1234);
         assert_eq!(found.etag.as_deref(), Some("0123abcd"));
+        assert_eq!(found.version_id.as_deref(), Some("v1"));
         assert_eq!(found.last_modified, Some(1_793_527_200));
         assert_eq!(found.seq, 7);
         assert!(

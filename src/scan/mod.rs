@@ -489,6 +489,7 @@ async fn plan(
     }
     let mut job = Job::new(options.bucket.clone(), candidate.key.clone()).with_origin(Origin::Scan);
     job.etag = candidate.etag.clone();
+    job.version_id = candidate.version_id.clone();
     job.size = (candidate.size > 0).then_some(candidate.size);
     let trace_id = job.trace_id();
     let seen = job.etag.is_some() && judged.contains(&trace_id);

@@ -482,6 +482,18 @@ async fn scan_retro_and_restore_from_the_command_line() {
         calls[2].json()["data"]["action"]["reason"],
         "licensed jingle"
     );
+    // A time window over a prefix: the block restored above is not restored twice.
+    let window = run(args(
+        "restore s3://media/audio/ --since 2026-12-01T00:00:00Z --until 2099-01-01T00:00:00Z --reason again",
+    ))
+    .await
+    .expect("runs");
+    let said = String::from_utf8_lossy(&window.stdout);
+    assert!(
+        window.status.success() && said.contains("already restored"),
+        "{said}{}",
+        String::from_utf8_lossy(&window.stderr)
+    );
 
     // No rule keeps prints: `retro` is a usage error (exit 2) that says what to set.
     let out = run(args("retro --dry-run")).await.expect("runs");

@@ -428,6 +428,12 @@ async fn enqueue_shares_a_scan_with_two_running_daemons() {
         .iter()
         .map(|d| Daemon::start(d.path(), &config))
         .collect();
+    for daemon in &daemons {
+        eventually(WAIT, "both daemons polling the queue", || async {
+            daemon.log().contains("Polling SQS.").then_some(())
+        })
+        .await;
+    }
 
     let mut enqueue = options(&stock.bucket, "audio/");
     enqueue.enqueue = Some(scan::Enqueue {
@@ -499,4 +505,86 @@ async fn wildcard_scopes_and_exclusions_decide_what_uploads_and_scans_judge() {
     .expect("scan");
     assert_eq!(done.counts.out_of_scope, 4, "{:?}", done.counts);
     assert_eq!(done.counts.taken(), 0, "{:?}", done.counts);
+}
+
+#[tokio::test]
+async fn a_versioned_bucket_is_scanned_by_current_version_and_what_events_judged_is_skipped() {
+    let stock = stock(0, 0, 0, 0, 0).await;
+    stock
+        .s3
+        .put_bucket_versioning()
+        .bucket(&stock.bucket)
+        .versioning_configuration(
+            aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("versioning");
+    let bad = std::fs::read(stock.dir.path().join("known-bad.mp3")).expect("bad");
+    let clean = std::fs::read(stock.dir.path().join("clean.mp3")).expect("clean");
+    // Two versions of one key: only the current one (clean) is judged.
+    put_bytes(&stock.s3, &stock.bucket, "audio/v.mp3", bad).await;
+    put_bytes(&stock.s3, &stock.bucket, "audio/v.mp3", clean.clone()).await;
+    let mut other = clean.clone();
+    other.extend_from_slice(b"another upload");
+    put_bytes(&stock.s3, &stock.bucket, "audio/event.mp3", other).await;
+    // An upload judged from its event (which names the version).
+    let head = stock
+        .s3
+        .head_object()
+        .bucket(&stock.bucket)
+        .key("audio/event.mp3")
+        .send()
+        .await
+        .expect("head");
+    let event = Job {
+        version_id: head.version_id().map(str::to_owned),
+        etag: head.e_tag().map(|e| e.trim_matches('"').to_owned()),
+        ..Job::new(stock.bucket.clone(), "audio/event.mp3")
+    };
+    assert!(event.version_id.is_some());
+    stock
+        .pipeline()
+        .await
+        .process(&event)
+        .await
+        .expect("judged");
+    stock.listener.wait_for(1, WAIT).await;
+
+    let done = scan::run(
+        stock.pipeline().await,
+        options(&stock.bucket, "audio/"),
+        CancellationToken::new(),
+    )
+    .await
+    .expect("scan");
+    assert_eq!(done.counts.already_judged, 1, "{:?}", done.counts);
+    assert_eq!(
+        done.counts.judged.get("passed"),
+        Some(&1),
+        "{:?}",
+        done.counts
+    );
+    assert_eq!(done.counts.taken(), 1, "{:?}", done.counts);
+    let callbacks = stock.scan_callbacks();
+    assert_eq!(
+        callbacks["audio/v.mp3"][0]["data"]["version_id"],
+        head_version(&stock, "audio/v.mp3").await
+    );
+}
+
+async fn head_version(stock: &Stock, key: &str) -> String {
+    stock
+        .s3
+        .head_object()
+        .bucket(&stock.bucket)
+        .key(key)
+        .send()
+        .await
+        .expect("head")
+        .version_id()
+        .expect("a version")
+        .to_owned()
 }

@@ -157,6 +157,7 @@ impl Pipeline {
                 created_at: self.clock.now_secs(),
                 awaiting: providers.iter().map(|p| p.name().to_owned()).collect(),
                 answered,
+                origin: job.origin,
             };
             return self.hand_over(&source, rule, waiting, &providers).await;
         }

@@ -56,6 +56,9 @@ pub struct Waiting {
     pub awaiting: Vec<String>,
     /// What the other engines of the rule said at submission.
     pub answered: Vec<EngineOutcome>,
+    /// How the job came (its callback's `source`); records from before it was kept are uploads.
+    #[serde(default)]
+    pub origin: crate::job::Origin,
 }
 
 /// A provider task.

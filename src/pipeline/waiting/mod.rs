@@ -211,5 +211,34 @@ fn waiting_job(waiting: &Waiting) -> Job {
     job.version_id = waiting.version_id.clone();
     job.etag = Some(waiting.etag.clone());
     job.size = Some(waiting.size);
+    job.origin = waiting.origin;
     job
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::Origin;
+
+    #[test]
+    fn a_waiting_job_keeps_how_it_came_and_older_records_read_as_uploads() {
+        let record = serde_json::json!({
+            "trace_id": "t", "rule": "r", "bucket": "b", "key": "audio/a.mp3",
+            "version_id": null, "etag": "e", "size": 3, "sha256": "00",
+            "created_at": 1, "awaiting": ["ams"], "answered": []
+        });
+        let mut waiting: Waiting = serde_json::from_value(record).expect("an older record");
+        assert_eq!(waiting_job(&waiting).origin, Origin::Upload);
+        waiting.origin = Origin::Scan;
+        let stored: Waiting =
+            serde_json::from_value(serde_json::to_value(&waiting).expect("serialises"))
+                .expect("reads back");
+        let job = waiting_job(&stored);
+        assert_eq!(
+            job.origin,
+            Origin::Scan,
+            "the callback will say source scan"
+        );
+        assert_eq!(job.etag.as_deref(), Some("e"));
+    }
 }

@@ -157,7 +157,7 @@ impl Pipeline {
             references,
             restore: None,
         };
-        blocks::record_block(&self.s3, &record).await?;
+        blocks::update_block(&self.s3, &record).await?;
         Ok(())
     }
 

@@ -98,6 +98,20 @@ pub async fn read(
     }
 }
 
+/// The key after every key under earshot's own area: a listing jumps over that area (it may hold
+/// a record of every upload, and it is never moderated) by starting again after it.
+fn past_reserved() -> String {
+    format!("{}0", layout::BACKUP_ROOT.trim_end_matches('/'))
+}
+
+fn list_error(bucket: &str, prefix: &str, failure: S3Failure) -> InputError {
+    InputError::List {
+        bucket: bucket.to_owned(),
+        prefix: prefix.to_owned(),
+        failure,
+    }
+}
+
 async fn list(
     s3: &Client,
     bucket: &str,
@@ -106,9 +120,7 @@ async fn list(
     start_after: Option<String>,
     out: mpsc::Sender<Candidate>,
 ) -> Result<(), InputError> {
-    // earshot's own area is never moderated; a listing jumps over it (it may hold a record of
-    // every upload) by starting again after its last possible key.
-    let past_reserved = format!("{}0", layout::BACKUP_ROOT.trim_end_matches('/'));
+    let past_reserved = past_reserved();
     let mut start_after = start_after;
     let mut seq = skip;
     'listing: loop {
@@ -120,11 +132,7 @@ async fn list(
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| InputError::List {
-                bucket: bucket.to_owned(),
-                prefix: prefix.to_owned(),
-                failure: S3Failure::from_sdk(&e),
-            })?;
+            let page = page.map_err(|e| list_error(bucket, prefix, S3Failure::from_sdk(&e)))?;
             for object in page.contents() {
                 let Some(key) = object.key() else { continue };
                 if layout::is_reserved(key) {
@@ -156,11 +164,7 @@ async fn versioned(s3: &Client, bucket: &str) -> Result<bool, InputError> {
         .bucket(bucket)
         .send()
         .await
-        .map_err(|e| InputError::List {
-            bucket: bucket.to_owned(),
-            prefix: String::new(),
-            failure: S3Failure::from_sdk(&e),
-        })?;
+        .map_err(|e| list_error(bucket, "", S3Failure::from_sdk(&e)))?;
     Ok(versioning.status().is_some())
 }
 
@@ -174,7 +178,7 @@ async fn list_versions(
     start_after: Option<String>,
     out: mpsc::Sender<Candidate>,
 ) -> Result<(), InputError> {
-    let past_reserved = format!("{}0", layout::BACKUP_ROOT.trim_end_matches('/'));
+    let past_reserved = past_reserved();
     let mut key_marker = start_after;
     let mut version_marker: Option<String> = None;
     let mut seq = skip;
@@ -187,11 +191,7 @@ async fn list_versions(
             .set_version_id_marker(version_marker.clone())
             .send()
             .await
-            .map_err(|e| InputError::List {
-                bucket: bucket.to_owned(),
-                prefix: prefix.to_owned(),
-                failure: S3Failure::from_sdk(&e),
-            })?;
+            .map_err(|e| list_error(bucket, prefix, S3Failure::from_sdk(&e)))?;
         let mut jumped = false;
         for version in page.versions() {
             let Some(key) = version.key() else { continue };

@@ -317,7 +317,9 @@ pub async fn run(
                 match step? {
                     Step::Skip(count) => {
                         count(&mut checkpoint.counts);
-                        running.push_back(Box::pin(ready(candidate, None)) as Pending);
+                        running.push_back(
+                            Box::pin(futures::future::ready((candidate, None))) as Pending
+                        );
                     }
                     Step::Take(job) => {
                         taken.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -327,14 +329,19 @@ pub async fn run(
                         if options.dry_run {
                             let suffix = key_suffix(&candidate.key).unwrap_or_default();
                             *checkpoint.counts.by_suffix.entry(suffix).or_default() += 1;
-                            running.push_back(Box::pin(ready(candidate, None)) as Pending);
+                            running.push_back(
+                                Box::pin(futures::future::ready((candidate, None))) as Pending
+                            );
                         } else if let Some(enqueue) = &options.enqueue {
                             batch.push((candidate, job));
                             if batch.len() >= 10 {
                                 let sent = send_batch(enqueue, &mut batch).await?;
                                 for candidate in sent {
                                     checkpoint.counts.enqueued += 1;
-                                    running.push_back(Box::pin(ready(candidate, None)) as Pending);
+                                    running.push_back(Box::pin(futures::future::ready((
+                                        candidate, None,
+                                    )))
+                                        as Pending);
                                 }
                             }
                         } else {
@@ -365,7 +372,9 @@ pub async fn run(
                 {
                     for candidate in send_batch(enqueue, &mut batch).await? {
                         checkpoint.counts.enqueued += 1;
-                        running.push_back(Box::pin(ready(candidate, None)) as Pending);
+                        running.push_back(
+                            Box::pin(futures::future::ready((candidate, None))) as Pending
+                        );
                     }
                 }
                 while let Some(done) = running.next().await {
@@ -424,13 +433,6 @@ pub async fn run(
 type Pending = std::pin::Pin<
     Box<dyn std::future::Future<Output = (Candidate, Option<Result<Outcome, String>>)> + Send>,
 >;
-
-async fn ready(
-    candidate: Candidate,
-    result: Option<Result<Outcome, String>>,
-) -> (Candidate, Option<Result<Outcome, String>>) {
-    (candidate, result)
-}
 
 /// Counts one finished record and moves the checkpoint past it (records finish in input order).
 fn settle(

@@ -62,20 +62,9 @@ impl BlockRecord {
     }
 }
 
-/// Writes the record of a block about to happen, unless one exists for this version already
-/// (a block run again after an interruption must keep the state from before the first run).
-///
-/// # Errors
-/// S3 failed.
-pub async fn record_block(s3: &Client, record: &BlockRecord) -> Result<(), StateError> {
-    let key = layout::block_record_key(&record.key, &record.trace_id);
-    if super::exists(s3, &record.bucket, &key).await? {
-        return Ok(());
-    }
-    put_json(s3, &record.bucket, &key, record).await
-}
-
-/// Rewrites a block record (to mark a restore).
+/// Writes a block record: before the block (the caller first checks that none exists for this
+/// version, since a block run again after an interruption must keep the state from before the
+/// first run), and again to mark a restore.
 ///
 /// # Errors
 /// S3 failed.

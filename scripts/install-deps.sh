@@ -6,11 +6,13 @@
 # - libjmac-java + a JRE: a Monkey's Audio (APE) encoder for test files;
 # - libchromaprint-tools: fpcalc, the benchmark's reference fingerprinter;
 # - pocketsphinx-testdata, frozen-bubble-data, extremetuxracer-data: real speech and music;
+# - chromium, chromium-driver: the console's browser tests drive a headless Chromium;
 # - curl, GNU time.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 packages=(systemd ffmpeg sox libsox-fmt-mp3 espeak-ng curl time gcc libc6-dev libopencore-amrnb-dev libvo-amrwbenc-dev
-  default-jre-headless libjmac-java libchromaprint-tools pocketsphinx-testdata frozen-bubble-data extremetuxracer-data)
+  default-jre-headless libjmac-java libchromaprint-tools pocketsphinx-testdata frozen-bubble-data extremetuxracer-data
+  chromium chromium-driver)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

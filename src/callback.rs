@@ -92,15 +92,32 @@ pub struct Data {
     /// How the job came: `upload`, `scan`, `batch`, `retro`, `manual`, or `restore`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
-    /// What a person did to the object (a restore), with who, when and why.
+    /// What a person did to the object (a restore, a review decision), with who, when and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action: Option<ActionInfo>,
+    /// With `review = "human"`: the object waits for a person, or a person decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<ReviewInfo>,
+}
+
+/// Where a human review stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewInfo {
+    /// `pending`, then the decision: `block` or `pass`.
+    pub state: String,
+    /// The object was held (blocked) while it waited, rather than left published.
+    pub held: bool,
+    /// When `on_review_timeout` decides if nobody has (seconds since the Unix epoch).
+    pub due_at: u64,
+    /// The decision was `on_review_timeout`'s, not a person's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub timeout: bool,
 }
 
 /// A person's action on an object, as the callback and the audit log report it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActionInfo {
-    /// `restore`.
+    /// `restore`, or a review's `block` or `pass`.
     pub action: String,
     pub by: String,
     /// Seconds since the Unix epoch.
@@ -283,6 +300,7 @@ mod tests {
                 engine_errors: Vec::new(),
                 source: Some("upload".into()),
                 action: None,
+                review: None,
             },
         };
         let value: serde_json::Value = serde_json::to_value(&body).expect("serialises");

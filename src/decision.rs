@@ -66,6 +66,11 @@ pub fn decide(verdict: &Verdict, scenes: &[Scene], block: &BlockConfig) -> Decis
 }
 
 impl Decision {
+    /// The highest score of any configured scene.
+    pub fn top_score(&self) -> u8 {
+        self.scenes.values().map(|s| s.score).max().unwrap_or(0)
+    }
+
     /// An engine of the rule could not judge and the rule says `on_engine_error = "review"`: what
     /// the other engines called normal becomes suspicious (a person should listen); a sensitive
     /// result, and a block, stand.
@@ -91,7 +96,7 @@ mod tests {
             mode: BlockMode::Move,
             review: Review::Machine,
             min_score,
-            learn: false,
+            ..BlockConfig::default()
         }
     }
 

@@ -13,6 +13,10 @@
 //! audit_freeze_backup/earshot/allow/<sha256>.json            audio marked normal (`restore --mark-normal`)
 //! audit_freeze_backup/earshot/scans/<scan id>/…              a scan's checkpoint and report
 //! audit_freeze_backup/earshot/prints/<rule>/…                kept fingerprints, for retro-hunts
+//! audit_freeze_backup/earshot/review/items/<trace_id>.json   an item for human review
+//! audit_freeze_backup/earshot/review/open/<seconds>-<trace_id>  the queue: one empty marker per open item
+//! audit_freeze_backup/earshot/review/decided/<trace_id>.json the decision (created once: the claim)
+//! audit_freeze_backup/earshot/results/<YYYY-MM-DD>/<seconds>-<trace_id>.json  one result, by day
 //! ```
 
 /// Keys under this are never moderated.
@@ -30,6 +34,8 @@ pub const AUDIT_PREFIX: &str = "audit_freeze_backup/earshot/audit/";
 pub const ALLOW_PREFIX: &str = "audit_freeze_backup/earshot/allow/";
 pub const SCANS_PREFIX: &str = "audit_freeze_backup/earshot/scans/";
 pub const PRINTS_PREFIX: &str = "audit_freeze_backup/earshot/prints/";
+pub const REVIEW_OPEN_PREFIX: &str = "audit_freeze_backup/earshot/review/open/";
+pub const RESULTS_PREFIX: &str = "audit_freeze_backup/earshot/results/";
 
 /// Whether earshot owns `key` (and so never moderates it).
 pub fn is_reserved(key: &str) -> bool {
@@ -123,6 +129,37 @@ pub fn prints_prefix(rule: &str) -> String {
     format!("{PRINTS_PREFIX}{rule}/")
 }
 
+/// A review item.
+pub fn review_item_key(trace_id: &str) -> String {
+    format!("audit_freeze_backup/earshot/review/items/{trace_id}.json")
+}
+
+/// The queue marker of an open review item; markers sort oldest first.
+pub fn review_open_key(created_at: u64, trace_id: &str) -> String {
+    format!("{REVIEW_OPEN_PREFIX}{created_at:011}-{trace_id}")
+}
+
+/// `(created_at, trace_id)` of a queue marker.
+pub fn parse_review_open_key(key: &str) -> Option<(u64, String)> {
+    let (secs, trace_id) = key.strip_prefix(REVIEW_OPEN_PREFIX)?.split_once('-')?;
+    Some((secs.parse().ok()?, trace_id.to_owned()))
+}
+
+/// The decision on a review item.
+pub fn review_decision_key(trace_id: &str) -> String {
+    format!("audit_freeze_backup/earshot/review/decided/{trace_id}.json")
+}
+
+/// The results of one day (`YYYY-MM-DD`, UTC).
+pub fn results_of_day(day: &str) -> String {
+    format!("{RESULTS_PREFIX}{day}/")
+}
+
+/// One result, filed under the day it was judged.
+pub fn result_key(day: &str, judged_at: u64, trace_id: &str) -> String {
+    format!("{}{judged_at:011}-{trace_id}.json", results_of_day(day))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,6 +181,10 @@ mod tests {
             scan_checkpoint_key("s"),
             scan_report_key("s"),
             prints_prefix("r"),
+            review_item_key("t"),
+            review_open_key(1, "t"),
+            review_decision_key("t"),
+            result_key("2026-12-03", 1, "t"),
         ] {
             assert!(is_reserved(&key), "{key}");
             assert!(key.starts_with(BACKUP_ROOT), "{key}");
@@ -153,5 +194,9 @@ mod tests {
             "audit_freeze_backup/increment_audit/audio/x.mp3"
         );
         assert!(!is_reserved("audio/audit_freeze_backup/x.mp3"));
+        assert_eq!(
+            parse_review_open_key(&review_open_key(42, "abc")),
+            Some((42, "abc".to_owned()))
+        );
     }
 }

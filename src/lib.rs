@@ -24,8 +24,8 @@
 //! | storage and audio | [`storage`], [`audio`], [`fingerprint`], [`job`], [`rules`], [`decision`] |
 //! | stages | [`engines`], [`fetch`], [`block`], [`callback`], [`state`] |
 //! | flow | [`pipeline`] |
-//! | edges | [`sources`], [`scan`] (existing objects, resumable), [`retro`] (kept fingerprints searched for new references), [`admin`] (`/healthz`, `/readyz`, `/metrics`, provider results over HTTP) |
-//! | commands | [`commands`] (what `earshot` runs: serve, moderate, library, replay) |
+//! | edges | [`sources`], [`scan`] (existing objects, resumable), [`retro`] (kept fingerprints searched for new references), [`admin`] (`/healthz`, `/readyz`, `/metrics`, provider results over HTTP), [`console`] (the review console) |
+//! | commands | [`commands`] (what `earshot` runs: serve, moderate, library, replay, scan, retro, restore, review, console) |
 
 #![forbid(unsafe_code)]
 
@@ -37,6 +37,7 @@ pub mod callback;
 pub mod clock;
 pub mod commands;
 pub mod config;
+pub mod console;
 pub mod decision;
 pub mod engines;
 pub mod fetch;

@@ -135,8 +135,37 @@ enum Command {
         #[arg(long)]
         mark_normal: bool,
     },
+    /// Human review (rules with block.review = "human"): the queue, one item, a decision.
+    Review {
+        #[command(subcommand)]
+        action: ReviewAction,
+    },
+    /// Serve the review console ([console] listen) alone, with the review timeouts.
+    Console,
+    /// Print an argon2 hash of a password read from stdin, for [[console.users]] password_hash.
+    HashPassword,
     /// Validate the config and print it, secrets redacted.
     CheckConfig,
+}
+
+#[derive(Subcommand)]
+enum ReviewAction {
+    /// The items waiting for a person, oldest first.
+    List,
+    /// One item, and its decision if it has one, as JSON.
+    Show { id: String },
+    /// Decide an item: block or pass. The first decision wins; a later one is refused.
+    Decide {
+        id: String,
+        #[arg(value_parser = commands::review::parse_verdict)]
+        verdict: earshot::config::ReviewVerdict,
+        /// Why (kept in the audit log and sent in the callback).
+        #[arg(long)]
+        reason: String,
+        /// Who decides [default: $USER].
+        #[arg(long, env = "USER", default_value = "earshot")]
+        by: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -238,6 +267,9 @@ fn init_logging() {
 }
 
 async fn run(cli: Cli) -> Result<(), CommandError> {
+    if let Command::HashPassword = cli.command {
+        return commands::console::hash_password_from_stdin();
+    }
     let config = Config::load(cli.config.as_deref())?;
     match cli.command {
         Command::CheckConfig => {
@@ -248,6 +280,28 @@ async fn run(cli: Cli) -> Result<(), CommandError> {
             Ok(())
         }
         Command::Serve => commands::serve::run(config).await,
+        Command::Console => commands::console::run(config).await,
+        Command::HashPassword => unreachable!("answered before the config is loaded"),
+        Command::Review { action } => {
+            let action = match action {
+                ReviewAction::List => commands::review::Action::List,
+                ReviewAction::Show { id } => commands::review::Action::Show { id },
+                ReviewAction::Decide {
+                    id,
+                    verdict,
+                    reason,
+                    by,
+                } => commands::review::Action::Decide {
+                    id,
+                    request: earshot::pipeline::DecideRequest {
+                        verdict,
+                        by,
+                        reason,
+                    },
+                },
+            };
+            commands::review::run(config, action).await
+        }
         Command::Moderate {
             target,
             dry_run,

@@ -71,6 +71,9 @@ pub async fn run(config: Config, engine: &str, action: Action) -> Result<(), Com
                 entry.source = item.display();
                 // The fingerprint first: an entry is only listed once it is complete.
                 store.put_fingerprint(&entry.id, &fingerprint).await?;
+                store
+                    .put_recording(&entry.id, tokio::fs::read(&path).await?)
+                    .await?;
                 store.put(&entry).await?;
                 progress.suspend(|| {
                     println!(

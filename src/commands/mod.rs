@@ -8,13 +8,17 @@
 //! - [`replay`]: dead-lettered callbacks and parked jobs, run again;
 //! - [`restore`]: undo blocks exactly;
 //! - [`scan`]: moderate what is already stored;
-//! - [`retro`]: search kept fingerprints for newly added references.
+//! - [`retro`]: search kept fingerprints for newly added references;
+//! - [`review`]: human review from the command line;
+//! - [`console`]: the review console alone, and `hash-password`.
 
+pub mod console;
 pub mod library;
 pub mod moderate;
 pub mod replay;
 pub mod restore;
 pub mod retro;
+pub mod review;
 pub mod scan;
 pub mod serve;
 

@@ -1,5 +1,5 @@
 //! `earshot serve`: runs the configured sources until SIGTERM or Ctrl-C, with the admin listener,
-//! library refresh and the sweep beside them. Every task runs on one [`TaskTracker`]; on a signal
+//! the review console, library refresh, the sweep and the review timeouts beside them. Every task runs on one [`TaskTracker`]; on a signal
 //! the sources stop taking work, jobs in flight finish, and nothing outlives the return.
 
 use std::sync::Arc;
@@ -77,6 +77,10 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), Co
         ));
     }
 
+    if !pipeline.review_buckets().is_empty() {
+        tracker.spawn(review_timeouts(pipeline.clone(), shutdown.clone()));
+    }
+
     let (failed, mut failures) = tokio::sync::mpsc::unbounded_channel::<CommandError>();
     let fail = {
         let (failed, shutdown) = (failed.clone(), shutdown.clone());
@@ -106,6 +110,18 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), Co
             }
         });
     }
+    if let Some(console) = pipeline.config.console.clone() {
+        let (stop, fail) = (shutdown.clone(), fail.clone());
+        let router = crate::console::router(pipeline.clone(), console.clone());
+        tracker.spawn(async move {
+            if let Err(e) = crate::console::serve(&console.listen, router, stop).await {
+                fail(CommandError::failed(
+                    format!("console listener on {}", console.listen),
+                    e,
+                ));
+            }
+        });
+    }
     if let Some(listen) = admin_listen {
         let (router, stop, fail) = (admin::router(pipeline.clone()), shutdown.clone(), fail);
         tracker.spawn(async move {
@@ -129,6 +145,25 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), Co
         Ok(error) => Err(error),
         Err(_) => Ok(()),
     }
+}
+
+/// Lets `on_review_timeout` decide overdue review items, every `async_jobs.sweep_secs`, until
+/// `stop` is cancelled.
+pub(crate) async fn review_timeouts(pipeline: Arc<Pipeline>, stop: CancellationToken) {
+    let every = Duration::from_secs(pipeline.config.async_jobs.sweep_secs.max(1));
+    every_until(every, true, stop, move || {
+        let pipeline = pipeline.clone();
+        async move {
+            let decided = pipeline.expire_reviews().await;
+            if decided > 0 {
+                tracing::info!(
+                    decided,
+                    "Overdue review items decided by on_review_timeout."
+                );
+            }
+        }
+    })
+    .await;
 }
 
 /// Runs `tick` every `period` until `stop` is cancelled, the first time at once or one period

@@ -51,6 +51,8 @@ pub struct Config {
     pub admin: AdminConfig,
     #[serde(default)]
     pub async_jobs: AsyncJobsConfig,
+    /// The review console (`earshot serve`, or `earshot console` alone).
+    pub console: Option<ConsoleConfig>,
 }
 
 impl Default for Config {
@@ -71,6 +73,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             admin: AdminConfig::default(),
             async_jobs: AsyncJobsConfig::default(),
+            console: None,
         }
     }
 }
@@ -220,6 +223,40 @@ pub struct BlockConfig {
     /// re-encoded or cut, is caught at once.
     #[serde(default)]
     pub learn: bool,
+    /// With `review = "human"`: hold an object while it waits for a person (blocked by `mode`,
+    /// put back exactly when passed) instead of leaving it published.
+    #[serde(default)]
+    pub hold_for_review: bool,
+    /// With `review = "human"`: how long an item waits for a person before `on_review_timeout`
+    /// decides it.
+    #[serde(default = "default_review_timeout")]
+    pub review_timeout_secs: u64,
+    #[serde(default)]
+    pub on_review_timeout: ReviewVerdict,
+}
+
+/// What a review decides (and what `on_review_timeout` decides when nobody did).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReviewVerdict {
+    /// Blocked: what `review = "machine"` would have done at this score.
+    #[default]
+    Block,
+    /// Left published (or put back, when held).
+    Pass,
+}
+
+impl ReviewVerdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReviewVerdict::Block => "block",
+            ReviewVerdict::Pass => "pass",
+        }
+    }
+}
+
+fn default_review_timeout() -> u64 {
+    3 * 24 * 3600
 }
 
 fn yes() -> bool {
@@ -238,6 +275,9 @@ impl Default for BlockConfig {
             review: Review::default(),
             min_score: default_min_score(),
             learn: false,
+            hold_for_review: false,
+            review_timeout_secs: default_review_timeout(),
+            on_review_timeout: ReviewVerdict::default(),
         }
     }
 }
@@ -258,6 +298,66 @@ pub enum Review {
     #[default]
     Machine,
     Human,
+}
+
+/// The review console: login-protected pages for the people who review, on a listener of their
+/// own.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// `host:port` to listen on.
+    pub listen: String,
+    /// Signs session cookies and CSRF tokens (at least 32 characters). Every replica serving the
+    /// console needs the same key; changing it logs everyone out.
+    pub session_key: String,
+    #[serde(default = "default_session_ttl")]
+    pub session_ttl_secs: u64,
+    /// Mark the session cookie `Secure` (sent over HTTPS only). Turn off only for a console
+    /// reached over plain HTTP on a trusted network.
+    #[serde(default = "yes")]
+    pub secure_cookie: bool,
+    #[serde(default)]
+    pub users: Vec<ConsoleUserConfig>,
+    /// Single sign-on through a reverse proxy that authenticates people and names them in a
+    /// header; off unless set.
+    pub proxy: Option<ProxyAuthConfig>,
+}
+
+fn default_session_ttl() -> u64 {
+    8 * 3600
+}
+
+/// One person who may use the console.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleUserConfig {
+    pub name: String,
+    pub role: Role,
+    /// An argon2 PHC string (`earshot hash-password` prints one). Omit for a user who signs in
+    /// only through the proxy.
+    pub password_hash: Option<String>,
+}
+
+/// What a console user may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Read the queue and history, decide items.
+    Reviewer,
+    /// Also restore blocked objects.
+    Admin,
+}
+
+/// A reverse proxy that has authenticated the person already.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyAuthConfig {
+    /// The header naming the user, e.g. `X-Forwarded-User`.
+    pub header: String,
+    /// The proxy's addresses: the header is believed only on connections from these.
+    pub trusted_peers: Vec<std::net::IpAddr>,
+    /// The role of a person the proxy names who is not among `users`; omit to refuse them.
+    pub default_role: Option<Role>,
 }
 
 /// Where and how a rule's results are POSTed (DESIGN §6).
@@ -556,6 +656,14 @@ impl Config {
                     if http.bearer_token.is_some() {
                         http.bearer_token = Some(REDACTED.to_owned());
                     }
+                }
+            }
+        }
+        if let Some(console) = config.console.as_mut() {
+            console.session_key = REDACTED.to_owned();
+            for user in &mut console.users {
+                if user.password_hash.is_some() {
+                    user.password_hash = Some(REDACTED.to_owned());
                 }
             }
         }

@@ -86,10 +86,20 @@ impl Config {
                     ),
                 ));
             }
-            if rule.block.review == Review::Human {
+            if rule.block.review == Review::Human && rule.block.min_score > 90 {
                 return Err(invalid(
-                    key("block.review"),
-                    "\"human\" review is not available yet; use \"machine\"".to_owned(),
+                    key("block.min_score"),
+                    format!(
+                        "with review = \"human\", scores from min_score to 90 wait for a person \
+                         and higher ones are blocked at once: {} leaves nothing to review",
+                        rule.block.min_score
+                    ),
+                ));
+            }
+            if rule.block.review == Review::Human && rule.block.review_timeout_secs == 0 {
+                return Err(invalid(
+                    key("block.review_timeout_secs"),
+                    "must be at least 1".to_owned(),
                 ));
             }
             if let Some(callback) = &rule.callback {
@@ -336,6 +346,47 @@ impl Config {
                         "must be from 10 to 43200, got {}",
                         sqs.visibility_timeout_secs
                     ),
+                ));
+            }
+        }
+        if let Some(console) = &self.console {
+            if console.listen.parse::<std::net::SocketAddr>().is_err() {
+                return Err(invalid(
+                    "console.listen".to_owned(),
+                    format!("`{}` is not an address like 127.0.0.1:8090", console.listen),
+                ));
+            }
+            if console.session_key.chars().count() < 32 {
+                return Err(invalid(
+                    "console.session_key".to_owned(),
+                    "must be at least 32 characters".to_owned(),
+                ));
+            }
+            let mut names = std::collections::HashSet::new();
+            for (i, user) in console.users.iter().enumerate() {
+                if user.name.is_empty() || !names.insert(user.name.as_str()) {
+                    return Err(invalid(
+                        format!("console.users.{i}.name"),
+                        format!("must be non-empty and unique, got {:?}", user.name),
+                    ));
+                }
+                if let Some(hash) = &user.password_hash
+                    && let Err(e) = argon2::PasswordHash::new(hash)
+                {
+                    return Err(invalid(
+                        format!("console.users.{i}.password_hash"),
+                        format!(
+                            "not an argon2 PHC string ({e}); `earshot hash-password` prints one"
+                        ),
+                    ));
+                }
+            }
+            if let Some(proxy) = &console.proxy
+                && (proxy.header.trim().is_empty() || proxy.trusted_peers.is_empty())
+            {
+                return Err(invalid(
+                    "console.proxy".to_owned(),
+                    "needs a header and the proxy's addresses in trusted_peers".to_owned(),
                 ));
             }
         }

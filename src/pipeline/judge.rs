@@ -13,7 +13,7 @@ use super::{JobError, Pipeline};
 use crate::audio::{AudioError, DecodeLimits};
 use crate::block::{self, BlockError, Blocked, Target};
 use crate::callback::{Body, Code, EngineErrorInfo};
-use crate::config::{BlockConfig, BlockMode, OnEngineError};
+use crate::config::{BlockConfig, BlockMode, OnEngineError, Review};
 use crate::decision::Decision;
 use crate::engines::{Clip, Engine, Provider, Submission};
 use crate::fetch::{self, FetchError};
@@ -33,6 +33,18 @@ pub enum Judgement {
     Done { body: Box<Body>, waited: bool },
     /// Handed to asynchronous engines.
     Waiting,
+}
+
+/// Scores above this are blocked at once under `review = "human"`; from `min_score` to this a
+/// person decides.
+pub const HUMAN_REVIEW_ABOVE: u8 = 90;
+
+/// What a block did to the object, for the callback.
+pub(super) struct Enforced {
+    pub status: ForbiddenStatus,
+    pub backup: Option<String>,
+    /// Why the block could not be done.
+    pub failure: Option<(Code, String)>,
 }
 
 /// The bytes a block acts on, as judged.
@@ -328,6 +340,51 @@ impl Pipeline {
                 None,
             )));
         }
+        if rule.block.review == Review::Human && decision.top_score() <= HUMAN_REVIEW_ABOVE {
+            let body = self
+                .open_review(job, rule, report, &decision, target, answered)
+                .await?;
+            return Ok(finish(body));
+        }
+        let trace_id = report.trace_id.as_str();
+        let enforced = self
+            .block_now(job, rule, target, &decision, trace_id)
+            .await?;
+        if enforced.failure.is_none() && rule.block.learn {
+            match clip {
+                Some(clip) => self.learn(rule, clip, &decision, job).await,
+                None => match self.reload_clip(job, rule).await {
+                    Some(clip) => self.learn(rule, &clip, &decision, job).await,
+                    None => tracing::warn!(
+                        "block.learn: the blocked audio could not be decoded again; not added to the library"
+                    ),
+                },
+            }
+        }
+        let failed = enforced.failure.is_some();
+        let body = finish(report.judged(
+            &decision,
+            enforced.status,
+            enforced.backup,
+            enforced.failure,
+        ));
+        if !failed {
+            self.audit_block(job, rule, trace_id, &body).await;
+        }
+        Ok(body)
+    }
+
+    /// Blocks the object by the rule's mode, its prior state recorded first: what the callback
+    /// says about the object. A block that cannot be done (gone, changed, refused) is reported as
+    /// a failure to call back, not an error; only a passing failure is an error.
+    pub(super) async fn block_now(
+        &self,
+        job: &Job,
+        rule: &Rule,
+        target: &OwnedTarget,
+        decision: &Decision,
+        trace_id: &str,
+    ) -> Result<Enforced, JobError> {
         let target = Target {
             bucket: &job.bucket,
             key: &job.key,
@@ -337,8 +394,7 @@ impl Pipeline {
             sha256: target.sha256,
         };
         let started = Instant::now();
-        let trace_id = report.trace_id.as_str();
-        let blocked = match self.guard(job, rule, &target, &decision, trace_id).await {
+        let blocked = match self.guard(job, rule, &target, decision, trace_id).await {
             Ok(()) => block::block(&self.s3, rule.block.mode, &target).await,
             Err(JobError::Block(e)) => Err(e),
             Err(e) => return Err(e),
@@ -348,22 +404,15 @@ impl Pipeline {
             Ok(blocked) => {
                 let backup = (blocked == Blocked::Moved).then(|| layout::backup_key(&job.key));
                 tracing::info!(?blocked, backup_key = ?backup, "Blocked.");
-                if rule.block.learn {
-                    match clip {
-                        Some(clip) => self.learn(rule, clip, &decision, job).await,
-                        None => tracing::warn!(
-                            "block.learn: the clip's fingerprint is gone once a job waited for a \
-                             provider; not added to the library"
-                        ),
-                    }
-                }
                 let status = match blocked {
                     Blocked::Acl => ForbiddenStatus::Acl,
                     Blocked::Moved => ForbiddenStatus::Moved,
                 };
-                let body = finish(report.judged(&decision, status, backup, None));
-                self.audit_block(job, rule, trace_id, &body).await;
-                Ok(body)
+                Ok(Enforced {
+                    status,
+                    backup,
+                    failure: None,
+                })
             }
             Err(e) if e.is_transient() => Err(e.into()),
             Err(e) => {
@@ -373,19 +422,57 @@ impl Pipeline {
                     _ => Code::BlockFailed,
                 };
                 tracing::error!(error = %e, "Block failed; calling back with the scores and the reason.");
-                Ok(finish(report.judged(
-                    &decision,
-                    ForbiddenStatus::NotBlocked,
-                    None,
-                    Some((code, e.to_string())),
-                )))
+                Ok(Enforced {
+                    status: ForbiddenStatus::NotBlocked,
+                    backup: None,
+                    failure: Some((code, e.to_string())),
+                })
             }
         }
     }
 
+    /// The audio of a job decoded again (for `block.learn` once the first decode is gone): from
+    /// the object, or from its backup when it was moved. None, logged, when it cannot be.
+    pub(super) async fn reload_clip(&self, job: &Job, rule: &Rule) -> Option<Clip> {
+        let mut source = Job {
+            etag: None,
+            ..job.clone()
+        };
+        let head = match fetch::head(&self.s3, &source).await {
+            Ok(head) => head,
+            Err(FetchError::Gone { .. }) if rule.block.mode == BlockMode::Move => {
+                source.key = layout::backup_key(&job.key);
+                source.version_id = None;
+                fetch::head(&self.s3, &source)
+                    .await
+                    .inspect_err(|e| tracing::warn!(error = %e, "The backup cannot be read."))
+                    .ok()?
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "The object cannot be read again.");
+                return None;
+            }
+        };
+        let max_bytes = self.config.limits.max_object_bytes;
+        let spooled = fetch::download(&self.s3, &source, head, max_bytes, &self.spool_dir)
+            .await
+            .inspect_err(|e| tracing::warn!(error = %e, "The object cannot be read again."))
+            .ok()?;
+        let decoded = decode(
+            spooled.file.path(),
+            key_suffix(&job.key),
+            spooled.sha256,
+            spooled.size,
+            self.config.limits.max_duration_secs,
+        )
+        .await
+        .ok()?;
+        decoded.ok()
+    }
+
     /// Adds a blocked clip to the references of the rule's analysers (`block.learn`). A failure
     /// is logged: the block stands either way.
-    async fn learn(&self, rule: &Rule, clip: &Clip, decision: &Decision, job: &Job) {
+    pub(super) async fn learn(&self, rule: &Rule, clip: &Clip, decision: &Decision, job: &Job) {
         let Some(scene) = decision.top_scene else {
             return;
         };

@@ -9,6 +9,9 @@
 //!   finishing, the sweep), kept in the bucket by [`crate::state::pending`];
 //! - [`combine`]: several engines' answers as one (pure);
 //! - [`report`]: the callback body (pure);
+//! - [`undo`]: restores, and what keeps restored or allow-listed audio from being blocked again;
+//! - [`review`]: human review (`review = "human"`): items held for a person, their decisions and
+//!   timeouts;
 //! - [`outcome`]: how a job ends, and the one place that classifies what a source does about it
 //!   ([`Pipeline::handle`]).
 //!
@@ -19,6 +22,7 @@ mod combine;
 mod judge;
 mod outcome;
 mod report;
+mod review;
 mod undo;
 pub mod waiting;
 
@@ -32,6 +36,7 @@ use tracing::Instrument;
 
 pub use judge::Judgement;
 pub use outcome::{Ack, CallbackOutcome, Disposition, Handled, JobError, Outcome};
+pub use review::{DecideRequest, Decided, ReviewError};
 pub use undo::{RestoreRequest, Restored, UndoError};
 pub use waiting::{Received, Rejection};
 
@@ -288,6 +293,14 @@ impl Pipeline {
             library: self.library_as_of(rule),
         };
         state::record_job(&self.s3, &job.bucket, &record).await?;
+        // An item under review is filed under the time it was opened, so its decision updates
+        // the same row.
+        let judged_at = match &body.data.review {
+            Some(review) => review.due_at.saturating_sub(rule.block.review_timeout_secs),
+            None => record.finished_at,
+        };
+        self.record_result(&job.bucket, rule, judged_at, &body)
+            .await;
         tracing::info!(
             code = body.code,
             result = body.data.result.as_u8(),

@@ -46,6 +46,7 @@ impl Report {
                 engine_errors: Vec::new(),
                 source: Some(self.source.to_owned()),
                 action: None,
+                review: None,
             },
         }
     }

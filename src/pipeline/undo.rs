@@ -208,8 +208,19 @@ impl Pipeline {
     /// or S3 failed (run it again).
     pub async fn restore(
         &self,
+        record: BlockRecord,
+        request: &RestoreRequest,
+    ) -> Result<Restored, UndoError> {
+        self.undo(record, request, None).await
+    }
+
+    /// A restore; `decided` is the callback body of a review that passed a held object (sent
+    /// instead of the restore's own, and logged as the review's decision).
+    pub(super) async fn undo(
+        &self,
         mut record: BlockRecord,
         request: &RestoreRequest,
+        decided: Option<Body>,
     ) -> Result<Restored, UndoError> {
         let trace_id = record.trace_id.clone();
         if record.restore.as_ref().is_some_and(|r| r.done) {
@@ -244,26 +255,37 @@ impl Pipeline {
             at,
             reason: request.reason.clone(),
         };
-        let mut body = match state::finished_job(&self.s3, &record.bucket, &trace_id).await? {
-            Some(job) => job.body,
-            None => {
-                let job = Job::new(record.bucket.clone(), record.key.clone());
-                let report = match rule {
-                    Some(rule) => self.report(&job, rule, &trace_id),
-                    None => {
-                        return Err(UndoError::NotBlocked {
-                            bucket: record.bucket.clone(),
-                            key: record.key.clone(),
-                        });
-                    }
-                };
-                report.unjudged(crate::callback::Code::Success, "success".to_owned())
-            }
+        let audit_action = match (&decided, request.mark_normal) {
+            (Some(_), _) => "review-pass",
+            (None, true) => "restore+mark-normal",
+            (None, false) => "restore",
+        };
+        let review = decided.is_some();
+        let mut body = match decided {
+            Some(body) => body,
+            None => match state::finished_job(&self.s3, &record.bucket, &trace_id).await? {
+                Some(job) => job.body,
+                None => {
+                    let job = Job::new(record.bucket.clone(), record.key.clone());
+                    let report = match rule {
+                        Some(rule) => self.report(&job, rule, &trace_id),
+                        None => {
+                            return Err(UndoError::NotBlocked {
+                                bucket: record.bucket.clone(),
+                                key: record.key.clone(),
+                            });
+                        }
+                    };
+                    report.unjudged(crate::callback::Code::Success, "success".to_owned())
+                }
+            },
         };
         body.data.forbidden_status = ForbiddenStatus::NotBlocked;
         body.data.backup_key = None;
-        body.data.source = Some("restore".to_owned());
-        body.data.action = Some(action);
+        if !review {
+            body.data.source = Some("restore".to_owned());
+            body.data.action = Some(action);
+        }
         body.data.version_id = version_id.clone();
         // The restored version's own event is a duplicate of this record.
         let mut restored_job = Job::new(record.bucket.clone(), record.key.clone());
@@ -313,12 +335,7 @@ impl Pipeline {
         let entry = AuditEntry {
             at,
             by: request.by.clone(),
-            action: if request.mark_normal {
-                "restore+mark-normal"
-            } else {
-                "restore"
-            }
-            .to_owned(),
+            action: audit_action.to_owned(),
             bucket: record.bucket.clone(),
             key: Some(record.key.clone()),
             trace_id: Some(trace_id.clone()),

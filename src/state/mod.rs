@@ -10,12 +10,14 @@
 //! - `dead-jobs/<trace_id>.json`: a job that could not be run (a source gave up retrying it, or it
 //!   can never succeed as it stands), with the reason, for `earshot jobs replay s3://BUCKET`.
 //! - `pending/<trace_id>/…`: a job waiting on a provider's result ([`pending`]).
+//! - `review/…` and `results/<day>/…`: human review and the history of results ([`review`]).
 //!
 //! Every key comes from [`crate::layout`].
 
 pub mod blocks;
 pub mod pending;
 pub mod prints;
+pub mod review;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;

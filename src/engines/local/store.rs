@@ -1,5 +1,6 @@
-//! The reference library's storage: a directory or an S3 prefix, two files per [`Entry`]
-//! (`entries/<sha256>.json` and its fingerprint `entries/<sha256>.fp`), read and written whole.
+//! The reference library's storage: a directory or an S3 prefix, files per [`Entry`]
+//! (`entries/<sha256>.json`, its fingerprint `entries/<sha256>.fp`, and a copy of the recording
+//! `entries/<sha256>.audio` for reviewers to hear), read and written whole.
 
 use std::path::PathBuf;
 
@@ -207,6 +208,31 @@ impl LibraryStore {
         .await
     }
 
+    /// Keeps a copy of entry `id`'s recording, so that a reviewer can hear what an upload
+    /// matched.
+    ///
+    /// # Errors
+    /// The store cannot be written.
+    pub async fn put_recording(&self, id: &str, bytes: Vec<u8>) -> Result<(), LibraryError> {
+        self.write(&format!("{id}.audio"), bytes, "application/octet-stream")
+            .await
+    }
+
+    /// The recording of entry `id`, if a copy was kept (entries learned from blocked uploads
+    /// keep none: their `source` names the object).
+    ///
+    /// # Errors
+    /// The store cannot be read.
+    pub async fn recording(&self, id: &str) -> Result<Option<Vec<u8>>, LibraryError> {
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(None);
+        }
+        Ok(self
+            .read(&format!("{id}.audio"))
+            .await?
+            .map(|(_, bytes)| bytes))
+    }
+
     /// The fingerprint of entry `id`, if one was stored.
     ///
     /// # Errors
@@ -311,11 +337,13 @@ impl LibraryStore {
     pub async fn remove(&self, id: &str) -> Result<bool, LibraryError> {
         match self {
             LibraryStore::Dir(dir) => {
-                let fp = dir.join("entries").join(format!("{id}.fp"));
-                if let Err(e) = tokio::fs::remove_file(&fp).await
-                    && e.kind() != std::io::ErrorKind::NotFound
-                {
-                    return Err(self.io_error(e));
+                for extra in ["fp", "audio"] {
+                    let path = dir.join("entries").join(format!("{id}.{extra}"));
+                    if let Err(e) = tokio::fs::remove_file(&path).await
+                        && e.kind() != std::io::ErrorKind::NotFound
+                    {
+                        return Err(self.io_error(e));
+                    }
                 }
                 let path = dir.join("entries").join(format!("{id}.json"));
                 match tokio::fs::remove_file(&path).await {
@@ -339,7 +367,11 @@ impl LibraryStore {
                         Err(self.io_error(failure))
                     };
                 }
-                for key in [format!("{prefix}entries/{id}.fp"), key] {
+                let extras = [
+                    format!("{prefix}entries/{id}.fp"),
+                    format!("{prefix}entries/{id}.audio"),
+                ];
+                for key in extras.into_iter().chain([key]) {
                     client
                         .delete_object()
                         .bucket(bucket)

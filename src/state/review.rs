@@ -1,0 +1,304 @@
+//! Human review kept in the bucket, with no database to run:
+//!
+//! - the item ([`ReviewItem`]) at `review/items/<trace_id>.json`, written once when judging holds
+//!   an object for a person;
+//! - the queue: an empty marker per open item at `review/open/<seconds>-<trace_id>`, so one
+//!   listing gives the queue oldest first;
+//! - the decision ([`ReviewDecision`]) at `review/decided/<trace_id>.json`, created with
+//!   `If-None-Match: *`: the first decision wins and a second one gets [`Claim::Taken`] with the
+//!   winner's, never a silent overwrite. It is marked `applied` once the object and the callback
+//!   have followed it, then the queue marker is deleted.
+//!
+//! And, for the history of results, one [`ResultRow`] per judged object under the day it was
+//! judged (`results/<YYYY-MM-DD>/…`).
+
+use aws_sdk_s3::Client;
+use serde::{Deserialize, Serialize};
+
+use super::{StateError, get_json, keys_under, put_json};
+use crate::callback::Body;
+use crate::config::{BlockMode, ReviewVerdict};
+use crate::layout;
+use crate::model::Scene;
+use crate::storage::S3Failure;
+
+/// An object held for a person.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReviewItem {
+    pub trace_id: String,
+    pub rule: String,
+    pub bucket: String,
+    pub key: String,
+    pub version_id: Option<String>,
+    /// Without quotes.
+    pub etag: String,
+    pub size: u64,
+    /// Lowercase hex.
+    pub sha256: String,
+    /// Seconds since the Unix epoch.
+    pub created_at: u64,
+    /// When `on_review_timeout` decides it if nobody has.
+    pub due_at: u64,
+    pub on_timeout: ReviewVerdict,
+    /// Blocked (by `mode`) while it waits, rather than left published.
+    pub held: bool,
+    pub mode: BlockMode,
+    /// The highest scene and its score.
+    pub scene: Scene,
+    pub score: u8,
+    /// Per configured scene: score, label and the segments found (with the library reference
+    /// each matched, for the local engine).
+    pub scenes: std::collections::BTreeMap<Scene, crate::model::SceneScore>,
+    /// The callback body sent when the item was opened (`result = 2`, review pending): the
+    /// decision's callback is built from it.
+    pub body: Body,
+    /// Every engine's own answer.
+    #[serde(default)]
+    pub engines: Vec<super::pending::EngineOutcome>,
+}
+
+/// A person's (or the timeout's) decision on an item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewDecision {
+    pub trace_id: String,
+    pub verdict: ReviewVerdict,
+    pub by: String,
+    pub at: u64,
+    pub reason: String,
+    /// Made by `on_review_timeout`, not a person.
+    #[serde(default)]
+    pub timeout: bool,
+    /// When the object and the callback followed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_at: Option<u64>,
+}
+
+/// What claiming an item came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// This decision is the item's.
+    Won,
+    /// Someone decided first: theirs.
+    Taken(ReviewDecision),
+}
+
+/// An open item in the queue (from its marker alone).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queued {
+    pub created_at: u64,
+    pub trace_id: String,
+}
+
+/// Writes an item and puts it in the queue.
+///
+/// # Errors
+/// S3 failed.
+pub async fn open(s3: &Client, item: &ReviewItem) -> Result<(), StateError> {
+    put_json(
+        s3,
+        &item.bucket,
+        &layout::review_item_key(&item.trace_id),
+        item,
+    )
+    .await?;
+    let marker = layout::review_open_key(item.created_at, &item.trace_id);
+    s3.put_object()
+        .bucket(&item.bucket)
+        .key(&marker)
+        .body(Vec::new().into())
+        .send()
+        .await
+        .map_err(|e| StateError::s3(&item.bucket, &marker, S3Failure::from_sdk(&e)))?;
+    Ok(())
+}
+
+/// The open items of a bucket, oldest first: one listing, no reads.
+///
+/// # Errors
+/// S3 failed.
+pub async fn queue(s3: &Client, bucket: &str) -> Result<Vec<Queued>, StateError> {
+    let mut found: Vec<Queued> = keys_under(s3, bucket, layout::REVIEW_OPEN_PREFIX)
+        .await?
+        .iter()
+        .filter_map(|key| layout::parse_review_open_key(key))
+        .map(|(created_at, trace_id)| Queued {
+            created_at,
+            trace_id,
+        })
+        .collect();
+    found.sort_by(|a, b| (a.created_at, &a.trace_id).cmp(&(b.created_at, &b.trace_id)));
+    Ok(found)
+}
+
+/// One item, if the bucket has it.
+///
+/// # Errors
+/// S3 failed or the item is not valid.
+pub async fn item(
+    s3: &Client,
+    bucket: &str,
+    trace_id: &str,
+) -> Result<Option<ReviewItem>, StateError> {
+    get_json(s3, bucket, &layout::review_item_key(trace_id)).await
+}
+
+/// The decision on an item, if there is one.
+///
+/// # Errors
+/// S3 failed or the decision is not valid.
+pub async fn decision(
+    s3: &Client,
+    bucket: &str,
+    trace_id: &str,
+) -> Result<Option<ReviewDecision>, StateError> {
+    get_json(s3, bucket, &layout::review_decision_key(trace_id)).await
+}
+
+/// Records a decision unless the item has one: the write is conditional, so of two reviewers
+/// deciding at once exactly one wins.
+///
+/// # Errors
+/// S3 failed.
+pub async fn claim(
+    s3: &Client,
+    bucket: &str,
+    decided: &ReviewDecision,
+) -> Result<Claim, StateError> {
+    let key = layout::review_decision_key(&decided.trace_id);
+    let body = serde_json::to_vec_pretty(decided).expect("decisions always serialise");
+    let put = s3
+        .put_object()
+        .bucket(bucket)
+        .key(&key)
+        .content_type("application/json")
+        .if_none_match("*")
+        .body(body.into())
+        .send()
+        .await;
+    match put {
+        Ok(_) => Ok(Claim::Won),
+        Err(e) => {
+            let failure = S3Failure::from_sdk(&e);
+            if !failure.is_precondition_failed() {
+                return Err(StateError::s3(bucket, &key, failure));
+            }
+            match decision(s3, bucket, &decided.trace_id).await? {
+                Some(theirs) => Ok(Claim::Taken(theirs)),
+                None => Err(StateError::corrupt(
+                    bucket,
+                    &key,
+                    "S3 refused to create the decision, yet none can be read",
+                )),
+            }
+        }
+    }
+}
+
+/// Marks a decision carried out and takes the item out of the queue.
+///
+/// # Errors
+/// S3 failed.
+pub async fn close(
+    s3: &Client,
+    item: &ReviewItem,
+    decided: &ReviewDecision,
+) -> Result<(), StateError> {
+    put_json(
+        s3,
+        &item.bucket,
+        &layout::review_decision_key(&item.trace_id),
+        decided,
+    )
+    .await?;
+    super::delete(
+        s3,
+        &item.bucket,
+        &layout::review_open_key(item.created_at, &item.trace_id),
+    )
+    .await
+}
+
+/// One judged object as the history lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultRow {
+    pub judged_at: u64,
+    pub trace_id: String,
+    pub bucket: String,
+    pub key: String,
+    pub rule: String,
+    /// `upload`, `scan`, `batch`, `retro`, `manual`.
+    pub source: String,
+    pub code: i32,
+    pub message: String,
+    /// 0 normal, 1 sensitive, 2 suspicious (as the latest callback said).
+    pub result: u8,
+    pub forbidden_status: u8,
+    /// Per configured scene: (scene, score, label).
+    pub scenes: Vec<(Scene, u8, String)>,
+    /// `pending`, `block` or `pass` when a person reviews it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<String>,
+}
+
+impl ResultRow {
+    /// The highest score of any scene.
+    pub fn top_score(&self) -> u8 {
+        self.scenes.iter().map(|s| s.1).max().unwrap_or(0)
+    }
+}
+
+/// Files a result under the day it was judged (again, to update it after a review).
+///
+/// # Errors
+/// S3 failed.
+pub async fn record_result(s3: &Client, row: &ResultRow) -> Result<(), StateError> {
+    let day = crate::clock::day(row.judged_at);
+    let key = layout::result_key(&day, row.judged_at, &row.trace_id);
+    put_json(s3, &row.bucket, &key, row).await
+}
+
+/// The results of one day, oldest first.
+///
+/// # Errors
+/// S3 failed or a row is not valid.
+pub async fn results_of_day(
+    s3: &Client,
+    bucket: &str,
+    day: &str,
+) -> Result<Vec<ResultRow>, StateError> {
+    use futures::{StreamExt, TryStreamExt};
+    let keys = keys_under(s3, bucket, &layout::results_of_day(day)).await?;
+    let rows: Vec<Option<ResultRow>> = futures::stream::iter(keys)
+        .map(|key| async move { get_json::<ResultRow>(s3, bucket, &key).await })
+        .buffered(16)
+        .try_collect()
+        .await?;
+    Ok(rows.into_iter().flatten().collect())
+}
+
+/// The days that have results, oldest first (one listing by delimiter).
+///
+/// # Errors
+/// S3 failed.
+pub async fn result_days(s3: &Client, bucket: &str) -> Result<Vec<String>, StateError> {
+    let mut days = Vec::new();
+    let mut pages = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(layout::RESULTS_PREFIX)
+        .delimiter("/")
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page
+            .map_err(|e| StateError::s3(bucket, layout::RESULTS_PREFIX, S3Failure::from_sdk(&e)))?;
+        days.extend(page.common_prefixes().iter().filter_map(|p| {
+            p.prefix()?
+                .strip_prefix(layout::RESULTS_PREFIX)?
+                .strip_suffix('/')
+                .map(str::to_owned)
+        }));
+    }
+    days.sort();
+    Ok(days)
+}

@@ -321,7 +321,10 @@ impl Pipeline {
                     reason: decision.reason.clone(),
                     mark_normal: false,
                 };
-                match self.undo(record, &request, Some(body.clone())).await? {
+                let restored = self.undo(record, &request, Some(body.clone())).await?;
+                body.data.forbidden_status = ForbiddenStatus::NotBlocked;
+                body.data.backup_key = None;
+                match restored {
                     Restored::Done { callback, .. } => callback,
                     Restored::Already { .. } => None,
                 }

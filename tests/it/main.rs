@@ -17,6 +17,7 @@ mod moto_acl;
 mod pipeline;
 mod restore;
 mod retro;
+mod review;
 mod scan;
 mod serve;
 mod webhook;

@@ -3,6 +3,7 @@
 //! listener for callbacks, and audio made by ffmpeg/sox/espeak-ng at test time.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod corpus;
 pub mod gate;
 pub mod lambda_api;
@@ -688,4 +689,38 @@ pub fn s3_event(bucket: &str, key: &str) -> serde_json::Value {
         "eventName": "ObjectCreated:Put",
         "s3": {"bucket": {"name": bucket}, "object": {"key": encoded}}
     }]})
+}
+
+/// Audio the local engine scores in the suspicious band (61–90): a 20 s reference in a library
+/// in `dir/library` (as porn), and an upload with 3 s of an unrelated tone, then 5 s of the
+/// reference from its 5th second, so the match sits about 3 s into the upload and 5 s into the
+/// reference: (upload, library).
+pub async fn suspicious_in_library(dir: &Path) -> (PathBuf, PathBuf) {
+    let reference = music(&dir.join("reference.mp3"), 20.0, &["-b:a", "128k"]);
+    let library = library_with(dir, &reference, earshot::model::Scene::Porn).await;
+    let upload = dir.join("suspicious.mp3");
+    run(Command::new("ffmpeg")
+        .args(["-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i"])
+        .arg("sine=frequency=300:sample_rate=44100:duration=3")
+        .args(["-ss", "5", "-t", "5", "-i"])
+        .arg(&reference)
+        .args([
+            "-filter_complex",
+            "[0:a]volume=0.2[a];[a][1:a]concat=n=2:v=0:a=1",
+            "-ac",
+            "1",
+            "-b:a",
+            "96k",
+        ])
+        .arg(&upload));
+    (upload, library)
+}
+
+/// A config under human review: scores from 60 to 90 wait for a person.
+pub fn human_review(config: &mut Config, hold: bool, timeout_secs: u64) {
+    let block = &mut config.rules[0].block;
+    block.review = earshot::config::Review::Human;
+    block.min_score = 60;
+    block.hold_for_review = hold;
+    block.review_timeout_secs = timeout_secs;
 }

@@ -7,6 +7,7 @@ mod common;
 mod audio;
 mod cli;
 mod cloud_engines;
+mod console;
 mod events;
 mod fingerprint;
 mod infra;

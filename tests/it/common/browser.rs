@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-const ELEMENT: &str = "element-6066-11e4-a52f-4f735466cecc";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
 
@@ -157,7 +157,10 @@ impl Browser {
         let found = self
             .post("/element", json!({"using": "css selector", "value": css}))
             .await;
-        found[ELEMENT].as_str().expect("an element").to_owned()
+        found[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("{css}: {found}"))
+            .to_owned()
     }
 
     pub async fn count(&self, css: &str) -> usize {

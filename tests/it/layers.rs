@@ -22,7 +22,7 @@ const LAYERS: &[&[&str]] = &[
     ],
     &["engines", "fetch", "block", "callback", "state"],
     &["pipeline"],
-    &["sources", "scan", "retro", "admin"],
+    &["sources", "scan", "retro", "admin", "console"],
     &["commands"],
 ];
 

@@ -322,3 +322,79 @@ async fn nobody_deciding_in_time_lets_the_rule_decide() {
     assert_eq!(pipeline.expire_reviews().await, 0);
     assert_eq!(listener.arrived(), 2);
 }
+
+/// The README's `earshot hash-password` and `earshot console`: the console alone, a password
+/// hashed by the CLI, a page without a session redirected to the login, the session cookie's
+/// flags, a wrong password refused, and the hash redacted by `check-config`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_runs_alone_with_a_password_hashed_by_the_cli() {
+    require_localstack();
+    let s3 = s3(LOCALSTACK).await;
+    let bucket = fresh_bucket(&s3).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let password_file = dir.path().join("password.txt");
+    std::fs::write(&password_file, "a long passphrase\n").expect("written");
+    let hashed = Command::new(env!("CARGO_BIN_EXE_earshot"))
+        .arg("hash-password")
+        .stdin(std::fs::File::open(&password_file).expect("readable"))
+        .output()
+        .expect("runs");
+    assert!(
+        hashed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&hashed.stderr)
+    );
+    let hash = String::from_utf8_lossy(&hashed.stdout).trim().to_owned();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    let mut config = config(&bucket, &unreachable_url(), "move", dir.path());
+    human_review(&mut config, false, 3600);
+    let port = free_port();
+    config.console = Some(earshot::config::ConsoleConfig {
+        listen: format!("127.0.0.1:{port}"),
+        session_key: "k".repeat(40),
+        session_ttl_secs: 600,
+        secure_cookie: true,
+        users: vec![earshot::config::ConsoleUserConfig {
+            name: "ana".to_owned(),
+            role: earshot::config::Role::Reviewer,
+            password_hash: Some(hash.clone()),
+        }],
+        proxy: None,
+    });
+    let text = config_toml(&config);
+    let mut console = Daemon::spawn_command(dir.path(), &text, "info", "console");
+    let base = format!("http://127.0.0.1:{port}");
+    console.wait_until_listening(&format!("{base}/login")).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let queue = http.get(format!("{base}/")).send().await.expect("answers");
+    assert_eq!(queue.status().as_u16(), 303);
+    assert_eq!(queue.headers()["location"], "/login?next=%2F");
+    let login = |password: &str| {
+        http.post(format!("{base}/login"))
+            .form(&[("user", "ana"), ("password", password), ("next", "/")])
+            .send()
+    };
+    let refused = login("wrong").await.expect("answers");
+    assert_eq!(refused.status().as_u16(), 401);
+    assert!(refused.headers().get("set-cookie").is_none());
+    let signed_in = login("a long passphrase").await.expect("answers");
+    assert_eq!(signed_in.status().as_u16(), 303);
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .expect("text")
+        .to_owned();
+    for flag in ["HttpOnly", "SameSite=Strict", "Secure", "Max-Age=600"] {
+        assert!(cookie.contains(flag), "{cookie}");
+    }
+    let (status, _) = console.terminate().await;
+    assert!(status.success());
+    let check = earshot(&dir.path().join("earshot.toml"), &["check-config"]);
+    let printed = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        !printed.contains(&hash) && !printed.contains(&"k".repeat(40)),
+        "{printed}"
+    );
+}

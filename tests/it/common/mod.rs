@@ -613,13 +613,18 @@ impl Daemon {
 
     /// [`Daemon::spawn`] with `RUST_LOG` = `filter`.
     pub fn spawn_logging(dir: &Path, config_text: &str, filter: &str) -> Daemon {
+        Daemon::spawn_command(dir, config_text, filter, "serve")
+    }
+
+    /// `earshot <command>` (`serve`, `console`) as a long-running process.
+    pub fn spawn_command(dir: &Path, config_text: &str, filter: &str, command: &str) -> Daemon {
         let config = dir.join("earshot.toml");
         std::fs::write(&config, config_text).expect("write config");
         let log = dir.join("earshot.log");
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_earshot"))
             .arg("--config")
             .arg(&config)
-            .arg("serve")
+            .arg(command)
             .env("EARSHOT_LOG_FORMAT", "json")
             .env("RUST_LOG", filter)
             .stdin(std::process::Stdio::null())

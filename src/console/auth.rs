@@ -37,16 +37,57 @@ struct Claims {
     n: String,
 }
 
+/// Failed logins for one user name within [`LOCKOUT_SECS`] before its logins are refused
+/// until the window passes.
+pub const MAX_FAILURES: u32 = 5;
+pub const LOCKOUT_SECS: u64 = 900;
+
 /// Signs and checks sessions and CSRF tokens; checks passwords.
 pub struct Auth {
     config: ConsoleConfig,
     key: hmac::Key,
+    /// Per user name: failed logins and when the first of them was (this process only).
+    failures: std::sync::Mutex<std::collections::HashMap<String, (u32, u64)>>,
 }
 
 impl Auth {
     pub fn new(config: ConsoleConfig) -> Auth {
         let key = hmac::Key::new(hmac::HMAC_SHA256, config.session_key.as_bytes());
-        Auth { config, key }
+        Auth {
+            config,
+            key,
+            failures: Default::default(),
+        }
+    }
+
+    /// Whether `name` failed to log in too often lately (its logins are refused for now).
+    pub fn locked_out(&self, name: &str, now: u64) -> bool {
+        let failures = self
+            .failures
+            .lock()
+            .expect("never poisoned: no panics under it");
+        failures
+            .get(name)
+            .is_some_and(|(count, since)| *count >= MAX_FAILURES && now < since + LOCKOUT_SECS)
+    }
+
+    /// Counts a failed login (or, with `ok`, forgets the failures).
+    pub fn record_login(&self, name: &str, ok: bool, now: u64) {
+        let mut failures = self
+            .failures
+            .lock()
+            .expect("never poisoned: no panics under it");
+        if ok {
+            failures.remove(name);
+            return;
+        }
+        failures.retain(|_, (_, since)| now < *since + LOCKOUT_SECS);
+        if failures.len() >= 10_000 && !failures.contains_key(name) {
+            // Guessing at random names must not grow the map without bound.
+            failures.clear();
+        }
+        let entry = failures.entry(name.to_owned()).or_insert((0, now));
+        entry.0 += 1;
     }
 
     pub fn ttl_secs(&self) -> u64 {
@@ -259,5 +300,47 @@ mod tests {
         assert!(auth.cookie(Some("v")).contains("HttpOnly; SameSite=Strict"));
         assert!(auth.cookie(Some("v")).ends_with("; Secure"));
         assert!(PasswordHash::new(DUMMY_HASH).is_ok());
+    }
+
+    #[test]
+    fn repeated_failures_lock_a_name_out_for_a_while() {
+        let auth = auth();
+        for _ in 0..MAX_FAILURES {
+            assert!(!auth.locked_out("ana", 100));
+            auth.record_login("ana", false, 100);
+        }
+        assert!(auth.locked_out("ana", 100));
+        assert!(!auth.locked_out("bob", 100));
+        assert!(!auth.locked_out("ana", 100 + LOCKOUT_SECS));
+        auth.record_login("ana", true, 101);
+        assert!(!auth.locked_out("ana", 101));
+    }
+
+    #[test]
+    fn the_proxy_header_counts_only_from_the_proxy() {
+        let mut config = auth().config;
+        config.proxy = Some(crate::config::ProxyAuthConfig {
+            header: "X-Forwarded-User".into(),
+            trusted_peers: vec!["10.0.0.5".parse().expect("ip")],
+            default_role: None,
+        });
+        let auth = Auth::new(config);
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-user", "ana".parse().expect("header"));
+        let proxy: IpAddr = "10.0.0.5".parse().expect("ip");
+        let elsewhere: IpAddr = "10.0.0.6".parse().expect("ip");
+        let user = auth.user(&headers, proxy, 0).expect("the proxy names ana");
+        assert_eq!((user.name.as_str(), user.role), ("ana", Role::Reviewer));
+        assert!(
+            auth.user(&headers, elsewhere, 0).is_none(),
+            "anyone else may send the header"
+        );
+        headers.insert("x-forwarded-user", "mallory".parse().expect("header"));
+        assert!(
+            auth.user(&headers, proxy, 0).is_none(),
+            "not a user, no default role"
+        );
+        let token = auth.csrf_token(&user);
+        assert!(auth.csrf_ok(&user, &token));
     }
 }

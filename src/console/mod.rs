@@ -239,6 +239,14 @@ async fn login(State(c): Shared, body: Bytes) -> Response {
     let form = Form::parse(&body);
     let (name, password) = (form.one("user").to_owned(), form.one("password").to_owned());
     let next = local_path(form.one("next")).to_owned();
+    if c.auth.locked_out(&name, c.now()) {
+        tracing::warn!(user = %name, "Console: login refused after repeated failures.");
+        let page = html::login(
+            &next,
+            Some("Too many failed logins for this user; try again later."),
+        );
+        return (StatusCode::TOO_MANY_REQUESTS, Html(page)).into_response();
+    }
     let console = c.clone();
     let checked = {
         let name = name.clone();
@@ -246,6 +254,7 @@ async fn login(State(c): Shared, body: Bytes) -> Response {
     };
     match checked {
         Ok(Some(_role)) => {
+            c.auth.record_login(&name, true, c.now());
             tracing::info!(user = %name, "Console: logged in.");
             let session = c.auth.issue(&name, c.now());
             (
@@ -258,6 +267,7 @@ async fn login(State(c): Shared, body: Bytes) -> Response {
                 .into_response()
         }
         _ => {
+            c.auth.record_login(&name, false, c.now());
             tracing::warn!(user = %name, "Console: wrong user name or password.");
             (
                 StatusCode::UNAUTHORIZED,
@@ -377,14 +387,21 @@ async fn item(
             segment.label.clone(),
         ));
     }
-    let queue = c.pipeline.review_queue().await.unwrap_or_default();
-    let at = queue.iter().position(|i| i.trace_id == item.trace_id);
+    let queue: Vec<String> = c
+        .pipeline
+        .review_ids()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(_, q)| q.trace_id)
+        .collect();
+    let at = queue.iter().position(|id| *id == item.trace_id);
     let neighbours = match at {
         Some(i) => (
-            i.checked_sub(1).map(|p| queue[p].trace_id.as_str()),
-            queue.get(i + 1).map(|n| n.trace_id.as_str()),
+            i.checked_sub(1).map(|p| queue[p].as_str()),
+            queue.get(i + 1).map(String::as_str),
         ),
-        None => (None, queue.first().map(|n| n.trace_id.as_str())),
+        None => (None, queue.first().map(String::as_str)),
     };
     let csrf = c.auth.csrf_token(&user);
     Html(html::item(
@@ -414,12 +431,12 @@ async fn decide(
         return (StatusCode::BAD_REQUEST, "verdict must be block or pass").into_response();
     };
     // The next item, looked up before this one leaves the queue.
-    let queue = c.pipeline.review_queue().await.unwrap_or_default();
+    let queue = c.pipeline.review_ids().await.unwrap_or_default();
     let next = queue
         .iter()
-        .skip_while(|i| i.trace_id != id)
+        .skip_while(|(_, q)| q.trace_id != id)
         .nth(1)
-        .map(|i| i.trace_id.clone());
+        .map(|(_, q)| q.trace_id.clone());
     let request = DecideRequest {
         verdict,
         by: user.name.clone(),

@@ -19,7 +19,7 @@ use super::judge::OwnedTarget;
 use super::report::Report;
 use super::undo::{RestoreRequest, Restored, UndoError};
 use super::{CallbackOutcome, JobError, Pipeline};
-use crate::callback::{ActionInfo, Body, ReviewInfo};
+use crate::callback::{ActionInfo, Body, Code, ReviewInfo};
 use crate::config::{Review, ReviewVerdict};
 use crate::decision::{Decision, SceneResult};
 use crate::job::Job;
@@ -108,7 +108,15 @@ impl Pipeline {
         } else {
             (ForbiddenStatus::NotBlocked, None, None)
         };
-        // A hold that could not be done leaves the object published; the message says why.
+        if let Some((code, _)) = &failure
+            && matches!(code, Code::ObjectGone | Code::ObjectChanged)
+        {
+            // Nothing left to review: the object went away, or was replaced (the new version
+            // is judged on its own event).
+            return Ok(report.judged(decision, status, None, failure));
+        }
+        // A hold that could not be done (the bucket refuses ACLs) leaves the object published
+        // for the person to decide; the message says why.
         let held = status != ForbiddenStatus::NotBlocked;
         let created_at = existing.as_ref().map_or(now, |item| item.created_at);
         let due_at = created_at + rule.block.review_timeout_secs;
@@ -210,12 +218,11 @@ impl Pipeline {
         buckets
     }
 
-    /// The open items of every reviewed bucket, oldest first.
+    /// The ids of the open items of every reviewed bucket, oldest first: listings only.
     ///
     /// # Errors
-    /// S3 failed or an item is not valid.
-    pub async fn review_queue(&self) -> Result<Vec<ReviewItem>, ReviewError> {
-        use futures::{StreamExt, TryStreamExt};
+    /// S3 failed.
+    pub async fn review_ids(&self) -> Result<Vec<(String, review::Queued)>, ReviewError> {
         let mut queued = Vec::new();
         for bucket in self.review_buckets() {
             for q in review::queue(&self.s3, &bucket).await? {
@@ -224,6 +231,16 @@ impl Pipeline {
         }
         queued
             .sort_by(|a, b| (a.1.created_at, &a.1.trace_id).cmp(&(b.1.created_at, &b.1.trace_id)));
+        Ok(queued)
+    }
+
+    /// The open items of every reviewed bucket, oldest first.
+    ///
+    /// # Errors
+    /// S3 failed or an item is not valid.
+    pub async fn review_queue(&self) -> Result<Vec<ReviewItem>, ReviewError> {
+        use futures::{StreamExt, TryStreamExt};
+        let queued = self.review_ids().await?;
         let items: Vec<Option<ReviewItem>> = futures::stream::iter(queued)
             .map(|(bucket, q)| async move { review::item(&self.s3, &bucket, &q.trace_id).await })
             .buffered(16)

@@ -304,10 +304,11 @@ async fn a_library_under_an_s3_prefix_is_managed_and_used() {
     assert_eq!(
         keys,
         [
+            format!("refs/library/entries/{id}.audio"),
             format!("refs/library/entries/{id}.fp"),
             format!("refs/library/entries/{id}.json")
         ],
-        "the entry and its fingerprint live in the bucket"
+        "the entry, its fingerprint and a copy of the recording live in the bucket"
     );
 
     let verdict = stdout_json(
@@ -409,7 +410,10 @@ async fn library_add_takes_every_audio_object_under_an_s3_prefix() {
     let entries = std::fs::read_dir(dir.path().join("library/entries"))
         .expect("entries")
         .count();
-    assert_eq!(entries, 6, "three entries, each with its fingerprint");
+    assert_eq!(
+        entries, 9,
+        "three entries, each with its fingerprint and recording"
+    );
 }
 
 /// `earshot scan`, `scan --status`, `scan --dry-run`, `retro` and `restore` as the README shows

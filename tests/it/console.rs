@@ -2,7 +2,8 @@
 //! LocalStack: login (a wrong password refused, every page redirecting to it without a
 //! session), a keyboard decision that blocks the object and sends the second callback, the
 //! upload's player at the matched segment, two reviewers on one item, a state change without
-//! the CSRF token refused, a batch decision, and the CSV export. Screenshots of the queue and an
+//! the CSRF token refused, a batch decision, a restore (refused to a reviewer, done by an
+//! admin), and the CSV export. Screenshots of the queue and an
 //! item page go to `target/console-screenshots/`.
 
 use std::path::PathBuf;
@@ -262,6 +263,36 @@ async fn reviewers_decide_in_the_browser() {
     listener.wait_for(8, Duration::from_secs(30)).await;
     assert_eq!(head_status(&s3, &bucket, keys[2]).await, 404);
     assert_eq!(head_status(&s3, &bucket, keys[3]).await, 404);
+
+    // Restore from the Blocked page: a reviewer may not, an admin may (with a reason).
+    let restore = "const row = [...document.querySelectorAll('#blocked tr')]
+                       .find(r => r.textContent.includes(arguments[0]));
+                   row.querySelector('input[name=reason]').value = arguments[1];
+                   row.querySelector('button').click(); return null;";
+    ana.goto(&format!("{base}/blocked")).await;
+    assert_eq!(ana.count("#blocked form").await, 3);
+    ana.exec(restore, json!([keys[0], "licensed after all"]))
+        .await;
+    ana.wait_until(
+        "the refusal",
+        "return document.querySelector('#message') !== null",
+    )
+    .await;
+    assert_eq!(ana.text("#message").await, "Only an admin may restore.");
+    assert_eq!(head_status(&s3, &bucket, keys[0]).await, 404);
+    bob.goto(&format!("{base}/blocked")).await;
+    bob.exec(restore, json!([keys[0], "licensed after all"]))
+        .await;
+    bob.wait_until(
+        "the restore",
+        "return document.querySelector('#message') !== null",
+    )
+    .await;
+    assert_eq!(bob.text("#message").await, format!("Restored {}.", keys[0]));
+    assert_eq!(head_status(&s3, &bucket, keys[0]).await, 200);
+    let restored = listener.wait_for(9, Duration::from_secs(30)).await[8].json();
+    assert_eq!(restored["data"]["source"], "restore");
+    assert_eq!(restored["data"]["action"]["by"], "bob");
 
     // The CSV export of the history, as the browser downloads it.
     let csv = ana

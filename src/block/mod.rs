@@ -15,7 +15,8 @@ pub mod prior;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::types::{
-    ChecksumAlgorithm, ChecksumMode, MetadataDirective, ObjectCannedAcl, TaggingDirective,
+    ChecksumAlgorithm, ChecksumMode, MetadataDirective, ObjectCannedAcl, Tag, Tagging,
+    TaggingDirective,
 };
 use base64::Engine as _;
 
@@ -326,6 +327,76 @@ async fn backup_matches(
     // ETag, which is the MD5 of the bytes for single-part objects on both sides.
     let etag = head.e_tag().map(unquote).unwrap_or_default();
     Ok(!target.etag.contains('-') && etag == target.etag)
+}
+
+/// The object tag that says an object waits for a person (`pending`); removed once decided.
+pub const REVIEW_TAG: &str = "earshot-review";
+
+/// S3 keeps at most this many tags on an object.
+const MAX_TAGS: usize = 10;
+
+/// Sets (`Some`) or removes (`None`) the [`REVIEW_TAG`] of an object version, keeping its other
+/// tags. An object that already has ten tags is left as it is (the review goes on; the tag is
+/// only a convenience for the user's own listings).
+///
+/// # Errors
+/// S3 failed, or the object is gone.
+pub async fn mark_review(
+    s3: &Client,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+    value: Option<&str>,
+) -> Result<(), BlockError> {
+    let version = version_id.map(str::to_owned);
+    let current = s3
+        .get_object_tagging()
+        .bucket(bucket)
+        .key(key)
+        .set_version_id(version.clone())
+        .send()
+        .await
+        .map_err(|e| prior::gone_or(bucket, key, "GetObjectTagging", S3Failure::from_sdk(&e)))?;
+    let mut tags: Vec<(String, String)> = current
+        .tag_set()
+        .iter()
+        .filter(|t| t.key() != REVIEW_TAG)
+        .map(|t| (t.key().to_owned(), t.value().to_owned()))
+        .collect();
+    let had = tags.len() != current.tag_set().len();
+    match value {
+        Some(value) if tags.len() < MAX_TAGS => {
+            tags.push((REVIEW_TAG.to_owned(), value.to_owned()))
+        }
+        Some(_) => {
+            tracing::warn!(
+                bucket,
+                key,
+                "Object has ten tags already; not tagged for review."
+            );
+            return Ok(());
+        }
+        None if !had => return Ok(()),
+        None => {}
+    }
+    let tagging = Tagging::builder()
+        .set_tag_set(Some(
+            tags.into_iter()
+                .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                .collect::<Result<Vec<_>, _>>()
+                .expect("keys and values are always set"),
+        ))
+        .build()
+        .expect("the tag set is always set");
+    s3.put_object_tagging()
+        .bucket(bucket)
+        .key(key)
+        .set_version_id(version)
+        .tagging(tagging)
+        .send()
+        .await
+        .map_err(|e| prior::gone_or(bucket, key, "PutObjectTagging", S3Failure::from_sdk(&e)))?;
+    Ok(())
 }
 
 #[cfg(test)]

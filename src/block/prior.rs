@@ -135,7 +135,12 @@ pub async fn capture(
     })
 }
 
-fn gone_or(bucket: &str, key: &str, operation: &'static str, failure: S3Failure) -> BlockError {
+pub(crate) fn gone_or(
+    bucket: &str,
+    key: &str,
+    operation: &'static str,
+    failure: S3Failure,
+) -> BlockError {
     if failure.is_not_found() {
         BlockError::Gone {
             bucket: bucket.to_owned(),

@@ -1,7 +1,8 @@
 //! Human review (`review = "human"`, DESIGN §5): scores from `min_score` to 90 wait for a person.
 //!
 //! Judging opens an item ([`Pipeline::open_review`]): the object is held (blocked by the rule's
-//! mode, its prior state recorded) or left published, per `block.hold_for_review`; the callback
+//! mode, its prior state recorded) or left published and tagged `earshot-review=pending`, per
+//! `block.hold_for_review`; the callback
 //! goes at once with `result = 2` and `review.state = "pending"`. A decision
 //! ([`Pipeline::decide_review`]) is claimed in the bucket so that exactly one wins, then carried
 //! out: a block blocks (or keeps the hold), a pass leaves the object alone (or puts it back
@@ -161,6 +162,20 @@ impl Pipeline {
             engines: answered.to_vec(),
         };
         review::open(&self.s3, &item).await?;
+        if !held {
+            // Published while it waits: tagged, so the user's own listings can tell.
+            let tagged = crate::block::mark_review(
+                &self.s3,
+                &job.bucket,
+                &job.key,
+                target.version_id.as_deref(),
+                Some("pending"),
+            )
+            .await;
+            if let Err(e) = tagged {
+                tracing::warn!(error = %e, "Could not tag the object as waiting for review.");
+            }
+        }
         self.metrics.job(&rule.id, "held-for-review");
         tracing::info!(held, due_at, score = item.score, "Held for human review.");
         let entry = AuditEntry {
@@ -329,6 +344,23 @@ impl Pipeline {
             ..Job::new(item.bucket.clone(), item.key.clone())
         };
         let judged = item_decision(item);
+        if !item.held {
+            // Untagged before anything else, so a block records (and a restore puts back) the
+            // object's own tags only. Gone is fine: the decision goes on and says so.
+            let untagged = crate::block::mark_review(
+                &self.s3,
+                &item.bucket,
+                &item.key,
+                item.version_id.as_deref(),
+                None,
+            )
+            .await;
+            match untagged {
+                Ok(()) | Err(crate::block::BlockError::Gone { .. }) => {}
+                Err(e) if e.is_transient() => return Err(JobError::from(e).into()),
+                Err(e) => tracing::warn!(error = %e, "Could not remove the review tag."),
+            }
+        }
         let callback = match (decision.verdict, item.held) {
             (ReviewVerdict::Pass, true) => {
                 body.data.result = Severity::Normal;

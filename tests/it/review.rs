@@ -25,6 +25,19 @@ async fn finished(pipeline: &Pipeline, bucket: &str, key: &str) -> earshot::call
     }
 }
 
+async fn tags(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<(String, String)> {
+    s3.get_object_tagging()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .expect("tagging")
+        .tag_set()
+        .iter()
+        .map(|t| (t.key().to_owned(), t.value().to_owned()))
+        .collect()
+}
+
 fn earshot(config_path: &std::path::Path, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_earshot"))
         .arg("--config")
@@ -66,6 +79,10 @@ async fn published_item_is_blocked_by_a_person_from_the_cli_and_learned() {
         head_status(&s3, &bucket, "audio/voice.mp3").await,
         200,
         "left published"
+    );
+    assert_eq!(
+        tags(&s3, &bucket, "audio/voice.mp3").await,
+        [("earshot-review".to_owned(), "pending".to_owned())]
     );
     // Above 90 is blocked at once, with no review.
     let full = finished(&pipeline, &bucket, "audio/full.mp3").await;
@@ -134,14 +151,11 @@ async fn published_item_is_blocked_by_a_person_from_the_cli_and_learned() {
     assert_eq!(decided["data"]["forbidden_status"], 2);
     assert!(signature_ok(&second[2], "s3cret"));
     assert_eq!(head_status(&s3, &bucket, "audio/voice.mp3").await, 404);
-    assert_eq!(
-        head_status(
-            &s3,
-            &bucket,
-            "audit_freeze_backup/increment_audit/audio/voice.mp3"
-        )
-        .await,
-        200
+    let backup = "audit_freeze_backup/increment_audit/audio/voice.mp3";
+    assert_eq!(head_status(&s3, &bucket, backup).await, 200);
+    assert!(
+        tags(&s3, &bucket, backup).await.is_empty(),
+        "the review tag is gone"
     );
 
     // A second reviewer is refused with the first decision, and nothing changes.

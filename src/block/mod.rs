@@ -348,22 +348,13 @@ pub async fn mark_review(
     version_id: Option<&str>,
     value: Option<&str>,
 ) -> Result<(), BlockError> {
-    let version = version_id.map(str::to_owned);
-    let current = s3
-        .get_object_tagging()
-        .bucket(bucket)
-        .key(key)
-        .set_version_id(version.clone())
-        .send()
-        .await
-        .map_err(|e| prior::gone_or(bucket, key, "GetObjectTagging", S3Failure::from_sdk(&e)))?;
+    let current = prior::read_tags(s3, bucket, key, version_id).await?;
     let mut tags: Vec<(String, String)> = current
-        .tag_set()
         .iter()
-        .filter(|t| t.key() != REVIEW_TAG)
-        .map(|t| (t.key().to_owned(), t.value().to_owned()))
+        .filter(|(k, _)| k != REVIEW_TAG)
+        .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let had = tags.len() != current.tag_set().len();
+    let had = tags.len() != current.len();
     match value {
         Some(value) if tags.len() < MAX_TAGS => {
             tags.push((REVIEW_TAG.to_owned(), value.to_owned()))
@@ -391,7 +382,7 @@ pub async fn mark_review(
     s3.put_object_tagging()
         .bucket(bucket)
         .key(key)
-        .set_version_id(version)
+        .set_version_id(version_id.map(str::to_owned))
         .tagging(tagging)
         .send()
         .await

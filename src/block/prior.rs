@@ -103,14 +103,7 @@ pub async fn capture(
         .send()
         .await
         .map_err(|e| gone_or(bucket, key, "HeadObject", S3Failure::from_sdk(&e)))?;
-    let tags = s3
-        .get_object_tagging()
-        .bucket(bucket)
-        .key(key)
-        .set_version_id(version.clone())
-        .send()
-        .await
-        .map_err(|e| gone_or(bucket, key, "GetObjectTagging", S3Failure::from_sdk(&e)))?;
+    let tags = read_tags(s3, bucket, key, version_id).await?;
     let acl = read_acl(s3, bucket, key, version_id).await?;
     Ok(PriorState {
         acl,
@@ -123,16 +116,37 @@ pub async fn capture(
             .metadata()
             .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
             .unwrap_or_default(),
-        tags: tags
-            .tag_set()
-            .iter()
-            .map(|t| (t.key().to_owned(), t.value().to_owned()))
-            .collect(),
+        tags: tags.into_iter().collect(),
         storage_class: head
             .storage_class()
             .map(|c| c.as_str().to_owned())
             .filter(|c| c != "STANDARD"),
     })
+}
+
+/// An object version's tags, in S3's order.
+///
+/// # Errors
+/// S3 failed, or the object is gone.
+pub(crate) async fn read_tags(
+    s3: &Client,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+) -> Result<Vec<(String, String)>, BlockError> {
+    let tagging = s3
+        .get_object_tagging()
+        .bucket(bucket)
+        .key(key)
+        .set_version_id(version_id.map(str::to_owned))
+        .send()
+        .await
+        .map_err(|e| gone_or(bucket, key, "GetObjectTagging", S3Failure::from_sdk(&e)))?;
+    Ok(tagging
+        .tag_set()
+        .iter()
+        .map(|t| (t.key().to_owned(), t.value().to_owned()))
+        .collect())
 }
 
 pub(crate) fn gone_or(

@@ -53,6 +53,12 @@ struct EngineLabels {
     via: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReviewLabels {
+    rule: String,
+    event: String,
+}
+
 type Stages = Family<StageLabels, Histogram, fn() -> Histogram>;
 
 /// The process's metrics.
@@ -69,6 +75,7 @@ pub struct Metrics {
     webhook_requests: Family<RequestLabels, Counter>,
     engine_results: Family<EngineLabels, Counter>,
     jobs_parked: Family<SourceLabels, Counter>,
+    reviews: Family<ReviewLabels, Counter>,
 }
 
 fn stage_histogram() -> Histogram {
@@ -138,6 +145,12 @@ impl Default for Metrics {
             "Jobs parked in a bucket's dead-job area, by the source that gave them up",
             Family::clone(&jobs_parked),
         );
+        let reviews = Family::default();
+        registry.register(
+            "earshot_reviews",
+            "Human review: items opened, and decisions by verdict (block, pass, timeout-block, timeout-pass)",
+            Family::clone(&reviews),
+        );
         Metrics {
             registry,
             jobs,
@@ -150,6 +163,7 @@ impl Default for Metrics {
             webhook_requests,
             engine_results,
             jobs_parked,
+            reviews,
         }
     }
 }
@@ -237,6 +251,17 @@ impl Metrics {
         self.jobs_parked
             .get_or_create(&SourceLabels {
                 source: source.to_owned(),
+            })
+            .inc();
+    }
+
+    /// A review item was opened, or decided (`event` = `opened`, `block`, `pass`,
+    /// `timeout-block`, `timeout-pass`).
+    pub fn review(&self, rule: &str, event: &str) {
+        self.reviews
+            .get_or_create(&ReviewLabels {
+                rule: rule.to_owned(),
+                event: event.to_owned(),
             })
             .inc();
     }

@@ -176,7 +176,7 @@ impl Pipeline {
                 tracing::warn!(error = %e, "Could not tag the object as waiting for review.");
             }
         }
-        self.metrics.job(&rule.id, "held-for-review");
+        self.metrics.review(&rule.id, "opened");
         tracing::info!(held, due_at, score = item.score, "Held for human review.");
         let entry = AuditEntry {
             at: now,
@@ -447,8 +447,11 @@ impl Pipeline {
             .await;
         decision.applied_at = Some(self.clock.now_secs());
         review::close(&self.s3, item, &decision).await?;
-        self.metrics
-            .job(&rule.id, &format!("reviewed-{}", decision.verdict.as_str()));
+        let event = match decision.timeout {
+            true => format!("timeout-{}", decision.verdict.as_str()),
+            false => decision.verdict.as_str().to_owned(),
+        };
+        self.metrics.review(&rule.id, &event);
         tracing::info!(
             trace_id = %item.trace_id, verdict = decision.verdict.as_str(), by = %decision.by,
             timeout = decision.timeout, "Review decided."

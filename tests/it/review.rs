@@ -334,6 +334,13 @@ async fn nobody_deciding_in_time_lets_the_rule_decide() {
     assert_eq!(head_status(&s3, &bucket, "audio/late.mp3").await, 404);
     // Decided once: the next sweep finds nothing.
     assert_eq!(pipeline.expire_reviews().await, 0);
+    let metrics = pipeline.metrics.render();
+    for line in [
+        "earshot_reviews_total{rule=\"uploads\",event=\"opened\"} 1",
+        "earshot_reviews_total{rule=\"uploads\",event=\"timeout-block\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
     assert_eq!(listener.arrived(), 2);
 }
 

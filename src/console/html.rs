@@ -538,7 +538,15 @@ pub fn result_name(result: u8, code: i32) -> &'static str {
 
 /// The CSV of history rows (RFC 4180 quoting; every field quoted).
 pub fn csv(rows: &[ResultRow]) -> String {
-    let field = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    // Keys are the uploaders' to name: a cell a spreadsheet would run as a formula is defused.
+    let field = |s: &str| {
+        let defuse = s.starts_with(['=', '+', '-', '@', '\t', '\r']);
+        format!(
+            "\"{}{}\"",
+            if defuse { "'" } else { "" },
+            s.replace('"', "\"\"")
+        )
+    };
     let mut out = String::from(
         "time,bucket,key,rule,source,code,result,forbidden_status,porn_score,ads_score,illegal_score,abuse_score,labels,review,trace_id\r\n",
     );
@@ -618,5 +626,27 @@ mod tests {
             "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
         );
         assert_eq!(q("a b&c"), "a+b%26c");
+    }
+
+    #[test]
+    fn csv_quotes_and_defuses_formulas() {
+        let row = ResultRow {
+            judged_at: 0,
+            trace_id: "t".into(),
+            bucket: "b".into(),
+            key: "=HYPERLINK(\"x\")".into(),
+            rule: "r".into(),
+            source: "upload".into(),
+            code: 0,
+            message: String::new(),
+            result: 0,
+            forbidden_status: 0,
+            scenes: vec![(crate::model::Scene::Porn, 12, "a \"b\"".into())],
+            review: None,
+        };
+        let text = csv(&[row]);
+        let line = text.lines().nth(1).expect("a row");
+        assert!(line.contains("\"'=HYPERLINK(\"\"x\"\")\""), "{line}");
+        assert!(line.contains(",12,,,,\"a \"\"b\"\"\","), "{line}");
     }
 }

@@ -235,7 +235,14 @@ async fn login_page(
     Html(html::login(next, None)).into_response()
 }
 
-async fn login(State(c): Shared, body: Bytes) -> Response {
+async fn login(State(c): Shared, headers: HeaderMap, body: Bytes) -> Response {
+    if !same_origin(&headers) {
+        return (
+            StatusCode::FORBIDDEN,
+            "A login from another site is refused.",
+        )
+            .into_response();
+    }
     let form = Form::parse(&body);
     let (name, password) = (form.one("user").to_owned(), form.one("password").to_owned());
     let next = local_path(form.one("next")).to_owned();

@@ -36,7 +36,7 @@ pub async fn run(config: Config) -> Result<(), CommandError> {
         shutdown.clone(),
     ));
     let router = crate::console::router(pipeline.clone(), console.clone());
-    let served = crate::console::serve(&console.listen, router, shutdown.clone()).await;
+    let served = crate::admin::serve(&console.listen, router, shutdown.clone()).await;
     shutdown.cancel();
     let _ = sweep.await;
     served.map_err(|e| CommandError::failed(format!("console listener on {}", console.listen), e))

@@ -114,7 +114,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), Co
         let (stop, fail) = (shutdown.clone(), fail.clone());
         let router = crate::console::router(pipeline.clone(), console.clone());
         tracker.spawn(async move {
-            if let Err(e) = crate::console::serve(&console.listen, router, stop).await {
+            if let Err(e) = crate::admin::serve(&console.listen, router, stop).await {
                 fail(CommandError::failed(
                     format!("console listener on {}", console.listen),
                     e,

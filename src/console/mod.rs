@@ -1,5 +1,5 @@
 //! The review console (DESIGN §5): login-protected, server-rendered pages on `[console] listen`,
-//! served by `earshot serve` or alone by `earshot console`.
+//! served by `earshot serve` or alone by `earshot console` (on [`crate::admin::serve`]).
 //!
 //! - `/` the queue (oldest first; filters by rule, scene, score; keyboard; batch decisions);
 //! - `/item/<id>` one item: the upload's player at the matched segment beside the matched
@@ -74,25 +74,6 @@ pub fn router(pipeline: Arc<Pipeline>, config: ConsoleConfig) -> Router {
         .route("/audio/{id}", get(audio))
         .route("/reference/{id}", get(reference))
         .with_state(console)
-}
-
-/// Serves the console until `shutdown` is cancelled.
-///
-/// # Errors
-/// The address cannot be bound.
-pub async fn serve(
-    listen: &str,
-    router: Router,
-    shutdown: tokio_util::sync::CancellationToken,
-) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(listen).await?;
-    tracing::info!(address = %listener.local_addr()?, "Review console listening.");
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move { shutdown.cancelled().await })
-    .await
 }
 
 type Shared = State<Arc<Console>>;

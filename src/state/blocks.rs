@@ -156,16 +156,13 @@ pub async fn append_audit(s3: &Client, entry: &AuditEntry) -> Result<String, Sta
         .map_or(0, |d| d.subsec_nanos());
     let id = format!("{nanos:09}-{:08x}", fastrand::u32(..));
     let key = layout::audit_key(entry.at, &id);
-    let body = serde_json::to_vec_pretty(entry).expect("audit entries always serialise");
-    s3.put_object()
-        .bucket(&entry.bucket)
-        .key(&key)
-        .content_type("application/json")
-        .if_none_match("*")
-        .body(body.into())
-        .send()
-        .await
-        .map_err(|e| StateError::s3(&entry.bucket, &key, S3Failure::from_sdk(&e)))?;
+    if !super::create_json(s3, &entry.bucket, &key, entry).await? {
+        return Err(StateError::corrupt(
+            &entry.bucket,
+            &key,
+            "an audit entry already has this key; nothing was overwritten",
+        ));
+    }
     Ok(key)
 }
 

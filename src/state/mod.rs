@@ -319,3 +319,37 @@ pub(crate) async fn put_json<T: Serialize>(
         .map_err(|e| StateError::s3(bucket, key, S3Failure::from_sdk(&e)))?;
     Ok(())
 }
+
+/// Creates a state object unless one exists at `key` (`If-None-Match: *`): true when this call
+/// created it, false when another writer had.
+///
+/// # Errors
+/// S3 failed.
+pub(crate) async fn create_json<T: Serialize>(
+    s3: &Client,
+    bucket: &str,
+    key: &str,
+    value: &T,
+) -> Result<bool, StateError> {
+    let body = serde_json::to_vec_pretty(value).expect("state records always serialise");
+    let put = s3
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .content_type("application/json")
+        .if_none_match("*")
+        .body(ByteStream::from(body))
+        .send()
+        .await;
+    match put {
+        Ok(_) => Ok(true),
+        Err(e) => {
+            let failure = S3Failure::from_sdk(&e);
+            if failure.is_precondition_failed() {
+                Ok(false)
+            } else {
+                Err(StateError::s3(bucket, key, failure))
+            }
+        }
+    }
+}

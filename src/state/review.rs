@@ -165,32 +165,16 @@ pub async fn claim(
     decided: &ReviewDecision,
 ) -> Result<Claim, StateError> {
     let key = layout::review_decision_key(&decided.trace_id);
-    let body = serde_json::to_vec_pretty(decided).expect("decisions always serialise");
-    let put = s3
-        .put_object()
-        .bucket(bucket)
-        .key(&key)
-        .content_type("application/json")
-        .if_none_match("*")
-        .body(body.into())
-        .send()
-        .await;
-    match put {
-        Ok(_) => Ok(Claim::Won),
-        Err(e) => {
-            let failure = S3Failure::from_sdk(&e);
-            if !failure.is_precondition_failed() {
-                return Err(StateError::s3(bucket, &key, failure));
-            }
-            match decision(s3, bucket, &decided.trace_id).await? {
-                Some(theirs) => Ok(Claim::Taken(theirs)),
-                None => Err(StateError::corrupt(
-                    bucket,
-                    &key,
-                    "S3 refused to create the decision, yet none can be read",
-                )),
-            }
-        }
+    if super::create_json(s3, bucket, &key, decided).await? {
+        return Ok(Claim::Won);
+    }
+    match decision(s3, bucket, &decided.trace_id).await? {
+        Some(theirs) => Ok(Claim::Taken(theirs)),
+        None => Err(StateError::corrupt(
+            bucket,
+            &key,
+            "S3 refused to create the decision, yet none can be read",
+        )),
     }
 }
 

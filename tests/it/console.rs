@@ -87,7 +87,7 @@ async fn reviewers_decide_in_the_browser() {
     let stop = tokio_util::sync::CancellationToken::new();
     let router = earshot::console::router(pipeline.clone(), console.clone());
     let (listen, until) = (console.listen.clone(), stop.clone());
-    let served = tokio::spawn(async move { earshot::console::serve(&listen, router, until).await });
+    let served = tokio::spawn(async move { earshot::admin::serve(&listen, router, until).await });
     let base = format!("http://127.0.0.1:{port}");
     eventually(Duration::from_secs(10), "the console listens", || async {
         reqwest::get(format!("{base}/login")).await.ok().map(|_| ())

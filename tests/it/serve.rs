@@ -409,6 +409,12 @@ async fn admin_listener_beside_sqs_reports_health_readiness_and_metrics() {
     upload(&setup, "audio/known-bad.mp3", &setup.known_bad).await;
     let callback = listener.wait_for(1, WAIT).await[0].json();
     assert_eq!(callback["data"]["forbidden_status"], 2);
+    // The job is counted once it is recorded (job record, history row), just after its callback.
+    let blocked = "earshot_jobs_total{rule=\"uploads\",outcome=\"blocked\"}";
+    eventually(WAIT, "the job counted", || async {
+        (scrape(&base, blocked).await == Some(1.0)).then_some(())
+    })
+    .await;
 
     let client = reqwest::Client::new();
     let get = |path: &str| client.get(format!("{base}{path}")).send();

@@ -13,6 +13,7 @@
 //! later reaches [`Provider::read_result`] (a provider callback) or [`Provider::poll`].
 
 pub mod ams;
+pub mod folder;
 pub mod http;
 pub mod limit;
 pub mod local;

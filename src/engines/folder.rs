@@ -1,0 +1,289 @@
+//! A folder of small files in a directory or under an S3 prefix, read and written whole: where the
+//! local engine's library entries and the speech engine's dictionaries are kept.
+
+use std::path::PathBuf;
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::primitives::ByteStream;
+
+use crate::storage::S3Failure;
+
+/// A directory, or a prefix (ending in `/`, or empty) in a bucket.
+#[derive(Debug, Clone)]
+pub enum Folder {
+    Dir(PathBuf),
+    S3 {
+        client: Client,
+        bucket: String,
+        prefix: String,
+    },
+}
+
+/// A folder that cannot be read or written, with where and why.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{location}: {message}")]
+pub struct FolderError {
+    pub location: String,
+    pub message: String,
+}
+
+impl Folder {
+    /// `location` is a directory path or `s3://bucket/prefix/`; `sub` a folder inside it (or "").
+    pub fn open(location: &str, sub: &str, s3: &Client) -> Folder {
+        match location.strip_prefix("s3://") {
+            Some(rest) => {
+                let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+                let prefix: String = [prefix, sub]
+                    .iter()
+                    .map(|part| part.trim_matches('/'))
+                    .filter(|part| !part.is_empty())
+                    .map(|part| format!("{part}/"))
+                    .collect();
+                Folder::S3 {
+                    client: s3.clone(),
+                    bucket: bucket.to_owned(),
+                    prefix,
+                }
+            }
+            None if sub.is_empty() => Folder::Dir(PathBuf::from(location)),
+            None => Folder::Dir(PathBuf::from(location).join(sub)),
+        }
+    }
+
+    pub fn location(&self) -> String {
+        match self {
+            Folder::Dir(dir) => dir.display().to_string(),
+            Folder::S3 { bucket, prefix, .. } => format!("s3://{bucket}/{prefix}"),
+        }
+    }
+
+    fn error(&self, message: impl std::fmt::Display) -> FolderError {
+        FolderError {
+            location: self.location(),
+            message: message.to_string(),
+        }
+    }
+
+    /// The files, by name, each with a tag that changes when the file does (size and
+    /// modification time in a directory, the ETag on S3). Partial writes and hidden files are
+    /// skipped; a directory that does not exist yet is empty.
+    ///
+    /// # Errors
+    /// The folder cannot be listed.
+    pub async fn listing(&self) -> Result<Vec<(String, String)>, FolderError> {
+        let mut files = Vec::new();
+        match self {
+            Folder::Dir(dir) => {
+                let mut reader = match tokio::fs::read_dir(dir).await {
+                    Ok(reader) => reader,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(files),
+                    Err(e) => return Err(self.error(e)),
+                };
+                while let Some(item) = reader.next_entry().await.map_err(|e| self.error(e))? {
+                    let name = item.file_name().to_string_lossy().into_owned();
+                    if name.starts_with('.') {
+                        continue;
+                    }
+                    let meta = item.metadata().await.map_err(|e| self.error(e))?;
+                    let modified = meta
+                        .modified()
+                        .ok()
+                        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                        .map_or(0, |d| d.as_nanos());
+                    files.push((name, format!("{} {modified}", meta.len())));
+                }
+            }
+            Folder::S3 {
+                client,
+                bucket,
+                prefix,
+            } => {
+                let mut pages = client
+                    .list_objects_v2()
+                    .bucket(bucket)
+                    .prefix(prefix)
+                    .into_paginator()
+                    .send();
+                while let Some(page) = pages.next().await {
+                    let page = page.map_err(|e| self.error(S3Failure::from_sdk(&e)))?;
+                    for object in page.contents() {
+                        let Some(name) = object.key().and_then(|k| k.strip_prefix(prefix.as_str()))
+                        else {
+                            continue;
+                        };
+                        if name.contains('/') {
+                            continue;
+                        }
+                        files.push((
+                            name.to_owned(),
+                            object.e_tag().unwrap_or_default().to_owned(),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(files)
+    }
+
+    /// A cheap summary of the folder's state from a listing alone: every file's name with its
+    /// tag. Equal signatures mean nothing changed.
+    ///
+    /// # Errors
+    /// The folder cannot be listed.
+    pub async fn signature(&self) -> Result<Vec<String>, FolderError> {
+        let mut signature: Vec<String> = self
+            .listing()
+            .await?
+            .into_iter()
+            .map(|(name, tag)| format!("{name} {tag}"))
+            .collect();
+        signature.sort();
+        Ok(signature)
+    }
+
+    /// Writes `name`: to a directory through a temporary file and a rename, so a reader never
+    /// sees half a file; to S3 in one PUT.
+    ///
+    /// # Errors
+    /// The folder cannot be written.
+    pub async fn write(
+        &self,
+        name: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Result<(), FolderError> {
+        match self {
+            Folder::Dir(dir) => {
+                tokio::fs::create_dir_all(dir)
+                    .await
+                    .map_err(|e| self.error(e))?;
+                let partial = dir.join(format!(".{name}.partial"));
+                tokio::fs::write(&partial, &body)
+                    .await
+                    .map_err(|e| self.error(e))?;
+                tokio::fs::rename(&partial, dir.join(name))
+                    .await
+                    .map_err(|e| self.error(e))?;
+            }
+            Folder::S3 {
+                client,
+                bucket,
+                prefix,
+            } => {
+                client
+                    .put_object()
+                    .bucket(bucket)
+                    .key(format!("{prefix}{name}"))
+                    .content_type(content_type)
+                    .body(ByteStream::from(body))
+                    .send()
+                    .await
+                    .map_err(|e| self.error(S3Failure::from_sdk(&e)))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads `name` with its location for messages; None when it does not exist.
+    ///
+    /// # Errors
+    /// The folder cannot be read.
+    pub async fn read(&self, name: &str) -> Result<Option<(String, Vec<u8>)>, FolderError> {
+        match self {
+            Folder::Dir(dir) => {
+                let path = dir.join(name);
+                match tokio::fs::read(&path).await {
+                    Ok(bytes) => Ok(Some((path.display().to_string(), bytes))),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(self.error(e)),
+                }
+            }
+            Folder::S3 {
+                client,
+                bucket,
+                prefix,
+            } => {
+                let key = format!("{prefix}{name}");
+                match client.get_object().bucket(bucket).key(&key).send().await {
+                    Ok(out) => {
+                        let bytes = out
+                            .body
+                            .collect()
+                            .await
+                            .map_err(|e| self.error(e))?
+                            .to_vec();
+                        Ok(Some((format!("s3://{bucket}/{key}"), bytes)))
+                    }
+                    Err(e) => {
+                        let failure = S3Failure::from_sdk(&e);
+                        if failure.is_not_found() {
+                            Ok(None)
+                        } else {
+                            Err(self.error(failure))
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether `name` exists.
+    ///
+    /// # Errors
+    /// The folder cannot be read.
+    pub async fn exists(&self, name: &str) -> Result<bool, FolderError> {
+        match self {
+            Folder::Dir(dir) => match tokio::fs::metadata(dir.join(name)).await {
+                Ok(_) => Ok(true),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+                Err(e) => Err(self.error(e)),
+            },
+            Folder::S3 {
+                client,
+                bucket,
+                prefix,
+            } => {
+                let key = format!("{prefix}{name}");
+                match client.head_object().bucket(bucket).key(&key).send().await {
+                    Ok(_) => Ok(true),
+                    Err(e) => {
+                        let failure = S3Failure::from_sdk(&e);
+                        if failure.is_not_found() {
+                            Ok(false)
+                        } else {
+                            Err(self.error(failure))
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Deletes `name`; deleting what is not there succeeds.
+    ///
+    /// # Errors
+    /// The folder cannot be written.
+    pub async fn delete(&self, name: &str) -> Result<(), FolderError> {
+        match self {
+            Folder::Dir(dir) => match tokio::fs::remove_file(dir.join(name)).await {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(self.error(e)),
+            },
+            Folder::S3 {
+                client,
+                bucket,
+                prefix,
+            } => {
+                client
+                    .delete_object()
+                    .bucket(bucket)
+                    .key(format!("{prefix}{name}"))
+                    .send()
+                    .await
+                    .map_err(|e| self.error(S3Failure::from_sdk(&e)))?;
+                Ok(())
+            }
+        }
+    }
+}

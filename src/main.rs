@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use earshot::commands::{self, CommandError, library, moderate};
+use earshot::commands::{self, CommandError, dictionary, library, moderate};
 use earshot::config::Config;
+use earshot::engines::speech::dictionary::{MatchMode, Suggestion};
 use earshot::model::Scene;
 
 #[derive(Parser)]
@@ -41,6 +42,18 @@ enum Command {
         /// For local files: the scenes to judge (repeatable).
         #[arg(long = "scene", value_parser = parse_scene, default_values = ["porn", "ads", "illegal"])]
         scenes: Vec<Scene>,
+        /// For local files and a speech engine: print what it heard, with times, before the
+        /// verdict.
+        #[arg(long)]
+        transcript: bool,
+    },
+    /// Manage the speech engine's keyword dictionaries.
+    Dictionary {
+        /// The speech engine whose dictionaries to manage.
+        #[arg(long, default_value = "speech", global = true)]
+        engine: String,
+        #[command(subcommand)]
+        action: DictionaryAction,
     },
     /// Manage the local engine's reference library.
     Library {
@@ -192,6 +205,37 @@ enum LibraryAction {
 }
 
 #[derive(Subcommand)]
+enum DictionaryAction {
+    /// Add terms to a dictionary (created if new: then --scene is needed). Settings given replace
+    /// the dictionary's.
+    Add {
+        name: String,
+        #[arg(long, value_parser = parse_scene)]
+        scene: Option<Scene>,
+        /// The label hits report [default: the dictionary's name]
+        #[arg(long)]
+        label: Option<String>,
+        /// `block` (non-compliant) or `review` (suspected: a person decides)
+        #[arg(long, value_parser = parse_suggestion)]
+        suggestion: Option<Suggestion>,
+        /// `exact`, or `fuzzy` (split words, homophones, look-alike spellings)
+        #[arg(long = "match", value_parser = parse_match)]
+        mode: Option<MatchMode>,
+        /// The terms' score, 1-100 [default: 95 for block, 75 for review]
+        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=100))]
+        score: Option<u8>,
+        /// A file of terms, one per line
+        #[arg(long)]
+        file: Option<PathBuf>,
+        terms: Vec<String>,
+    },
+    /// List the dictionaries, or one dictionary's terms.
+    List { name: Option<String> },
+    /// Remove a dictionary, or some of its terms.
+    Remove { name: String, terms: Vec<String> },
+}
+
+#[derive(Subcommand)]
 enum CallbacksAction {
     /// Re-send every dead-lettered callback in a bucket; delivered ones are removed.
     Replay {
@@ -222,6 +266,14 @@ fn time(text: Option<String>) -> Result<Option<u64>, CommandError> {
 
 fn parse_scene(text: &str) -> Result<Scene, String> {
     text.parse()
+}
+
+fn parse_suggestion(text: &str) -> Result<Suggestion, String> {
+    serde_json::from_value(serde_json::json!(text)).map_err(|_| "block or review".to_owned())
+}
+
+fn parse_match(text: &str) -> Result<MatchMode, String> {
+    serde_json::from_value(serde_json::json!(text)).map_err(|_| "exact or fuzzy".to_owned())
 }
 
 fn main() -> ExitCode {
@@ -307,12 +359,14 @@ async fn run(cli: Cli) -> Result<(), CommandError> {
             dry_run,
             engine,
             scenes,
+            transcript,
         } => {
             let args = moderate::Moderate {
                 target,
                 dry_run,
                 engine,
                 scenes,
+                transcript,
             };
             if let Some(body) = moderate::run(config, &args).await? {
                 let text = serde_json::to_string_pretty(&body)
@@ -337,6 +391,34 @@ async fn run(cli: Cli) -> Result<(), CommandError> {
                 LibraryAction::Remove { ids } => library::Action::Remove { ids },
             };
             library::run(config, &engine, action).await
+        }
+        Command::Dictionary { engine, action } => {
+            let action = match action {
+                DictionaryAction::Add {
+                    name,
+                    scene,
+                    label,
+                    suggestion,
+                    mode,
+                    score,
+                    file,
+                    terms,
+                } => dictionary::Action::Add {
+                    name,
+                    scene,
+                    label,
+                    suggestion,
+                    mode,
+                    score,
+                    terms,
+                    file,
+                },
+                DictionaryAction::List { name } => dictionary::Action::List { name },
+                DictionaryAction::Remove { name, terms } => {
+                    dictionary::Action::Remove { name, terms }
+                }
+            };
+            dictionary::run(config, &engine, action).await
         }
         Command::Callbacks {
             action: CallbacksAction::Replay { bucket, to },

@@ -61,7 +61,7 @@ pub struct SceneScore {
 }
 
 /// A stretch of the upload an engine found something in.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Segment {
     /// Seconds into the upload.
     pub offset_secs: f64,
@@ -74,6 +74,12 @@ pub struct Segment {
     /// Seconds into the reference that line up with `offset_secs`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference_offset_secs: Option<f64>,
+    /// What was said there, for the speech engine (COS's `Section.Text`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// The dictionary term it matched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub term: Option<String>,
 }
 
 /// An engine's answer: a score per scene it has an opinion on. Missing scenes score 0.
@@ -268,6 +274,8 @@ mod tests {
                 label: String::new(),
                 reference_id: None,
                 reference_offset_secs: None,
+                text: None,
+                term: None,
             }],
         };
         let mut verdict = Verdict::default();

@@ -13,6 +13,7 @@
 //! - [`console`]: the review console alone, and `hash-password`.
 
 pub mod console;
+pub mod dictionary;
 pub mod library;
 pub mod moderate;
 pub mod replay;

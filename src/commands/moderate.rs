@@ -20,6 +20,8 @@ pub struct Moderate {
     pub engine: String,
     /// For local files: the scenes to judge.
     pub scenes: Vec<Scene>,
+    /// For local files and a speech engine: print the transcript before the verdict.
+    pub transcript: bool,
 }
 
 /// Judges the target and returns the callback body to print; `None` when the job was handed to an
@@ -41,9 +43,18 @@ pub async fn run(
                     "{target}: no such file (or use s3://bucket/key)"
                 )));
             }
-            pipeline
-                .moderate_file(&path, &args.engine, &args.scenes)
-                .await?
+            let (body, transcript) = pipeline
+                .moderate_file(&path, &args.engine, &args.scenes, args.transcript)
+                .await?;
+            if let Some(transcript) = transcript {
+                for line in transcript.lines() {
+                    println!("{line}");
+                }
+                if transcript.capped {
+                    println!("(speech past max_speech_secs was not transcribed)");
+                }
+            }
+            body
         }
         Some((bucket, key)) => {
             let job = Job::new(bucket, key).with_origin(crate::job::Origin::Manual);

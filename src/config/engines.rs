@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EngineConfig {
     Local(LocalEngineConfig),
+    Speech(SpeechEngineConfig),
     TencentAms(AmsEngineConfig),
     Shumei(ShumeiEngineConfig),
     Http(HttpEngineConfig),
@@ -180,4 +181,55 @@ pub struct LocalEngineConfig {
 
 pub(super) fn default_refresh() -> u64 {
     30
+}
+
+/// The offline speech engine: whisper.cpp and keyword dictionaries.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpeechEngineConfig {
+    /// A whisper.cpp model file (ggml), e.g. `ggml-base.en-q8_0.bin`.
+    pub model: String,
+    /// The model file's SHA-256 in hex, checked when the config loads.
+    pub model_sha256: String,
+    /// `en`, `zh`, or `auto` (detected per upload; needs a multilingual model).
+    #[serde(default = "default_speech_language")]
+    pub language: String,
+    /// Cores one transcription uses.
+    #[serde(default = "default_speech_threads")]
+    pub threads: usize,
+    /// Transcriptions at once.
+    #[serde(default = "default_speech_concurrent")]
+    pub max_concurrent: usize,
+    /// Speech transcribed per object at most; the rest is not heard (the transcript says so).
+    #[serde(default = "default_max_speech")]
+    pub max_speech_secs: u64,
+    /// The dictionaries: a directory, or `s3://bucket/prefix/`, of `<name>.json` files.
+    pub dictionaries: String,
+    /// How often `earshot serve` looks for changed dictionaries.
+    #[serde(default = "default_refresh")]
+    pub refresh_secs: u64,
+    /// Give the recogniser the dictionaries' terms as its prompt, so it spells them as they are
+    /// written (measured: more terms found, none invented on music, noise or silence).
+    #[serde(default = "default_true")]
+    pub prompt_terms: bool,
+}
+
+fn default_speech_language() -> String {
+    "en".to_owned()
+}
+
+fn default_speech_threads() -> usize {
+    2
+}
+
+fn default_speech_concurrent() -> usize {
+    1
+}
+
+fn default_max_speech() -> u64 {
+    600
+}
+
+fn default_true() -> bool {
+    true
 }

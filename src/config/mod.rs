@@ -20,6 +20,7 @@ mod validate;
 
 pub use engines::{
     AmsEngineConfig, EngineConfig, HttpEngineConfig, LocalEngineConfig, ShumeiEngineConfig,
+    SpeechEngineConfig,
 };
 
 /// Where a config file is looked for when neither `--config` nor `EARSHOT_CONFIG` names one.
@@ -645,7 +646,7 @@ impl Config {
         }
         for engine in config.engines.values_mut() {
             match engine {
-                EngineConfig::Local(_) => {}
+                EngineConfig::Local(_) | EngineConfig::Speech(_) => {}
                 EngineConfig::TencentAms(ams) => {
                     ams.secret_id = REDACTED.to_owned();
                     ams.secret_key = REDACTED.to_owned();

@@ -157,6 +157,10 @@ impl Config {
                     ));
                 }
                 EngineConfig::Local(_) => {}
+                EngineConfig::Speech(speech) => {
+                    let key = |field: &str| format!("engines.{name}.{field}");
+                    check_speech(speech).map_err(|(field, m)| invalid(key(field), m))?;
+                }
                 EngineConfig::TencentAms(ams) => {
                     let key = |field: &str| format!("engines.{name}.{field}");
                     for (field, value) in [
@@ -444,4 +448,49 @@ fn carved_out(rule: &RuleConfig, scope: &Pattern) -> bool {
         let e = Pattern::new(e);
         e.is_literal() && fixed.starts_with(e.as_str())
     })
+}
+
+/// The speech engine's settings, and its model file: there, and the one named by its SHA-256.
+fn check_speech(speech: &SpeechEngineConfig) -> Result<(), (&'static str, String)> {
+    if !matches!(speech.language.as_str(), "en" | "zh" | "auto") {
+        return Err((
+            "language",
+            format!("{:?}: expected en, zh or auto", speech.language),
+        ));
+    }
+    if speech.threads == 0 || speech.max_concurrent == 0 {
+        return Err((
+            "threads",
+            "threads and max_concurrent must be at least 1".to_owned(),
+        ));
+    }
+    if speech.max_speech_secs == 0 {
+        return Err(("max_speech_secs", "must be at least 1".to_owned()));
+    }
+    if speech.dictionaries.is_empty() {
+        return Err((
+            "dictionaries",
+            "must name a directory or an s3:// prefix".to_owned(),
+        ));
+    }
+    let expected = speech.model_sha256.to_ascii_lowercase();
+    if expected.len() != 64 || !expected.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err((
+            "model_sha256",
+            "must be the model file's SHA-256, 64 hex digits".to_owned(),
+        ));
+    }
+    let path = std::path::Path::new(&speech.model);
+    let actual = crate::engines::speech::model_sha256(path)
+        .map_err(|e| ("model", format!("{}: {e}", speech.model)))?;
+    if actual != expected {
+        return Err((
+            "model_sha256",
+            format!(
+                "{} has SHA-256 {actual}, not {expected}: a different or damaged model",
+                speech.model
+            ),
+        ));
+    }
+    Ok(())
 }

@@ -505,6 +505,8 @@ impl TaskDetail {
                         },
                         reference_id: None,
                         reference_offset_secs: None,
+                        text: None,
+                        term: None,
                     }],
                 },
             );

@@ -86,6 +86,8 @@ fn verdict(answer: BTreeMap<String, SceneAnswer>, scenes: &[Scene]) -> Result<Ve
                 label: segment.label,
                 reference_id: None,
                 reference_offset_secs: None,
+                text: None,
+                term: None,
             });
         }
         verdict.raise(

@@ -2,6 +2,7 @@
 //! asks the one its rule names. Engines are built once from `[engines.NAME]`.
 //!
 //! - [`local`]: the offline engine over a reference library of known non-compliant audio.
+//! - [`speech`]: the offline engine that transcribes speech and matches keyword dictionaries.
 //! - [`ams`]: Tencent Cloud AMS, asynchronous (a task per upload, the result to earshot's
 //!   callback endpoint or by polling), signed with [`tc3`].
 //! - [`shumei`]: Shumei's audio API, asynchronous the same way.
@@ -18,6 +19,7 @@ pub mod http;
 pub mod limit;
 pub mod local;
 pub mod shumei;
+pub mod speech;
 pub mod tc3;
 
 use std::collections::BTreeMap;
@@ -36,6 +38,8 @@ pub struct Clip {
     pub size: u64,
     pub audio: AudioInfo,
     pub fingerprint: Fingerprint,
+    /// The upload's speech, gathered in the same pass when a speech engine will judge it.
+    pub speech: Option<Arc<speech::gate::Speech>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -226,6 +230,20 @@ pub trait Analyser: Send + Sync {
         let _ = since;
         Vec::new()
     }
+
+    /// Seconds of speech to gather while decoding for this engine; None when it needs none.
+    fn speech_cap_secs(&self) -> Option<u64> {
+        None
+    }
+
+    /// What the engine heard in the clip, for an engine that listens to speech.
+    async fn transcript(
+        &self,
+        clip: &Clip,
+    ) -> Option<Result<Arc<speech::transcript::Transcript>, EngineError>> {
+        let _ = clip;
+        None
+    }
 }
 
 /// A reference recording an analyser matches against.
@@ -363,6 +381,9 @@ pub async fn build(config: &Config, s3: &aws_sdk_s3::Client) -> Result<Engines, 
             match engine {
                 EngineConfig::Local(local) => Engine::Analyser(Arc::new(
                     local::LocalEngine::load(name, &local.library, s3).await?,
+                )),
+                EngineConfig::Speech(speech) => Engine::Analyser(Arc::new(
+                    speech::SpeechEngine::load(name, speech, s3).await?,
                 )),
                 EngineConfig::TencentAms(ams) => Engine::Provider(Arc::new(ams::AmsEngine::new(
                     name,

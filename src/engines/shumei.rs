@@ -338,6 +338,8 @@ impl AudioResult {
                         },
                         reference_id: None,
                         reference_offset_secs: None,
+                        text: None,
+                        term: None,
                     }],
                 },
             );

@@ -15,6 +15,7 @@ use crate::block::{self, BlockError, Blocked, Target};
 use crate::callback::{Body, Code, EngineErrorInfo};
 use crate::config::{BlockConfig, BlockMode, OnEngineError, Review};
 use crate::decision::Decision;
+use crate::engines::speech::transcript::Transcript;
 use crate::engines::{Clip, Engine, Provider, Submission};
 use crate::fetch::{self, FetchError};
 use crate::fingerprint;
@@ -125,6 +126,7 @@ impl Pipeline {
             spooled.sha256,
             spooled.size,
             self.config.limits.max_duration_secs,
+            self.speech_secs(&rule.engines),
         )
         .await?;
         let clip = match decoded {
@@ -183,6 +185,17 @@ impl Pipeline {
             .settle(job, rule, &report, &answered, &target, Some(&clip), enforce)
             .await?;
         done(body)
+    }
+
+    /// Seconds of speech to gather while decoding, for the speech engines among `engines`.
+    fn speech_secs(&self, engines: &[String]) -> Option<u64> {
+        engines
+            .iter()
+            .filter_map(|name| match self.engines.get(name) {
+                Some(Engine::Analyser(analyser)) => analyser.speech_cap_secs(),
+                _ => None,
+            })
+            .max()
     }
 
     /// Asks the rule's analysers and classifiers; returns what they said and the providers still
@@ -464,6 +477,7 @@ impl Pipeline {
             spooled.sha256,
             spooled.size,
             self.config.limits.max_duration_secs,
+            None,
         )
         .await
         .ok()?;
@@ -521,7 +535,8 @@ impl Pipeline {
         }
     }
 
-    /// Judges a local file with the named analyser: no S3, no block, no callback.
+    /// Judges a local file with the named analyser: no S3, no block, no callback. With
+    /// `transcript`, also what a speech engine heard.
     ///
     /// # Errors
     /// The engine is not an analyser, or the file cannot be read.
@@ -530,7 +545,8 @@ impl Pipeline {
         path: &Path,
         engine: &str,
         scenes: &[Scene],
-    ) -> Result<Body, JobError> {
+        transcript: bool,
+    ) -> Result<(Body, Option<Arc<Transcript>>), JobError> {
         let Some(Engine::Analyser(analyser)) = self.engines.get(engine) else {
             return Err(JobError::NoEngine(format!(
                 "{engine} (local files are judged by a local engine)"
@@ -570,11 +586,16 @@ impl Pipeline {
             sha256,
             size,
             self.config.limits.max_duration_secs,
+            analyser.speech_cap_secs(),
         )
         .await?;
         let clip = match decoded {
             Ok(clip) => clip,
-            Err((code, message)) => return Ok(report.unjudged(code, message)),
+            Err((code, message)) => return Ok((report.unjudged(code, message), None)),
+        };
+        let heard = match transcript {
+            true => analyser.transcript(&clip).await.and_then(Result::ok),
+            false => None,
         };
         let result = analyser
             .moderate(&clip, scenes)
@@ -592,11 +613,12 @@ impl Pipeline {
         };
         let combined: Combined = combine(&answered, scenes, &block);
         if let Some(failure) = combined.failures.first() {
-            return Ok(report.unjudged(Code::EngineFailure, failure.message.clone()));
+            let body = report.unjudged(Code::EngineFailure, failure.message.clone());
+            return Ok((body, heard));
         }
         let mut body = report.judged(&combined.decision, ForbiddenStatus::NotBlocked, None, None);
         combined.annotate(&mut body);
-        Ok(body)
+        Ok((body, heard))
     }
 }
 
@@ -612,25 +634,37 @@ fn unjudged_or_retry(report: &Report, error: FetchError) -> Result<Body, JobErro
     Ok(report.unjudged(code, error.to_string()))
 }
 
-/// Decodes the file into a [`Clip`]; `Ok(Err((code, message)))` when it cannot be judged.
+/// Decodes the file into a [`Clip`], gathering up to `speech_secs` of its speech when a speech
+/// engine will judge it; `Ok(Err((code, message)))` when it cannot be judged.
 pub(super) async fn decode(
     path: &Path,
     suffix: Option<String>,
     sha256: [u8; 32],
     size: u64,
     max_duration_secs: u64,
+    speech_secs: Option<u64>,
 ) -> Result<Result<Clip, (Code, String)>, JobError> {
     let owned = path.to_owned();
     let decoded = tokio::task::spawn_blocking(move || {
-        fingerprint::fingerprint_file(
+        let mut fingerprinter = fingerprint::Fingerprinter::new();
+        let mut collector = speech_secs.map(crate::engines::speech::gate::Collector::new);
+        let info = crate::audio::decode_file(
             &owned,
             suffix.as_deref(),
             DecodeLimits { max_duration_secs },
-        )
+            &mut |samples, rate| {
+                fingerprinter.push(samples, rate);
+                if let Some(collector) = collector.as_mut() {
+                    collector.push(samples, rate);
+                }
+            },
+        )?;
+        let speech = collector.map(|c| Arc::new(c.finish()));
+        Ok::<_, AudioError>((info, fingerprinter.finish(), speech))
     })
     .await
     .map_err(|e| JobError::Decoder(e.to_string()))?;
-    let (info, fingerprint) = match decoded {
+    let (info, fingerprint, speech) = match decoded {
         Ok(decoded) => decoded,
         Err(AudioError::Io(e)) => return Err(JobError::Spool(e)),
         Err(e) => {
@@ -657,5 +691,6 @@ pub(super) async fn decode(
         size,
         audio: info,
         fingerprint,
+        speech,
     }))
 }

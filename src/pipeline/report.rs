@@ -133,6 +133,8 @@ mod tests {
                 label: "seg".into(),
                 reference_id: None,
                 reference_offset_secs: None,
+                text: None,
+                term: None,
             };
             verdict.raise(
                 scene,

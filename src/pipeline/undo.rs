@@ -436,6 +436,7 @@ impl Pipeline {
             spooled.sha256,
             spooled.size,
             self.config.limits.max_duration_secs,
+            None,
         )
         .await?;
         let print = clip.ok().map(|clip| clip.fingerprint.to_bytes());

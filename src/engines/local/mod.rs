@@ -147,6 +147,8 @@ impl LocalEngine {
                     label: entry.label.clone(),
                     reference_id: Some(entry.id.clone()),
                     reference_offset_secs: Some(found.segment.reference_offset_secs),
+                    text: None,
+                    term: None,
                 };
                 (entry, segment)
             })
@@ -216,6 +218,8 @@ impl Analyser for LocalEngine {
                 label: entry.label.clone(),
                 reference_id: Some(entry.id.clone()),
                 reference_offset_secs: Some(0.0),
+                text: None,
+                term: None,
             };
             verdict.scenes.insert(
                 entry.scene,
@@ -371,6 +375,7 @@ mod tests {
                 truncated: false,
             },
             fingerprint: Fingerprint::default(),
+            speech: None,
         }
     }
 

@@ -1,0 +1,317 @@
+//! The `speech` engine: hears what is said, offline. The upload's speech, gathered by the
+//! voice-activity [`gate`] while it is decoded, is transcribed by whisper.cpp (through whisper-rs)
+//! with word times, and the transcript is matched against the [`dictionary`] files of the
+//! engine's `dictionaries` location. Nothing leaves the user's servers.
+//!
+//! The model is a ggml file the user names with its SHA-256 (checked when the config loads); the
+//! dictionaries are reloaded when they change, like the local engine's library.
+
+pub mod dictionary;
+pub mod gate;
+pub mod normalise;
+pub mod transcript;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+
+use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters};
+
+use self::dictionary::{DictionaryStore, Matcher};
+use self::gate::{RATE, Speech};
+use self::transcript::{Transcript, Word};
+use super::{Analyser, Clip, EngineError};
+use crate::config::SpeechEngineConfig;
+use crate::model::{Scene, Verdict};
+
+/// Silence put between stretches of speech when they are transcribed as one.
+const JOIN_SILENCE_SECS: f64 = 0.5;
+/// Characters of dictionary terms given to the recogniser as its prompt (well within Whisper's
+/// 224 prompt tokens).
+const PROMPT_CHARS: usize = 600;
+
+pub struct SpeechEngine {
+    name: String,
+    config: SpeechEngineConfig,
+    context: Arc<WhisperContext>,
+    store: DictionaryStore,
+    matcher: RwLock<Arc<Matcher>>,
+    signature: Mutex<Vec<String>>,
+    /// Transcriptions at once (each uses `threads` cores).
+    slots: tokio::sync::Semaphore,
+    /// The last transcript, so that `earshot moderate --transcript` transcribes once.
+    last: Mutex<Option<([u8; 32], Arc<Transcript>)>>,
+}
+
+impl SpeechEngine {
+    /// Loads the model and the dictionaries.
+    ///
+    /// # Errors
+    /// The model cannot be loaded (or is English-only and the language is not), or the
+    /// dictionaries cannot be read.
+    pub async fn load(
+        name: &str,
+        config: &SpeechEngineConfig,
+        s3: &aws_sdk_s3::Client,
+    ) -> Result<SpeechEngine, EngineError> {
+        whisper_rs::install_logging_hooks();
+        let path = config.model.clone();
+        let context = tokio::task::spawn_blocking(move || {
+            WhisperContext::new_with_params(&path, WhisperContextParameters::default())
+        })
+        .await
+        .map_err(|e| EngineError::failed(name, e))?
+        .map_err(|e| EngineError::failed(name, format!("model {}: {e}", config.model)))?;
+        if !context.is_multilingual() && config.language != "en" {
+            return Err(EngineError::failed(
+                name,
+                format!(
+                    "model {} is English-only; language {:?} needs a multilingual model",
+                    config.model, config.language
+                ),
+            ));
+        }
+        let store = DictionaryStore::open(&config.dictionaries, s3);
+        let engine = SpeechEngine {
+            name: name.to_owned(),
+            config: config.clone(),
+            context: Arc::new(context),
+            store,
+            matcher: RwLock::new(Arc::new(Matcher::build(&[]))),
+            signature: Mutex::new(Vec::new()),
+            slots: tokio::sync::Semaphore::new(config.max_concurrent.max(1)),
+            last: Mutex::new(None),
+        };
+        engine.reload().await?;
+        Ok(engine)
+    }
+
+    fn matcher(&self) -> Arc<Matcher> {
+        self.matcher.read().expect("never poisoned").clone()
+    }
+
+    /// Re-reads the dictionaries when their listing changed; true when it did.
+    async fn reload(&self) -> Result<bool, EngineError> {
+        let failed = |e: dictionary::DictionaryError| EngineError::failed(&self.name, e);
+        let signature = self.store.signature().await.map_err(failed)?;
+        if *self.signature.lock().expect("never poisoned") == signature {
+            return Ok(false);
+        }
+        let dictionaries = self.store.list().await.map_err(failed)?;
+        let matcher = Matcher::build(&dictionaries);
+        tracing::info!(
+            engine = %self.name,
+            dictionaries = dictionaries.len(),
+            terms = matcher.term_count(),
+            location = %self.store.location(),
+            "Dictionaries loaded."
+        );
+        *self.matcher.write().expect("never poisoned") = Arc::new(matcher);
+        *self.signature.lock().expect("never poisoned") = signature;
+        Ok(true)
+    }
+
+    /// What was said in the clip (its gathered speech), transcribed once per upload.
+    ///
+    /// # Errors
+    /// The clip carries no speech (decoded without this engine in mind), or the recogniser
+    /// failed.
+    pub async fn transcribe(&self, clip: &Clip) -> Result<Arc<Transcript>, EngineError> {
+        if let Some((sha, transcript)) = &*self.last.lock().expect("never poisoned")
+            && *sha == clip.sha256
+        {
+            return Ok(transcript.clone());
+        }
+        let Some(speech) = clip.speech.clone() else {
+            return Err(EngineError::failed(
+                &self.name,
+                "the upload was decoded without gathering its speech",
+            ));
+        };
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|e| EngineError::failed(&self.name, e))?;
+        let context = self.context.clone();
+        let config = self.config.clone();
+        let prompt = if config.prompt_terms {
+            self.matcher().prompt(PROMPT_CHARS)
+        } else {
+            String::new()
+        };
+        let transcript =
+            tokio::task::spawn_blocking(move || recognise(&context, &config, &prompt, &speech))
+                .await
+                .map_err(|e| EngineError::failed(&self.name, e))?
+                .map_err(|e| EngineError::failed(&self.name, e))?;
+        let transcript = Arc::new(transcript);
+        *self.last.lock().expect("never poisoned") = Some((clip.sha256, transcript.clone()));
+        Ok(transcript)
+    }
+}
+
+#[async_trait::async_trait]
+impl Analyser for SpeechEngine {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn speech_cap_secs(&self) -> Option<u64> {
+        Some(self.config.max_speech_secs)
+    }
+
+    async fn moderate(&self, clip: &Clip, scenes: &[Scene]) -> Result<Verdict, EngineError> {
+        let transcript = self.transcribe(clip).await?;
+        let verdict = self.matcher().verdict(&transcript, scenes);
+        tracing::debug!(
+            engine = %self.name,
+            words = transcript.words.len(),
+            speech_secs = transcript.speech_secs,
+            "Transcribed."
+        );
+        Ok(verdict)
+    }
+
+    async fn refresh(&self) -> Result<bool, EngineError> {
+        self.reload().await
+    }
+
+    async fn learn(&self, _: &Clip, _: Scene, _: &str, _: &str) -> Result<bool, EngineError> {
+        Ok(false)
+    }
+
+    async fn transcript(&self, clip: &Clip) -> Option<Result<Arc<Transcript>, EngineError>> {
+        Some(self.transcribe(clip).await)
+    }
+}
+
+/// Transcribes the stretches of `speech` as one signal (apart by [`JOIN_SILENCE_SECS`]), and
+/// puts every word back at its time in the upload.
+fn recognise(
+    context: &WhisperContext,
+    config: &SpeechEngineConfig,
+    prompt: &str,
+    speech: &Speech,
+) -> Result<Transcript, String> {
+    let mut transcript = Transcript {
+        language: config.language.clone(),
+        speech_secs: speech.speech_secs(),
+        audio_secs: speech.audio_secs,
+        capped: speech.capped,
+        words: Vec::new(),
+    };
+    if speech.stretches.is_empty() {
+        return Ok(transcript);
+    }
+    let gap = (JOIN_SILENCE_SECS * RATE as f64) as usize;
+    let mut joined = Vec::new();
+    // (where a stretch starts in `joined`, in seconds; where it starts in the upload)
+    let mut starts = Vec::new();
+    for (at, pcm) in &speech.stretches {
+        starts.push((joined.len() as f64 / RATE as f64, *at));
+        joined.extend_from_slice(pcm);
+        joined.extend(std::iter::repeat_n(0.0, gap));
+    }
+    let to_upload = |secs: f64| {
+        let i = starts
+            .partition_point(|(s, _)| *s <= secs)
+            .saturating_sub(1);
+        let (joined_start, upload_start) = starts[i];
+        upload_start + (secs - joined_start)
+    };
+    let mut state = context.create_state().map_err(|e| e.to_string())?;
+    let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
+    params.set_n_threads(i32::try_from(config.threads.max(1)).unwrap_or(1));
+    params.set_language(Some(config.language.as_str()));
+    params.set_translate(false);
+    params.set_token_timestamps(true);
+    params.set_print_progress(false);
+    params.set_print_realtime(false);
+    params.set_print_special(false);
+    params.set_print_timestamps(false);
+    params.set_suppress_blank(true);
+    params.set_suppress_nst(true);
+    params.set_no_context(true);
+    if !prompt.is_empty() {
+        params.set_initial_prompt(prompt);
+    }
+    state.full(params, &joined).map_err(|e| e.to_string())?;
+    if config.language == "auto" {
+        let id = state.full_lang_id_from_state();
+        if let Some(code) = whisper_rs::get_lang_str(id) {
+            transcript.language = code.to_owned();
+        }
+    }
+    let eot = context.token_eot();
+    for segment in state.as_iter() {
+        // Whisper's own doubt that a stretch is speech at all (the gate let a sound through).
+        if segment.no_speech_probability() > 0.8 {
+            continue;
+        }
+        let mut word: Option<(Vec<u8>, f64, f64, Vec<f32>)> = None;
+        let mut finish = |word: &mut Option<(Vec<u8>, f64, f64, Vec<f32>)>| {
+            if let Some((bytes, start, end, probs)) = word.take() {
+                let text = String::from_utf8_lossy(&bytes).into_owned();
+                if text.trim().is_empty() {
+                    return;
+                }
+                transcript.words.push(Word {
+                    text,
+                    start_secs: to_upload(start),
+                    end_secs: to_upload(end.max(start)),
+                    confidence: probs.iter().sum::<f32>() / probs.len().max(1) as f32,
+                });
+            }
+        };
+        for i in 0..segment.n_tokens() {
+            let Some(token) = segment.get_token(i) else {
+                continue;
+            };
+            let data = token.token_data();
+            if data.id >= eot {
+                continue;
+            }
+            let Ok(bytes) = token.to_bytes() else {
+                continue;
+            };
+            let (t0, t1) = (data.t0 as f64 / 100.0, data.t1 as f64 / 100.0);
+            // A token starting with a space, or a Chinese character, starts a word.
+            let starts_word = bytes.first() == Some(&b' ')
+                || std::str::from_utf8(bytes)
+                    .ok()
+                    .and_then(|s| s.chars().next())
+                    .is_some_and(normalise::is_cjk);
+            if starts_word || word.is_none() {
+                finish(&mut word);
+                word = Some((Vec::new(), t0, t1, Vec::new()));
+            }
+            if let Some((text, _, end, probs)) = word.as_mut() {
+                text.extend_from_slice(bytes);
+                *end = t1;
+                probs.push(data.p);
+            }
+        }
+        finish(&mut word);
+    }
+    Ok(transcript)
+}
+
+/// The SHA-256 of a model file, in hex.
+///
+/// # Errors
+/// The file cannot be read.
+pub fn model_sha256(path: &Path) -> std::io::Result<String> {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}

@@ -626,6 +626,7 @@ impl Config {
             .values()
             .map(|engine| match engine {
                 EngineConfig::Local(local) => local.refresh_secs,
+                EngineConfig::Speech(speech) => speech.refresh_secs,
                 _ => 0,
             })
             .filter(|&secs| secs > 0)

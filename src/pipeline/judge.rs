@@ -577,7 +577,7 @@ impl Pipeline {
             trace_id: hex::encode(&sha256[..16]),
             rule_id: None,
             scenes: scenes.to_vec(),
-            detail: false,
+            detail: true,
             source: "manual",
         };
         let decoded = decode(

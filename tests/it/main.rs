@@ -21,4 +21,5 @@ mod retro;
 mod review;
 mod scan;
 mod serve;
+mod speech;
 mod webhook;

@@ -14,7 +14,9 @@ pub mod transcript;
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 
-use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters};
+use whisper_rs::{
+    DtwMode, DtwParameters, FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters,
+};
 
 use self::dictionary::{DictionaryStore, Matcher};
 use self::gate::{RATE, Speech};
@@ -56,7 +58,14 @@ impl SpeechEngine {
         whisper_rs::install_logging_hooks();
         let path = config.model.clone();
         let context = tokio::task::spawn_blocking(move || {
-            WhisperContext::new_with_params(&path, WhisperContextParameters::default())
+            // Word times by dynamic time warping on the top text layers' attention: any model,
+            // and right even where the gate let music through before the speech.
+            let mut params = WhisperContextParameters::default();
+            params.dtw_parameters(DtwParameters {
+                mode: DtwMode::TopMost { n_top: 2 },
+                ..DtwParameters::default()
+            });
+            WhisperContext::new_with_params(&path, params)
         })
         .await
         .map_err(|e| EngineError::failed(name, e))?
@@ -81,7 +90,7 @@ impl SpeechEngine {
             slots: tokio::sync::Semaphore::new(config.max_concurrent.max(1)),
             last: Mutex::new(None),
         };
-        engine.reload().await?;
+        engine.reload("Dictionaries loaded.").await?;
         Ok(engine)
     }
 
@@ -89,8 +98,8 @@ impl SpeechEngine {
         self.matcher.read().expect("never poisoned").clone()
     }
 
-    /// Re-reads the dictionaries when their listing changed; true when it did.
-    async fn reload(&self) -> Result<bool, EngineError> {
+    /// Re-reads the dictionaries when their listing changed (logging `what`); true when it did.
+    async fn reload(&self, what: &str) -> Result<bool, EngineError> {
         let failed = |e: dictionary::DictionaryError| EngineError::failed(&self.name, e);
         let signature = self.store.signature().await.map_err(failed)?;
         if *self.signature.lock().expect("never poisoned") == signature {
@@ -103,7 +112,7 @@ impl SpeechEngine {
             dictionaries = dictionaries.len(),
             terms = matcher.term_count(),
             location = %self.store.location(),
-            "Dictionaries loaded."
+            "{what}"
         );
         *self.matcher.write().expect("never poisoned") = Arc::new(matcher);
         *self.signature.lock().expect("never poisoned") = signature;
@@ -173,7 +182,7 @@ impl Analyser for SpeechEngine {
     }
 
     async fn refresh(&self) -> Result<bool, EngineError> {
-        self.reload().await
+        self.reload("Dictionaries changed; reloaded.").await
     }
 
     async fn learn(&self, _: &Clip, _: Scene, _: &str, _: &str) -> Result<bool, EngineError> {
@@ -203,21 +212,28 @@ fn recognise(
     if speech.stretches.is_empty() {
         return Ok(transcript);
     }
+    tracing::debug!(
+        stretches = ?speech.stretches.iter().map(|(at, pcm)| (*at, pcm.len() as f64 / RATE as f64)).collect::<Vec<_>>(),
+        "Speech gathered."
+    );
     let gap = (JOIN_SILENCE_SECS * RATE as f64) as usize;
     let mut joined = Vec::new();
-    // (where a stretch starts in `joined`, in seconds; where it starts in the upload)
+    // (where a stretch starts in `joined`, its length, where it starts in the upload; seconds)
     let mut starts = Vec::new();
     for (at, pcm) in &speech.stretches {
-        starts.push((joined.len() as f64 / RATE as f64, *at));
+        let len = pcm.len() as f64 / RATE as f64;
+        starts.push((joined.len() as f64 / RATE as f64, len, *at));
         joined.extend_from_slice(pcm);
         joined.extend(std::iter::repeat_n(0.0, gap));
     }
+    // A time in the upload; None in the silence between stretches, where nothing was said.
     let to_upload = |secs: f64| {
         let i = starts
-            .partition_point(|(s, _)| *s <= secs)
+            .partition_point(|(s, _, _)| *s <= secs)
             .saturating_sub(1);
-        let (joined_start, upload_start) = starts[i];
-        upload_start + (secs - joined_start)
+        let (joined_start, len, upload_start) = starts[i];
+        let into = secs - joined_start;
+        (into <= len + 0.1).then_some(upload_start + into.min(len))
     };
     let mut state = context.create_state().map_err(|e| e.to_string())?;
     let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
@@ -244,21 +260,32 @@ fn recognise(
     }
     let eot = context.token_eot();
     for segment in state.as_iter() {
+        tracing::debug!(
+            text = %segment.to_str_lossy().unwrap_or_default(),
+            no_speech = segment.no_speech_probability(),
+            "Recognised."
+        );
         // Whisper's own doubt that a stretch is speech at all (the gate let a sound through).
-        if segment.no_speech_probability() > 0.8 {
+        if segment.no_speech_probability() > 0.6 {
             continue;
         }
         let mut word: Option<(Vec<u8>, f64, f64, Vec<f32>)> = None;
         let mut finish = |word: &mut Option<(Vec<u8>, f64, f64, Vec<f32>)>| {
             if let Some((bytes, start, end, probs)) = word.take() {
                 let text = String::from_utf8_lossy(&bytes).into_owned();
-                if text.trim().is_empty() {
+                // Nothing to match: blanks, punctuation, the "♪" Whisper writes for music.
+                if normalise::tokens(&text).is_empty() {
                     return;
                 }
+                let Some(start_secs) = to_upload(start) else {
+                    return;
+                };
                 transcript.words.push(Word {
                     text,
-                    start_secs: to_upload(start),
-                    end_secs: to_upload(end.max(start)),
+                    start_secs,
+                    end_secs: to_upload(end.max(start))
+                        .unwrap_or(start_secs)
+                        .max(start_secs),
                     confidence: probs.iter().sum::<f32>() / probs.len().max(1) as f32,
                 });
             }
@@ -274,7 +301,13 @@ fn recognise(
             let Ok(bytes) = token.to_bytes() else {
                 continue;
             };
-            let (t0, t1) = (data.t0 as f64 / 100.0, data.t1 as f64 / 100.0);
+            // The DTW time of the token when there is one (centiseconds), else whisper's own.
+            let (t0, t1) = if data.t_dtw >= 0 {
+                let at = data.t_dtw as f64 / 100.0;
+                (at, at + 0.1)
+            } else {
+                (data.t0 as f64 / 100.0, data.t1 as f64 / 100.0)
+            };
             // A token starting with a space, or a Chinese character, starts a word.
             let starts_word = bytes.first() == Some(&b' ')
                 || std::str::from_utf8(bytes)

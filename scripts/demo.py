@@ -3,16 +3,18 @@ missing, builds earshot and starts LocalStack first.
 
 1. creates the bucket `media`, the queue `uploads` (with a dead-letter queue) and the bucket
    notification that sends ObjectCreated events under audio/ to the queue;
-2. makes two recordings: a clean voice message (espeak-ng) and a jingle that is added to the
-   local engine's reference library as known advertising;
+2. makes three recordings: a clean voice message (espeak-ng), a jingle that is added to the
+   local engine's reference library as known advertising, and a spoken ad pitch whose words
+   ("car insurance") are added to the speech engine's dictionaries;
 3. starts a callback listener on 127.0.0.1:9000 and `earshot serve` with config/earshot.toml;
-4. uploads both, waits for both callbacks, and shows what happened to each object;
+4. uploads all three, waits for the callbacks, and shows what happened to each object;
 5. stops what it started.
 """
 
 import http.server
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -100,22 +102,29 @@ def setup_storage(s3, sqs):
 
 
 def make_recordings(env):
-    step("Making two recordings")
+    step("Making three recordings")
     os.makedirs(WORK, exist_ok=True)
     speech_wav = os.path.join(WORK, "greeting.wav")
     clean = os.path.join(WORK, "greeting.mp3")
     jingle = os.path.join(WORK, "jingle.mp3")
+    pitch_wav = os.path.join(WORK, "pitch.wav")
+    pitch = os.path.join(WORK, "pitch.mp3")
     run("espeak-ng", "-w", speech_wav, "Hi, it's Sam. Running late, see you at eight.")
     run("ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", speech_wav, "-b:a", "64k", clean)
+    run("espeak-ng", "-w", pitch_wav, "Hello there. Call now for cheap car insurance, this offer ends tonight.")
+    run("ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", pitch_wav, "-b:a", "64k", pitch)
     run(
         "ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
         "aevalsrc=0.4*sin(2*PI*(523+262*floor(mod(4*t\\,4)))*t):s=44100:d=6", "-b:a", "128k", jingle,
     )
     print(f"    clean voice message: {clean}")
     print(f"    advert jingle:       {jingle}")
+    print(f"    spoken ad pitch:     {pitch}")
     step("Adding the jingle to the local engine's reference library (as known advertising)")
     run(EARSHOT, "library", "add", "--scene", "ads", "--label", "banned-jingle", jingle, env=env)
-    return clean, jingle
+    step("Adding \"car insurance\" to the speech engine's dictionaries (ads); it transcribes offline")
+    run(EARSHOT, "dictionary", "add", "insurance_ads", "--scene", "ads", "car insurance", env=env)
+    return clean, jingle, pitch
 
 
 def main():
@@ -123,9 +132,12 @@ def main():
     setup_storage(s3, sqs)
     env = dict(os.environ)
     env["EARSHOT_ENGINES__LOCAL__LIBRARY"] = os.path.join(WORK, "library")
+    env["EARSHOT_ENGINES__SPEECH__DICTIONARIES"] = os.path.join(WORK, "dictionaries")
     env.setdefault("RUST_LOG", "info")
     env["EARSHOT_LOG_FORMAT"] = "human"
-    clean, jingle = make_recordings(env)
+    if os.path.isdir(os.path.join(WORK, "dictionaries")):
+        shutil.rmtree(os.path.join(WORK, "dictionaries"))
+    clean, jingle, pitch = make_recordings(env)
 
     step("Starting a callback listener on 127.0.0.1:9000 and `earshot serve`")
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 9000), Hook)
@@ -140,19 +152,21 @@ def main():
         stamp = time.strftime("%Y%m%d-%H%M%S")
         clean_key = f"audio/greeting-{stamp}.mp3"
         jingle_key = f"audio/promo-{stamp}.mp3"
-        step(f"Uploading s3://{BUCKET}/{clean_key} and s3://{BUCKET}/{jingle_key}")
+        pitch_key = f"audio/voicemail-{stamp}.mp3"
+        step(f"Uploading s3://{BUCKET}/{clean_key}, s3://{BUCKET}/{jingle_key} and s3://{BUCKET}/{pitch_key}")
         s3.upload_file(clean, BUCKET, clean_key, ExtraArgs={"ContentType": "audio/mpeg"})
         s3.upload_file(jingle, BUCKET, jingle_key, ExtraArgs={"ContentType": "audio/mpeg"})
+        s3.upload_file(pitch, BUCKET, pitch_key, ExtraArgs={"ContentType": "audio/mpeg"})
 
-        step("Waiting for both callbacks")
+        step("Waiting for the three callbacks")
         deadline = time.time() + TIMEOUT_SECS
         with received_lock:
-            while len(received) < 2 and time.time() < deadline:
+            while len(received) < 3 and time.time() < deadline:
                 if daemon.poll() is not None:
                     break
                 received_lock.wait(timeout=1)
             got = list(received)
-        if len(got) < 2:
+        if len(got) < 3:
             print(f"    only {len(got)} callback(s) arrived; earshot's log:")
             print(open(log_path).read())
             return 1
@@ -162,7 +176,7 @@ def main():
 
         step("What happened to each object")
         by_key = {json.loads(body)["data"]["key"]: json.loads(body) for _, body in got}
-        for key in (clean_key, jingle_key):
+        for key in (clean_key, jingle_key, pitch_key):
             data = by_key[key]["data"]
             try:
                 s3.head_object(Bucket=BUCKET, Key=key)
@@ -174,10 +188,19 @@ def main():
                 backup = data["backup_key"]
                 s3.head_object(Bucket=BUCKET, Key=backup)
                 print(f"      moved to s3://{BUCKET}/{backup} (exists)")
+            for segment in data.get("segments", []):
+                if segment.get("term"):
+                    print(f"      heard {segment['text']!r} at {segment['offset_secs']:.1f} s: term {segment['term']!r}")
         clean_ok = by_key[clean_key]["data"]["forbidden_status"] == 0
         jingle_ok = by_key[jingle_key]["data"]["forbidden_status"] == 2
-        ok = clean_ok and jingle_ok
-        print("\nThe clean message passed and the jingle was blocked." if ok else "\nUNEXPECTED RESULT")
+        pitch_data = by_key[pitch_key]["data"]
+        pitch_ok = pitch_data["forbidden_status"] == 2 and pitch_data["ads_info"].get("engine") == "speech"
+        ok = clean_ok and jingle_ok and pitch_ok
+        print(
+            "\nThe clean message passed; the jingle (library) and the spoken pitch (dictionary) were blocked."
+            if ok
+            else "\nUNEXPECTED RESULT"
+        )
     finally:
         step("Stopping earshot serve (SIGTERM) and the listener")
         daemon.send_signal(signal.SIGTERM)

@@ -1,10 +1,21 @@
 //! Signing and comparing secrets: the `X-Signature` scheme earshot signs its callbacks with and
-//! checks AMS's results by (lowercase hex SHA-256 of `seed` followed by the exact body bytes), and
-//! constant-time comparison for every secret a request presents. A leaf: it imports nothing of the
-//! crate.
+//! checks AMS's results by (lowercase hex SHA-256 of `seed` followed by the exact body bytes),
+//! constant-time comparison for every secret a request presents, and the SHA-256 of a file
+//! (library entries' ids, the speech model's pin). A leaf: it imports nothing of the crate.
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+
+/// The SHA-256 of a file's bytes.
+///
+/// # Errors
+/// The file cannot be read.
+pub fn sha256_file(path: &std::path::Path) -> std::io::Result<[u8; 32]> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hash = Sha256::new();
+    std::io::copy(&mut file, &mut hash)?;
+    Ok(hash.finalize().into())
+}
 
 /// `X-Signature`: lowercase hex SHA-256 of `seed` then `body`.
 pub fn x_signature(seed: &str, body: &[u8]) -> String {

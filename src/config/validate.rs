@@ -481,7 +481,8 @@ fn check_speech(speech: &SpeechEngineConfig) -> Result<(), (&'static str, String
         ));
     }
     let path = std::path::Path::new(&speech.model);
-    let actual = crate::engines::speech::model_sha256(path)
+    let actual = crate::signing::sha256_file(path)
+        .map(hex::encode)
         .map_err(|e| ("model", format!("{}: {e}", speech.model)))?;
     if actual != expected {
         return Err((

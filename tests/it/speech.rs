@@ -363,6 +363,70 @@ fn nothing_is_heard_in_music_noise_or_silence() {
 }
 
 #[test]
+fn dictionary_commands_add_list_and_remove() {
+    let (dir, config) = local_setup();
+    add_terms(
+        &config,
+        &[
+            "shop_ads",
+            "--scene",
+            "ads",
+            "--suggestion",
+            "review",
+            "call now",
+            "Call NOW!",
+        ],
+    );
+    let terms = dir.path().join("terms.txt");
+    std::fs::write(&terms, "free money\n\n50% off\n").expect("write");
+    add_terms(
+        &config,
+        &[
+            "shop_ads",
+            "--score",
+            "92",
+            "--file",
+            terms.to_str().expect("utf-8"),
+        ],
+    );
+    add_terms(
+        &config,
+        &["wechat", "--scene", "ads", "--match", "fuzzy", "加微信"],
+    );
+    let listed = ok(&earshot(&config, &["dictionary", "list"]));
+    assert!(
+        listed.contains("shop_ads\tads\treview\texact\t3 terms"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("wechat\tads\tblock\tfuzzy\t1 terms"),
+        "{listed}"
+    );
+    let shop = ok(&earshot(&config, &["dictionary", "list", "shop_ads"]));
+    assert_eq!(
+        shop, "call now\t75\nfree money\t92\n50% off\t92\n",
+        "the same words once"
+    );
+    ok(&earshot(
+        &config,
+        &["dictionary", "remove", "shop_ads", "fifty percent off"],
+    ));
+    let shop = ok(&earshot(&config, &["dictionary", "list", "shop_ads"]));
+    assert_eq!(shop, "call now\t75\nfree money\t92\n");
+    ok(&earshot(&config, &["dictionary", "remove", "wechat"]));
+    let listed = ok(&earshot(&config, &["dictionary", "list"]));
+    assert!(!listed.contains("wechat"), "{listed}");
+    let new_without_scene = earshot(&config, &["dictionary", "add", "other", "term"]);
+    assert_eq!(new_without_scene.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&new_without_scene.stderr).contains("--scene is needed"));
+    let bad_name = earshot(
+        &config,
+        &["dictionary", "add", "bad name", "--scene", "ads", "x"],
+    );
+    assert_eq!(bad_name.status.code(), Some(2));
+}
+
+#[test]
 fn a_missing_or_wrong_model_is_refused_at_start() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = config(

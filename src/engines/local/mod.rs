@@ -12,7 +12,6 @@
 //! the reference).
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 
 use aws_sdk_s3::Client;
@@ -20,6 +19,9 @@ use aws_sdk_s3::Client;
 mod store;
 
 pub use store::{Entry, LibraryError, LibraryStore};
+
+/// The SHA-256 of a file: a library entry's id.
+pub use crate::signing::sha256_file;
 
 use super::{Analyser, Clip, EngineError, Reference};
 use crate::fingerprint::{Fingerprint, Index};
@@ -341,18 +343,6 @@ pub fn match_score(hits: u32, span_landmarks: u32) -> u8 {
     }
     let t = (f64::from(hits - STRONG_HITS) / 240.0).min(1.0);
     (91.0 + t * 9.0).round() as u8
-}
-
-/// The SHA-256 of a file, streamed.
-///
-/// # Errors
-/// The file cannot be read.
-pub fn sha256_file(path: &Path) -> std::io::Result<[u8; 32]> {
-    use sha2::{Digest, Sha256};
-    let mut file = std::fs::File::open(path)?;
-    let mut hash = Sha256::new();
-    std::io::copy(&mut file, &mut hash)?;
-    Ok(hash.finalize().into())
 }
 
 #[cfg(test)]

@@ -11,7 +11,6 @@ pub mod gate;
 pub mod normalise;
 pub mod transcript;
 
-use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 
 use whisper_rs::{
@@ -327,24 +326,4 @@ fn recognise(
         finish(&mut word);
     }
     Ok(transcript)
-}
-
-/// The SHA-256 of a model file, in hex.
-///
-/// # Errors
-/// The file cannot be read.
-pub fn model_sha256(path: &Path) -> std::io::Result<String> {
-    use sha2::Digest;
-    use std::io::Read;
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = sha2::Sha256::new();
-    let mut buffer = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buffer)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buffer[..n]);
-    }
-    Ok(hex::encode(hasher.finalize()))
 }

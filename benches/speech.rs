@@ -1,0 +1,403 @@
+//! The speech engine: × realtime per core on speech and on music (the gate should make music
+//! nearly free), peak RSS, and keyword recall and false alarms per hour. See bench/README.md.
+//!
+//! The keyword set: 40 terms, each planted in its own sentence ("... {term} ..."), spoken by three
+//! voices (espeak-ng's default and a female variant, flite) as one recording per voice with pauses
+//! between sentences: 120 planted terms. A term counts as found when a hit of it starts inside its
+//! sentence. False alarms: hits anywhere in audio with no term in it — Debian's music (13 game
+//! tracks of extremetuxracer-data and frozen-bubble-data), 5 minutes of noise, the LibriVox
+//! reading of pocketsphinx-testdata, and the same sentences with their terms replaced by
+//! harmless words. Every figure is measured twice: with the dictionary's terms given to the
+//! recogniser as its prompt (the default) and without.
+//!
+//! Needs the test model (scripts/speech-model/fetch.sh) and the Debian packages of
+//! scripts/install-deps.sh. One thread per transcription, so "per core" holds.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Instant;
+
+use earshot::audio::DecodeLimits;
+use earshot::config::{EngineConfig, S3Config};
+use earshot::engines::speech::SpeechEngine;
+use earshot::engines::speech::dictionary::{
+    Dictionary, DictionaryStore, MatchMode, Suggestion, Term,
+};
+use earshot::engines::speech::gate::{Collector, Speech};
+use earshot::engines::{Analyser, Clip};
+use earshot::model::Scene;
+
+const TERMS: [&str; 40] = [
+    "car insurance",
+    "free money",
+    "lottery ticket",
+    "casino bonus",
+    "weight loss pills",
+    "cheap loans",
+    "crypto investment",
+    "phone number",
+    "credit card",
+    "bank account",
+    "online pharmacy",
+    "sports betting",
+    "dating site",
+    "gift card",
+    "wire transfer",
+    "password",
+    "discount code",
+    "miracle cure",
+    "work from home",
+    "limited offer",
+    "private message",
+    "secret recipe",
+    "luxury watches",
+    "diet plan",
+    "energy drink",
+    "mortgage rates",
+    "payday loan",
+    "bitcoin wallet",
+    "hot singles",
+    "prize draw",
+    "cash reward",
+    "instant approval",
+    "debt relief",
+    "cheap flights",
+    "hair growth",
+    "poker tournament",
+    "fake passport",
+    "stolen goods",
+    "adult videos",
+    "gun sale",
+];
+
+const HARMLESS: [&str; 8] = [
+    "the garden",
+    "my sister",
+    "the weather",
+    "a good book",
+    "the river",
+    "our kitchen",
+    "the football match",
+    "an old friend",
+];
+
+const MUSIC: &[&str] = &[
+    "/usr/share/games/etr/music/calmrace-ks.ogg",
+    "/usr/share/games/etr/music/credits1-cp.ogg",
+    "/usr/share/games/etr/music/freezingpoint.ogg",
+    "/usr/share/games/etr/music/lostrace-ks.ogg",
+    "/usr/share/games/etr/music/options1-jt.ogg",
+    "/usr/share/games/etr/music/race1-jt.ogg",
+    "/usr/share/games/etr/music/raceintro-ks.ogg",
+    "/usr/share/games/etr/music/spunkyrace-ks.ogg",
+    "/usr/share/games/etr/music/start1-jt.ogg",
+    "/usr/share/games/etr/music/wonrace1-jt.ogg",
+    "/usr/share/games/frozen-bubble/snd/frozen-mainzik-1p.ogg",
+    "/usr/share/games/frozen-bubble/snd/frozen-mainzik-2p.ogg",
+    "/usr/share/games/frozen-bubble/snd/introzik.ogg",
+];
+
+const LIBRIVOX: &str = "/usr/share/pocketsphinx/test/data/librivox";
+
+fn run(command: &mut Command) {
+    let status = command
+        .status()
+        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
+    assert!(status.success(), "{command:?}");
+}
+
+/// One recording of `sentences` by `voice`, with a second of silence after each; where each
+/// sentence starts and ends.
+fn spoken(dir: &Path, name: &str, voice: &str, sentences: &[String]) -> (PathBuf, Vec<(f64, f64)>) {
+    let mut parts = Vec::new();
+    let mut spans = Vec::new();
+    let mut at = 0.0;
+    for (i, sentence) in sentences.iter().enumerate() {
+        let wav = dir.join(format!("{name}-{i}.wav"));
+        match voice {
+            "flite" => run(Command::new("flite").args(["-t", sentence, "-o"]).arg(&wav)),
+            voice => run(Command::new("espeak-ng")
+                .args(["-v", voice, "-w"])
+                .arg(&wav)
+                .arg(sentence)),
+        }
+        let resampled = dir.join(format!("{name}-{i}-16k.wav"));
+        run(Command::new("sox")
+            .arg(&wav)
+            .args(["-r", "16000", "-c", "1"])
+            .arg(&resampled)
+            .args(["pad", "0", "1"]));
+        let secs = duration(&resampled);
+        spans.push((at, at + secs - 1.0));
+        at += secs;
+        parts.push(resampled);
+    }
+    let out = dir.join(format!("{name}.wav"));
+    run(Command::new("sox").args(&parts).arg(&out));
+    (out, spans)
+}
+
+fn duration(path: &Path) -> f64 {
+    let out = Command::new("soxi")
+        .arg("-D")
+        .arg(path)
+        .output()
+        .expect("soxi");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("a duration")
+}
+
+/// Decodes and gates a file: the clip the engine judges, and the seconds that took.
+fn clip(path: &Path) -> (Clip, f64) {
+    let started = Instant::now();
+    let mut collector = Collector::new(3600);
+    let info = earshot::audio::decode_file(
+        path,
+        None,
+        DecodeLimits {
+            max_duration_secs: 3600,
+        },
+        &mut |samples, rate| collector.push(samples, rate),
+    )
+    .expect("decodes");
+    let speech: Speech = collector.finish();
+    let took = started.elapsed().as_secs_f64();
+    let mut sha256 = [0u8; 32];
+    for (i, b) in path.to_string_lossy().bytes().enumerate() {
+        sha256[i % 32] ^= b.rotate_left(i as u32 % 8);
+    }
+    let clip = Clip {
+        sha256,
+        size: 0,
+        audio: info,
+        fingerprint: Default::default(),
+        speech: Some(Arc::new(speech)),
+    };
+    (clip, took)
+}
+
+struct Tally {
+    audio_secs: f64,
+    gate_secs: f64,
+    speech_secs: f64,
+    recognise_secs: f64,
+    hits: usize,
+}
+
+impl Tally {
+    fn new() -> Tally {
+        Tally {
+            audio_secs: 0.0,
+            gate_secs: 0.0,
+            speech_secs: 0.0,
+            recognise_secs: 0.0,
+            hits: 0,
+        }
+    }
+
+    fn realtime(&self) -> f64 {
+        self.audio_secs / (self.gate_secs + self.recognise_secs)
+    }
+}
+
+async fn judge(engine: &SpeechEngine, path: &Path, tally: &mut Tally) -> Vec<(String, f64)> {
+    let (clip, gate_secs) = clip(path);
+    let started = Instant::now();
+    let verdict = engine
+        .moderate(&clip, &Scene::ALL)
+        .await
+        .expect("transcribes");
+    tally.recognise_secs += started.elapsed().as_secs_f64();
+    tally.gate_secs += gate_secs;
+    tally.audio_secs += clip.audio.duration_secs();
+    tally.speech_secs += clip.speech.as_ref().map_or(0.0, |s| s.speech_secs());
+    let hits: Vec<(String, f64)> = verdict
+        .scenes
+        .values()
+        .flat_map(|s| &s.segments)
+        .map(|s| (s.term.clone().unwrap_or_default(), s.offset_secs))
+        .collect();
+    tally.hits += hits.len();
+    hits
+}
+
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+#[tokio::main]
+async fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let model = root.join(".earshot/models/ggml-tiny.en-q8_0.bin");
+    assert!(model.is_file(), "run scripts/speech-model/fetch.sh first");
+    let sha = std::fs::read_to_string(root.join("scripts/speech-model/ggml-tiny.en-q8_0.sha256"))
+        .expect("hash");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dictionaries = dir.path().join("dictionaries");
+    let s3 = earshot::storage::s3_client(&S3Config::default()).await;
+    DictionaryStore::open(&dictionaries.display().to_string(), &s3)
+        .put(&Dictionary {
+            name: "bench".to_owned(),
+            scene: Scene::Ads,
+            label: None,
+            suggestion: Suggestion::Block,
+            mode: MatchMode::Exact,
+            terms: TERMS
+                .iter()
+                .map(|t| Term {
+                    text: (*t).to_owned(),
+                    score: None,
+                })
+                .collect(),
+        })
+        .await
+        .expect("dictionary");
+
+    let planted: Vec<String> = TERMS
+        .iter()
+        .enumerate()
+        .map(|(i, t)| match i % 4 {
+            0 => format!("I think we should talk about {t} later today."),
+            1 => format!("She told me that {t} was the reason."),
+            2 => format!("Have you ever heard about {t} from your neighbours?"),
+            _ => format!("Yesterday the man on the radio mentioned {t} twice."),
+        })
+        .collect();
+    let harmless: Vec<String> = planted
+        .iter()
+        .zip(TERMS.iter())
+        .enumerate()
+        .map(|(i, (s, t))| s.replace(t, HARMLESS[i % HARMLESS.len()]))
+        .collect();
+    let voices = ["en", "en-us+f3", "flite"];
+    let mut sets = Vec::new();
+    for voice in voices {
+        let name = voice.replace('+', "-");
+        sets.push((
+            voice,
+            spoken(dir.path(), &format!("terms-{name}"), voice, &planted),
+        ));
+    }
+    let (clean, _) = spoken(dir.path(), "harmless", "en", &harmless);
+    let noise = dir.path().join("noise.wav");
+    run(Command::new("sox")
+        .args(["-n", "-r", "16000", "-c", "1"])
+        .arg(&noise)
+        .args(["synth", "150", "pinknoise", "vol", "0.3"]));
+    let white = dir.path().join("white.wav");
+    run(Command::new("sox")
+        .args(["-n", "-r", "16000", "-c", "1"])
+        .arg(&white)
+        .args(["synth", "150", "whitenoise", "vol", "0.2"]));
+    let mut reading: Vec<PathBuf> = std::fs::read_dir(LIBRIVOX)
+        .expect("pocketsphinx-testdata")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "wav"))
+        .collect();
+    reading.sort();
+
+    println!(
+        "speech engine, Whisper tiny.en q8_0, 1 thread; {} planted terms",
+        TERMS.len() * voices.len()
+    );
+    for prompt in [true, false] {
+        let config = format!(
+            r#"
+            type = "speech"
+            model = "{}"
+            model_sha256 = "{}"
+            dictionaries = "{}"
+            threads = 1
+            prompt_terms = {prompt}
+            "#,
+            model.display(),
+            sha.trim(),
+            dictionaries.display()
+        );
+        let EngineConfig::Speech(config) = toml::from_str(&config).expect("engine config") else {
+            unreachable!()
+        };
+        let engine = SpeechEngine::load("speech", &config, &s3)
+            .await
+            .expect("loads");
+        let mut speech = Tally::new();
+        let mut found = 0;
+        let mut planted_false = 0;
+        for (voice, (path, spans)) in &sets {
+            let hits = judge(&engine, path, &mut speech).await;
+            let mut found_here = 0;
+            for (i, term) in TERMS.iter().enumerate() {
+                let (from, to) = spans[i];
+                if hits
+                    .iter()
+                    .any(|(t, at)| t == term && *at >= from - 0.5 && *at <= to + 0.5)
+                {
+                    found_here += 1;
+                }
+            }
+            planted_false += hits
+                .iter()
+                .filter(|(t, at)| {
+                    let i = TERMS.iter().position(|x| x == t).expect("a term");
+                    !(*at >= spans[i].0 - 0.5 && *at <= spans[i].1 + 0.5)
+                })
+                .count();
+            println!(
+                "  prompt={prompt} {voice:10} found {found_here}/{}",
+                TERMS.len()
+            );
+            found += found_here;
+        }
+        let mut music = Tally::new();
+        for track in MUSIC {
+            judge(&engine, Path::new(track), &mut music).await;
+        }
+        let mut quiet = Tally::new();
+        for path in [&noise, &white] {
+            judge(&engine, path, &mut quiet).await;
+        }
+        for path in reading.iter().chain([&clean]) {
+            judge(&engine, path, &mut quiet).await;
+        }
+        let false_hours = (music.audio_secs + quiet.audio_secs) / 3600.0;
+        let false_alarms = music.hits + quiet.hits;
+        println!(
+            "prompt={prompt}: recall {found}/{} ({:.1} %), misplaced hits {planted_false}",
+            TERMS.len() * voices.len(),
+            100.0 * found as f64 / (TERMS.len() * voices.len()) as f64
+        );
+        println!(
+            "prompt={prompt}: false alarms {false_alarms} in {:.2} h of term-free audio ({:.1} per hour; music {}, noise/speech {})",
+            false_hours,
+            false_alarms as f64 / false_hours,
+            music.hits,
+            quiet.hits
+        );
+        println!(
+            "prompt={prompt}: speech {:.0} s at {:.1}x realtime per core (gate {:.2} s, recogniser {:.1} s, {:.0} s let through)",
+            speech.audio_secs,
+            speech.realtime(),
+            speech.gate_secs,
+            speech.recognise_secs,
+            speech.speech_secs
+        );
+        println!(
+            "prompt={prompt}: music {:.0} s at {:.1}x realtime per core (gate {:.2} s, recogniser {:.1} s, {:.0} s let through = {:.1} %)",
+            music.audio_secs,
+            music.realtime(),
+            music.gate_secs,
+            music.recognise_secs,
+            music.speech_secs,
+            100.0 * music.speech_secs / music.audio_secs
+        );
+    }
+    println!("peak RSS {:.0} MB", peak_rss_mb());
+}

@@ -338,9 +338,24 @@ pub fn fingerprint_file(
     suffix: Option<&str>,
     limits: crate::audio::DecodeLimits,
 ) -> Result<(crate::audio::AudioInfo, Fingerprint), crate::audio::AudioError> {
+    fingerprint_file_and(path, suffix, limits, &mut |_, _| {})
+}
+
+/// [`fingerprint_file`], handing every decoded packet to `also` too (the same pass serves
+/// another consumer of the PCM, such as the speech engine's gate).
+///
+/// # Errors
+/// The file cannot be decoded (see [`crate::audio::AudioError`]).
+pub fn fingerprint_file_and(
+    path: &std::path::Path,
+    suffix: Option<&str>,
+    limits: crate::audio::DecodeLimits,
+    also: &mut dyn FnMut(&[f32], u32),
+) -> Result<(crate::audio::AudioInfo, Fingerprint), crate::audio::AudioError> {
     let mut fingerprinter = Fingerprinter::new();
     let info = crate::audio::decode_file(path, suffix, limits, &mut |samples, rate| {
-        fingerprinter.push(samples, rate)
+        fingerprinter.push(samples, rate);
+        also(samples, rate);
     })?;
     Ok((info, fingerprinter.finish()))
 }

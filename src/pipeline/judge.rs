@@ -646,21 +646,19 @@ pub(super) async fn decode(
 ) -> Result<Result<Clip, (Code, String)>, JobError> {
     let owned = path.to_owned();
     let decoded = tokio::task::spawn_blocking(move || {
-        let mut fingerprinter = fingerprint::Fingerprinter::new();
         let mut collector = speech_secs.map(crate::engines::speech::gate::Collector::new);
-        let info = crate::audio::decode_file(
+        let (info, fingerprint) = fingerprint::fingerprint_file_and(
             &owned,
             suffix.as_deref(),
             DecodeLimits { max_duration_secs },
             &mut |samples, rate| {
-                fingerprinter.push(samples, rate);
                 if let Some(collector) = collector.as_mut() {
                     collector.push(samples, rate);
                 }
             },
         )?;
         let speech = collector.map(|c| Arc::new(c.finish()));
-        Ok::<_, AudioError>((info, fingerprinter.finish(), speech))
+        Ok::<_, AudioError>((info, fingerprint, speech))
     })
     .await
     .map_err(|e| JobError::Decoder(e.to_string()))?;

@@ -14,16 +14,6 @@ const TRACK: &str = "/usr/share/games/etr/music/freezingpoint.ogg";
 const SPEECH: &str =
     "/usr/share/pocketsphinx/test/data/librivox/sense_and_sensibility_01_austen_64kb-0870.wav";
 
-fn earshot(config: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_earshot"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env("EARSHOT_LOG_FORMAT", "json")
-        .output()
-        .expect("earshot runs")
-}
-
 /// Speech (7.1 s), then 10 s of the track from 40 s, faster by 4 %, as a 96 kb/s MP3.
 fn disguised_excerpt(dir: &Path) -> std::path::PathBuf {
     let out = dir.join("upload.mp3");

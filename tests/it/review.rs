@@ -38,17 +38,6 @@ async fn tags(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<(String, 
         .collect()
 }
 
-fn earshot(config_path: &std::path::Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_earshot"))
-        .arg("--config")
-        .arg(config_path)
-        .args(args)
-        .env("EARSHOT_LOG_FORMAT", "json")
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("earshot runs")
-}
-
 // Multi-threaded: the listener answers the CLI's callback while the test waits for the CLI.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn published_item_is_blocked_by_a_person_from_the_cli_and_learned() {

@@ -58,16 +58,6 @@ fn speech_config(dir: &Path, bucket: &str, callback_url: &str) -> Config {
     config
 }
 
-fn earshot(config: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_earshot"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env("EARSHOT_LOG_FORMAT", "json")
-        .output()
-        .expect("earshot runs")
-}
-
 fn ok(out: &std::process::Output) -> String {
     assert!(
         out.status.success(),

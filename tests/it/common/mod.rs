@@ -424,6 +424,18 @@ pub fn config(bucket: &str, callback_url: &str, mode: &str, library: &Path) -> C
     config_at(LOCALSTACK, bucket, callback_url, mode, library)
 }
 
+/// `earshot --config CONFIG ARGS…` run to its end, logging JSON at `warn`.
+pub fn earshot(config: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_earshot"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env("EARSHOT_LOG_FORMAT", "json")
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("earshot runs")
+}
+
 /// Runs a command, panicking with its stderr when it fails.
 pub fn run(command: &mut Command) {
     let out = command

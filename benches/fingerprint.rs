@@ -21,7 +21,6 @@ use std::time::Instant;
 
 use common::corpus::{self, TRANSFORMS, references};
 use earshot::audio::DecodeLimits;
-use earshot::engines::local::match_score;
 use earshot::fingerprint::{Fingerprint, Index, Landmark, fingerprint_file};
 
 const LIMITS: DecodeLimits = DecodeLimits {
@@ -142,12 +141,7 @@ fn main() {
         let es = index
             .query(&fp)
             .first()
-            .map(|m| {
-                (
-                    m.reference,
-                    f64::from(match_score(m.hits, m.span_landmarks)),
-                )
-            })
+            .map(|m| (m.reference, f64::from(m.score)))
             .unwrap_or((usize::MAX, 0.0));
         let cq = chromaprint(&query.path);
         let cp = cp_refs
@@ -306,7 +300,7 @@ fn index_at_scale() -> String {
     let start = Instant::now();
     let index = Index::build(refs);
     let build = start.elapsed();
-    let mb = index.heap_bytes() as f64 / 1e6;
+    let mb = index.table_bytes() as f64 / 1e6;
 
     let query_frames = (180.0 / earshot::fingerprint::FRAME_SECS) as u32;
     let mut times = Vec::new();
@@ -349,7 +343,7 @@ fn index_at_scale() -> String {
          | index memory | {mb:.0} MB |\n\
          | lookup of a 3-min query, p50 / p99 (100 queries) | {:.1} ms / {:.1} ms |\n\
          | spliced 10 s excerpts found | {found} / 50 |\n",
-        index.heap_bytes() as f64 / 8e6 - (1 << 21) as f64 * 4.0 / 8e6,
+        index.table_bytes() as f64 / 8e6 - (1 << 21) as f64 * 4.0 / 8e6,
         build.as_secs_f64(),
         generated.as_secs_f64(),
         times[49],

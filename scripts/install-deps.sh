@@ -6,6 +6,7 @@
 # - libjmac-java + a JRE: a Monkey's Audio (APE) encoder for test files;
 # - libchromaprint-tools: fpcalc, the benchmark's reference fingerprinter;
 # - pocketsphinx-testdata, frozen-bubble-data, extremetuxracer-data: real speech and music;
+# - pingus-data, freedroid-data, abe-data: more game music, held out of the test library;
 # - chromium, chromium-driver: the console's browser tests drive a headless Chromium;
 # - cmake, clang, libclang-dev: build whisper.cpp (the speech engine) and its Rust bindings;
 # - flite: a second synthetic voice for the speech tests;
@@ -15,6 +16,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 packages=(systemd ffmpeg sox libsox-fmt-mp3 espeak-ng curl time gcc libc6-dev libopencore-amrnb-dev libvo-amrwbenc-dev
   default-jre-headless libjmac-java libchromaprint-tools pocketsphinx-testdata frozen-bubble-data extremetuxracer-data
+  pingus-data freedroid-data abe-data
   chromium chromium-driver cmake clang libclang-dev flite)
 missing=()
 for package in "${packages[@]}"; do

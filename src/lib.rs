@@ -27,7 +27,7 @@
 //! | edges | [`sources`], [`scan`] (existing objects, resumable), [`retro`] (kept fingerprints searched for new references), [`admin`] (`/healthz`, `/readyz`, `/metrics`, provider results over HTTP), [`console`] (the review console) |
 //! | commands | [`commands`] (what `earshot` runs: serve, moderate, library, replay, scan, retro, restore, review, console) |
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod admin;
 pub mod audio;

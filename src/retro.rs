@@ -62,6 +62,8 @@ pub struct Hunt {
 pub enum RetroError {
     #[error(transparent)]
     State(#[from] StateError),
+    #[error(transparent)]
+    Engine(#[from] crate::engines::EngineError),
 }
 
 /// What `earshot serve` runs after each library refresh for rules with `retro.auto`: a hunt when
@@ -140,15 +142,21 @@ async fn take_lease(pipeline: &Pipeline, bucket: &str, key: &str) -> Result<bool
 }
 
 /// The references a rule's analysers hold that were added at or after `since`.
-fn new_references(pipeline: &Pipeline, rule: &Rule, since: u64) -> Vec<crate::engines::Reference> {
-    rule.engines
-        .iter()
-        .filter_map(|name| match pipeline.engines().get(name) {
-            Some(Engine::Analyser(analyser)) => Some(analyser.references_since(since)),
-            _ => None,
-        })
-        .flatten()
-        .collect()
+///
+/// # Errors
+/// An engine's references cannot be read.
+async fn new_references(
+    pipeline: &Pipeline,
+    rule: &Rule,
+    since: u64,
+) -> Result<Vec<crate::engines::Reference>, RetroError> {
+    let mut references = Vec::new();
+    for name in &rule.engines {
+        if let Some(Engine::Analyser(analyser)) = pipeline.engines().get(name) {
+            references.extend(analyser.references_since(since).await?);
+        }
+    }
+    Ok(references)
 }
 
 /// Hunts for every rule that keeps prints (`only_rule` to limit it to one); `since` overrides
@@ -175,7 +183,7 @@ pub async fn hunt(
         let kept: Option<HuntState> =
             state::get_json(&pipeline.s3, &rule.bucket, &state_key).await?;
         let from = since.unwrap_or_else(|| kept.map_or(0, |k| k.searched_through + 1));
-        let references = new_references(pipeline, &rule, from);
+        let references = new_references(pipeline, &rule, from).await?;
         if references.is_empty() {
             continue;
         }

@@ -84,6 +84,8 @@ pub async fn run(config: Config, engine: &str, action: Action) -> Result<(), Com
                 progress.inc(1);
             }
             progress.finish_and_clear();
+            // Brings the library's index up to date with what was added (reading only that).
+            LocalEngine::load(engine, &local.library, &s3).await?;
         }
         Action::List => {
             let entries = store.list().await?;
@@ -140,6 +142,7 @@ pub async fn run(config: Config, engine: &str, action: Action) -> Result<(), Com
                     }
                 }
             }
+            LocalEngine::load(engine, &local.library, &s3).await?;
         }
     }
     Ok(())

@@ -227,6 +227,109 @@ impl Folder {
         }
     }
 
+    /// Where `name` is on this machine, for a directory folder; None for S3.
+    pub fn local_path(&self, name: &str) -> Option<PathBuf> {
+        match self {
+            Folder::Dir(dir) => Some(dir.join(name)),
+            Folder::S3 { .. } => None,
+        }
+    }
+
+    /// Copies `name` of an S3 folder to the local file `to`, streamed (through a temporary file
+    /// beside it and a rename); false when it does not exist. A directory folder's files are
+    /// used where they are ([`Folder::local_path`]): false.
+    ///
+    /// # Errors
+    /// The folder cannot be read or `to` cannot be written.
+    pub async fn download(&self, name: &str, to: &std::path::Path) -> Result<bool, FolderError> {
+        use tokio::io::AsyncWriteExt;
+        let Folder::S3 {
+            client,
+            bucket,
+            prefix,
+        } = self
+        else {
+            return Ok(false);
+        };
+        let key = format!("{prefix}{name}");
+        let mut out = match client.get_object().bucket(bucket).key(&key).send().await {
+            Ok(out) => out,
+            Err(e) => {
+                let failure = S3Failure::from_sdk(&e);
+                return if failure.is_not_found() {
+                    Ok(false)
+                } else {
+                    Err(self.error(failure))
+                };
+            }
+        };
+        let partial = to.with_extension(format!("{}.partial", std::process::id()));
+        if let Some(dir) = to.parent() {
+            tokio::fs::create_dir_all(dir)
+                .await
+                .map_err(|e| self.error(e))?;
+        }
+        let copied = async {
+            let mut file = tokio::fs::File::create(&partial).await?;
+            while let Some(chunk) = out.body.try_next().await.map_err(std::io::Error::other)? {
+                file.write_all(&chunk).await?;
+            }
+            file.flush().await?;
+            tokio::fs::rename(&partial, to).await
+        }
+        .await;
+        if let Err(e) = copied {
+            let _ = tokio::fs::remove_file(&partial).await;
+            return Err(self.error(format!("copying {key} to {}: {e}", to.display())));
+        }
+        Ok(true)
+    }
+
+    /// Writes the local file `from` as `name`: copied into a directory folder (through a
+    /// temporary file and a rename), streamed to S3 in one PUT.
+    ///
+    /// # Errors
+    /// `from` cannot be read or the folder cannot be written.
+    pub async fn upload(&self, name: &str, from: &std::path::Path) -> Result<(), FolderError> {
+        match self {
+            Folder::Dir(dir) => {
+                let target = dir.join(name);
+                if target == from {
+                    return Ok(());
+                }
+                tokio::fs::create_dir_all(dir)
+                    .await
+                    .map_err(|e| self.error(e))?;
+                let partial = dir.join(format!(".{name}.partial"));
+                tokio::fs::copy(from, &partial)
+                    .await
+                    .map_err(|e| self.error(e))?;
+                tokio::fs::rename(&partial, target)
+                    .await
+                    .map_err(|e| self.error(e))
+            }
+            Folder::S3 {
+                client,
+                bucket,
+                prefix,
+            } => {
+                let body = ByteStream::from_path(from)
+                    .await
+                    .map_err(|e| self.error(e))?;
+                client
+                    .put_object()
+                    .bucket(bucket)
+                    .key(format!("{prefix}{name}"))
+                    .content_type("application/octet-stream")
+                    .body(body)
+                    .send()
+                    .await
+                    .map_err(|e| self.error(S3Failure::from_sdk(&e)))?;
+                Ok(())
+            }
+        }
+    }
+
     /// Whether `name` exists.
     ///
     /// # Errors

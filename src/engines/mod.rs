@@ -226,9 +226,12 @@ pub trait Analyser: Send + Sync {
     }
 
     /// The references added at or after `since`, with their fingerprints, for a retro-hunt.
-    fn references_since(&self, since: u64) -> Vec<Reference> {
+    ///
+    /// # Errors
+    /// The references cannot be read.
+    async fn references_since(&self, since: u64) -> Result<Vec<Reference>, EngineError> {
         let _ = since;
-        Vec::new()
+        Ok(Vec::new())
     }
 
     /// Seconds of speech to gather while decoding for this engine; None when it needs none.

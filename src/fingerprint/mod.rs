@@ -19,7 +19,9 @@
 mod index;
 mod resample;
 
-pub use index::{Index, Match, MatchSegment};
+pub use index::{
+    Index, IndexFileError, Match, MatchSegment, SENSITIVE_AT, SUSPICIOUS_AT, score_of,
+};
 pub use resample::Resampler;
 
 use std::collections::VecDeque;

@@ -101,9 +101,10 @@ impl Pipeline {
             }
         }
         let index = Index::build(refs);
-        let found = index.query(&clip.fingerprint).into_iter().find(|m| {
-            crate::engines::local::match_score(m.hits, m.span_landmarks) >= ALLOW_MATCH_SCORE
-        });
+        let found = index
+            .query(&clip.fingerprint)
+            .into_iter()
+            .find(|m| m.score >= ALLOW_MATCH_SCORE);
         Ok(found.map(|m| allowed_note(&entries[m.reference], "a fingerprint match")))
     }
 

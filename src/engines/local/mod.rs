@@ -3,18 +3,24 @@
 //!
 //! The library lives in a directory or under an S3 prefix, two files per reference:
 //! `<library>/entries/<sha256>.json` ([`Entry`]) and `<library>/entries/<sha256>.fp`, its acoustic
-//! fingerprint ([`crate::fingerprint`]). One pair per entry keeps adds and removes independent (no
-//! shared index file to rewrite); the in-memory [`Index`] is built from them at load.
+//! fingerprint ([`crate::fingerprint`]). One pair per entry keeps adds and removes independent;
+//! the [`Index`] over them is kept beside them as `<library>/index/library.idx`, with the entries
+//! and the listing tags it was built from. Loading maps that file and reads only the entries added,
+//! changed or removed since it was written (a library written by another process, or the index
+//! from an older run), then writes it back up to date; so a start reads one file, not every
+//! fingerprint, and the engine holds no fingerprint of its own.
 //!
 //! Matching: an upload whose SHA-256 equals an entry's scores 100 on that entry's scene; otherwise
-//! its fingerprint is looked up in the index, and each reference found inside it scores per
-//! [`match_score`] on the reference's scene, with the matched segment (offsets in the upload and
+//! its fingerprint is looked up in the index, and each reference found inside it scores on the
+//! reference's scene by how unlikely chance agreement is ([`crate::fingerprint::score_of`]), with the matched segment (offsets in the upload and
 //! the reference).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use aws_sdk_s3::Client;
+use serde::{Deserialize, Serialize};
 
 mod store;
 
@@ -27,37 +33,66 @@ use super::{Analyser, Clip, EngineError, Reference};
 use crate::fingerprint::{Fingerprint, Index};
 use crate::model::{Scene, SceneScore, Segment, Verdict};
 
-/// One loaded state of the library: replaced whole when the library changes.
+/// One loaded state of the library: replaced whole when the library changes. It holds the index
+/// (mapped from the library's index file once written) and the entries, not the fingerprints:
+/// those are in the index, and in the store for a retro-hunt.
 struct Snapshot {
     by_sha256: HashMap<[u8; 32], Entry>,
+    /// Every entry, in the order of [`LibraryStore::list`].
+    entries: Vec<Entry>,
     /// Entries in index order.
     indexed: Vec<Entry>,
-    index: Index,
-    /// Every entry with its fingerprint, to rebuild from without reading the store again.
-    loaded: Vec<(Entry, Option<Arc<Fingerprint>>)>,
+    index: Arc<Index>,
+}
+
+/// What is written beside the index: the entries, and the listing tags of the files they were
+/// read from, so that a reader knows which entries changed since without reading them.
+#[derive(Serialize, Deserialize)]
+struct IndexMeta {
+    entries: Vec<Entry>,
+    tags: BTreeMap<String, String>,
 }
 
 impl Snapshot {
-    fn build(loaded: Vec<(Entry, Option<Arc<Fingerprint>>)>) -> Snapshot {
+    /// `entries` must hold an entry for every reference of `index`.
+    fn new(index: Arc<Index>, mut entries: Vec<Entry>) -> Result<Snapshot, String> {
+        entries.sort_by(|a, b| a.added_at.cmp(&b.added_at).then(a.id.cmp(&b.id)));
         let mut by_sha256 = HashMap::new();
-        let mut indexed = Vec::new();
-        let mut fingerprints = Vec::new();
-        for (entry, fingerprint) in &loaded {
+        let mut by_id: HashMap<&str, &Entry> = HashMap::new();
+        for entry in &entries {
             let mut sha = [0u8; 32];
             if hex::decode_to_slice(&entry.id, &mut sha).is_ok() {
                 by_sha256.insert(sha, entry.clone());
             }
-            if let Some(fingerprint) = fingerprint {
-                fingerprints.push((entry.id.clone(), Fingerprint::clone(fingerprint)));
-                indexed.push(entry.clone());
-            }
+            by_id.insert(&entry.id, entry);
         }
-        Snapshot {
+        let indexed = (0..index.len())
+            .map(|r| {
+                let id = index.reference(r).0;
+                by_id
+                    .get(id)
+                    .map(|e| (*e).clone())
+                    .ok_or_else(|| format!("reference {id} has no entry"))
+            })
+            .collect::<Result<Vec<Entry>, String>>()?;
+        Ok(Snapshot {
             by_sha256,
+            entries,
             indexed,
-            index: Index::build(fingerprints),
-            loaded,
-        }
+            index,
+        })
+    }
+
+    fn empty() -> Snapshot {
+        Snapshot::new(Arc::new(Index::build(Vec::new())), Vec::new()).expect("empty is consistent")
+    }
+
+    fn meta(&self, tags: &BTreeMap<String, String>) -> Vec<u8> {
+        serde_json::to_vec(&IndexMeta {
+            entries: self.entries.clone(),
+            tags: tags.clone(),
+        })
+        .expect("entries serialise")
     }
 }
 
@@ -67,31 +102,121 @@ pub struct LocalEngine {
     name: String,
     store: Option<LibraryStore>,
     snapshot: RwLock<Arc<Snapshot>>,
-    /// The store's [`LibraryStore::signature`] when last read (empty: unknown, read again).
-    signature: Mutex<Vec<String>>,
+    /// The listing tags of the entry files the snapshot was read from; "" for files this engine
+    /// wrote and has not listed since.
+    tags: Mutex<BTreeMap<String, String>>,
+    /// Learned entries not yet in the stored index.
+    unsaved: AtomicBool,
+    /// One update (learn or refresh) at a time, so none builds on a snapshot another replaced.
+    updating: tokio::sync::Mutex<()>,
+}
+
+/// How the library's listing differs from what a snapshot was read from.
+struct Changes {
+    /// Entries to read again (new or changed), and ids to drop (changed or gone).
+    read: Vec<String>,
+    drop: BTreeSet<String>,
+}
+
+impl Changes {
+    fn between(
+        entries: &[Entry],
+        tags: &BTreeMap<String, String>,
+        listing: &BTreeMap<String, String>,
+    ) -> Changes {
+        // A file is unchanged when its tag is, or when this engine wrote it and has not listed
+        // it since (tag "").
+        let same = |file: &str| match (tags.get(file), listing.get(file)) {
+            (Some(old), Some(new)) => old.is_empty() || old == new,
+            (None, None) => true,
+            _ => false,
+        };
+        let known: BTreeSet<&str> = entries.iter().map(|e| e.id.as_str()).collect();
+        let listed: BTreeSet<&str> = listing
+            .keys()
+            .filter_map(|name| name.strip_suffix(".json"))
+            .collect();
+        let read: Vec<String> = listed
+            .iter()
+            .filter(|id| {
+                !known.contains(*id) || !same(&format!("{id}.json")) || !same(&format!("{id}.fp"))
+            })
+            .map(|id| (*id).to_owned())
+            .collect();
+        let mut drop: BTreeSet<String> = known
+            .iter()
+            .filter(|id| !listed.contains(*id))
+            .map(|id| (*id).to_owned())
+            .collect();
+        drop.extend(read.iter().cloned());
+        Changes { read, drop }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.read.is_empty() && self.drop.is_empty()
+    }
 }
 
 impl LocalEngine {
-    /// Loads the library at `location`: entries and fingerprints.
+    /// Loads the library at `location`: its stored index, mapped, brought up to date with the
+    /// entries added, changed or removed since it was written (reading only those), and written
+    /// back when it was not up to date.
     ///
     /// # Errors
     /// The library cannot be read.
     pub async fn load(name: &str, location: &str, s3: &Client) -> Result<LocalEngine, EngineError> {
         let store = LibraryStore::open(location, s3);
-        let signature = store.signature().await?;
-        let loaded = read_library(name, &store, None).await?;
-        let engine = Self::with_snapshot(name, Some(store), Snapshot::build(loaded));
-        *engine.signature.lock().expect("not poisoned") = signature;
+        let listing = store.tags().await?;
+        let stored = match store.read_index().await {
+            Ok(Some((index, meta))) => match serde_json::from_slice::<IndexMeta>(&meta)
+                .map_err(|e| e.to_string())
+                .and_then(|meta| Ok((Snapshot::new(Arc::new(index), meta.entries)?, meta.tags)))
+            {
+                Ok(stored) => Some(stored),
+                Err(message) => {
+                    tracing::warn!(engine = name, %message, "The library's index does not match its entries; rebuilding it.");
+                    None
+                }
+            },
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(engine = name, error = %e, "The library's index cannot be used; rebuilding it.");
+                None
+            }
+        };
+        let (base, tags) = stored.unwrap_or_else(|| (Snapshot::empty(), BTreeMap::new()));
+        let changes = Changes::between(&base.entries, &tags, &listing);
+        let snapshot = if changes.is_empty() {
+            base
+        } else {
+            let mut snapshot = apply(name, &store, &base, &changes).await?;
+            drop(base);
+            match store
+                .write_index(snapshot.index.clone(), snapshot.meta(&listing))
+                .await
+            {
+                Ok(mapped) => snapshot.index = Arc::new(mapped),
+                Err(e) => {
+                    tracing::warn!(engine = name, error = %e, "The library's index could not be written; it is rebuilt at the next start.");
+                }
+            }
+            snapshot
+        };
+        let engine = Self::with_snapshot(name, Some(store), snapshot);
+        *engine.tags.lock().expect("not poisoned") = listing;
         Ok(engine)
     }
 
     /// An engine over entries already in memory (no store: it cannot learn or refresh).
     pub fn from_entries(name: &str, entries: Vec<(Entry, Option<Fingerprint>)>) -> LocalEngine {
-        let loaded = entries
-            .into_iter()
-            .map(|(e, f)| (e, f.map(Arc::new)))
+        let fingerprinted = entries
+            .iter()
+            .filter_map(|(e, f)| Some((e.id.clone(), f.clone()?)))
             .collect();
-        Self::with_snapshot(name, None, Snapshot::build(loaded))
+        let index = Arc::new(Index::build(fingerprinted));
+        let snapshot = Snapshot::new(index, entries.into_iter().map(|(e, _)| e).collect())
+            .expect("every reference has its entry");
+        Self::with_snapshot(name, None, snapshot)
     }
 
     fn with_snapshot(name: &str, store: Option<LibraryStore>, snapshot: Snapshot) -> LocalEngine {
@@ -99,14 +224,17 @@ impl LocalEngine {
             engine = name,
             entries = snapshot.by_sha256.len(),
             fingerprinted = snapshot.indexed.len(),
-            index_mb = snapshot.index.heap_bytes() / (1 << 20),
+            index_mb = snapshot.index.table_bytes() / (1 << 20),
+            mapped = snapshot.index.is_mapped(),
             "Reference library loaded."
         );
         LocalEngine {
             name: name.to_owned(),
             store,
             snapshot: RwLock::new(Arc::new(snapshot)),
-            signature: Mutex::new(Vec::new()),
+            tags: Mutex::new(BTreeMap::new()),
+            unsaved: AtomicBool::new(false),
+            updating: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -133,6 +261,11 @@ impl LocalEngine {
         self.len() == 0
     }
 
+    /// Whether the index is mapped from the library's index file (not rebuilt in memory).
+    pub fn index_is_mapped(&self) -> bool {
+        self.current().index.is_mapped()
+    }
+
     /// Every library entry found in `fingerprint`, strongest first, as segments (any scene).
     pub fn matches(&self, fingerprint: &Fingerprint) -> Vec<(Entry, Segment)> {
         let snapshot = self.current();
@@ -145,7 +278,7 @@ impl LocalEngine {
                 let segment = Segment {
                     offset_secs: found.segment.query_offset_secs,
                     duration_secs: found.segment.duration_secs,
-                    score: match_score(found.hits, found.span_landmarks),
+                    score: found.score,
                     label: entry.label.clone(),
                     reference_id: Some(entry.id.clone()),
                     reference_offset_secs: Some(found.segment.reference_offset_secs),
@@ -156,52 +289,105 @@ impl LocalEngine {
             })
             .collect()
     }
+
+    /// Writes the index when this engine learned entries since it was last written, and maps
+    /// the written file in place of the one built in memory.
+    async fn save_learned(&self, store: &LibraryStore) {
+        if !self.unsaved.swap(false, Ordering::SeqCst) {
+            return;
+        }
+        let current = self.current();
+        let meta = current.meta(&self.tags.lock().expect("not poisoned"));
+        match store.write_index(current.index.clone(), meta).await {
+            Ok(mapped) => {
+                let entries = current.entries.clone();
+                drop(current);
+                let snapshot =
+                    Snapshot::new(Arc::new(mapped), entries).expect("the same references");
+                self.replace(snapshot);
+            }
+            Err(e) => {
+                self.unsaved.store(true, Ordering::SeqCst);
+                tracing::warn!(engine = %self.name, error = %e, "The library's index could not be written; trying again at the next refresh.");
+            }
+        }
+    }
 }
 
-/// Reads every entry and its fingerprint, reusing the fingerprints `previous` already holds.
-async fn read_library(
+/// A snapshot with `changes` applied: the changed and new entries read (with their fingerprints),
+/// the dropped ones left out of a rebuilt index.
+async fn apply(
     name: &str,
     store: &LibraryStore,
-    previous: Option<&Snapshot>,
-) -> Result<Vec<(Entry, Option<Arc<Fingerprint>>)>, LibraryError> {
-    let known: HashMap<&str, &Option<Arc<Fingerprint>>> = previous
-        .map(|p| p.loaded.iter().map(|(e, f)| (e.id.as_str(), f)).collect())
-        .unwrap_or_default();
-    let mut loaded = Vec::new();
-    for entry in store.list().await? {
-        let fingerprint = match known.get(entry.id.as_str()) {
-            Some(Some(fingerprint)) => Some(fingerprint.clone()),
-            _ => store.fingerprint(&entry.id).await?.map(Arc::new),
+    base: &Snapshot,
+    changes: &Changes,
+) -> Result<Snapshot, LibraryError> {
+    let mut entries: Vec<Entry> = base
+        .entries
+        .iter()
+        .filter(|e| !changes.drop.contains(&e.id))
+        .cloned()
+        .collect();
+    let mut added = Vec::new();
+    for id in &changes.read {
+        // An entry removed between the listing and the read is simply gone.
+        let Some(entry) = store.entry(id).await? else {
+            continue;
         };
-        if fingerprint.is_none() {
-            tracing::warn!(engine = name, id = %entry.id, "Library entry has no fingerprint; it matches exact copies only. Add it again to fingerprint it.");
+        match store.fingerprint(id).await? {
+            Some(fingerprint) => added.push((entry.id.clone(), fingerprint)),
+            None => {
+                tracing::warn!(engine = name, id = %entry.id, "Library entry has no fingerprint; it matches exact copies only. Add it again to fingerprint it.");
+            }
         }
-        loaded.push((entry, fingerprint));
+        entries.push(entry);
     }
-    Ok(loaded)
+    let base_index = base.index.clone();
+    let drop = changes.drop.clone();
+    let index = tokio::task::spawn_blocking(move || {
+        base_index.rebuild(&|r| !drop.contains(base_index.reference(r).0), added)
+    })
+    .await
+    .map_err(|e| LibraryError::Io {
+        location: store.location(),
+        message: e.to_string(),
+    })?;
+    Snapshot::new(Arc::new(index), entries).map_err(|message| LibraryError::BadEntry {
+        location: store.location(),
+        message,
+    })
 }
 
 #[async_trait::async_trait]
 impl Analyser for LocalEngine {
     fn references_as_of(&self) -> Option<u64> {
-        self.current().loaded.iter().map(|(e, _)| e.added_at).max()
+        self.current().entries.iter().map(|e| e.added_at).max()
     }
 
-    fn references_since(&self, since: u64) -> Vec<Reference> {
-        self.current()
-            .loaded
+    async fn references_since(&self, since: u64) -> Result<Vec<Reference>, EngineError> {
+        let Some(store) = &self.store else {
+            return Ok(Vec::new());
+        };
+        let mut references = Vec::new();
+        for entry in self
+            .current()
+            .indexed
             .iter()
-            .filter(|(entry, _)| entry.added_at >= since)
-            .filter_map(|(entry, fingerprint)| {
-                Some(Reference {
-                    id: entry.id.clone(),
-                    scene: entry.scene,
-                    label: entry.label.clone(),
-                    added_at: entry.added_at,
-                    fingerprint: fingerprint.clone()?,
-                })
-            })
-            .collect()
+            .filter(|e| e.added_at >= since)
+        {
+            // An entry removed since the snapshot was taken is no longer a reference.
+            let Some(fingerprint) = store.fingerprint(&entry.id).await? else {
+                continue;
+            };
+            references.push(Reference {
+                id: entry.id.clone(),
+                scene: entry.scene,
+                label: entry.label.clone(),
+                added_at: entry.added_at,
+                fingerprint: Arc::new(fingerprint),
+            });
+        }
+        Ok(references)
     }
 
     fn name(&self) -> &str {
@@ -258,24 +444,25 @@ impl Analyser for LocalEngine {
         let Some(store) = &self.store else {
             return Ok(false);
         };
+        let _updating = self.updating.lock().await;
+        // A listing is cheap; reading entries is not (one GET each on S3): only changed ones are.
+        let listing = store.tags().await?;
         let current = self.current();
-        // A listing is cheap; reading every entry is not (one GET each on S3).
-        let signature = store.signature().await?;
-        if *self.signature.lock().expect("not poisoned") == signature {
-            return Ok(false);
+        let changes = {
+            let tags = self.tags.lock().expect("not poisoned");
+            Changes::between(&current.entries, &tags, &listing)
+        };
+        let changed = !changes.is_empty();
+        if changed {
+            let before = current.entries.len();
+            let snapshot = apply(&self.name, store, &current, &changes).await?;
+            drop(current);
+            tracing::info!(engine = %self.name, before, after = snapshot.entries.len(), "Reference library changed; reloaded.");
+            self.replace(snapshot);
         }
-        let loaded = read_library(&self.name, store, Some(&current)).await?;
-        *self.signature.lock().expect("not poisoned") = signature;
-        let unchanged = loaded.len() == current.loaded.len()
-            && loaded.iter().zip(&current.loaded).all(|(a, b)| a.0 == b.0);
-        if unchanged {
-            return Ok(false);
-        }
-        let before = current.loaded.len();
-        let snapshot = Snapshot::build(loaded);
-        tracing::info!(engine = %self.name, before, after = snapshot.loaded.len(), "Reference library changed; reloaded.");
-        self.replace(snapshot);
-        Ok(true)
+        *self.tags.lock().expect("not poisoned") = listing;
+        self.save_learned(store).await;
+        Ok(changed)
     }
 
     async fn learn(
@@ -297,52 +484,46 @@ impl Analyser for LocalEngine {
             duration_secs: clip.audio.duration_secs(),
             added_at: crate::clock::system_secs(),
         };
+        let _updating = self.updating.lock().await;
         store.put_fingerprint(&entry.id, &clip.fingerprint).await?;
         store.put(&entry).await?;
         let current = self.current();
-        let mut loaded: Vec<_> = current
-            .loaded
+        let mut entries: Vec<Entry> = current
+            .entries
             .iter()
-            .filter(|(e, _)| e.id != entry.id)
+            .filter(|e| e.id != entry.id)
             .cloned()
             .collect();
-        loaded.push((entry, Some(Arc::new(clip.fingerprint.clone()))));
-        self.replace(Snapshot::build(loaded));
-        // The store changed under the last signature: the next refresh re-reads the library
-        // (reusing every fingerprint held), which also confirms what was written.
-        self.signature.lock().expect("not poisoned").clear();
+        let (index, id, fingerprint) = (
+            current.index.clone(),
+            entry.id.clone(),
+            clip.fingerprint.clone(),
+        );
+        let rebuilt = tokio::task::spawn_blocking(move || {
+            index.rebuild(
+                &|r| index.reference(r).0 != id,
+                vec![(id.clone(), fingerprint)],
+            )
+        })
+        .await
+        .map_err(|e| EngineError::Failed {
+            engine: self.name.clone(),
+            message: e.to_string(),
+        })?;
+        drop(current);
+        {
+            // Written here, not listed yet: the next refresh takes the listing's tags as they are.
+            let mut tags = self.tags.lock().expect("not poisoned");
+            tags.insert(format!("{}.json", entry.id), String::new());
+            tags.insert(format!("{}.fp", entry.id), String::new());
+        }
+        entries.push(entry);
+        let snapshot =
+            Snapshot::new(Arc::new(rebuilt), entries).expect("every reference has its entry");
+        self.replace(snapshot);
+        self.unsaved.store(true, Ordering::SeqCst);
         Ok(true)
     }
-}
-
-/// Landmarks that must agree for a match to count at all, for it to be suspicious (61+) and for
-/// it to be sensitive (91+); and the share of the matched span's landmarks that must agree.
-pub const WEAK_HITS: u32 = 20;
-pub const STRONG_HITS: u32 = 60;
-pub const MIN_DENSITY: f64 = 0.05;
-
-/// Maps an acoustic match to the 0–100 scale.
-///
-/// - Fewer than [`WEAK_HITS`] agreeing landmarks, or agreeing landmarks that are under
-///   [`MIN_DENSITY`] of all the query's landmarks in the matched span (a few coincidences spread
-///   over minutes, as between two pieces by one composer): at most 59, normal.
-/// - [`WEAK_HITS`] up to [`STRONG_HITS`]: 61–90, suspicious (a short or heavily degraded excerpt).
-/// - [`STRONG_HITS`] or more: 91–100, sensitive, rising with the count (100 from 300).
-///
-/// An exact SHA-256 match scores 100 regardless. Measured on Debian's music (tests/it/fingerprint.rs):
-/// true 8–10 s excerpts under every transform agree on 80–1400 landmarks at densities ≥ 0.14;
-/// the best wrong reference reaches 27 landmarks at density ≤ 0.03.
-pub fn match_score(hits: u32, span_landmarks: u32) -> u8 {
-    let density = f64::from(hits) / f64::from(span_landmarks.max(1));
-    if hits < WEAK_HITS || density < MIN_DENSITY {
-        return (hits * 2).min(59) as u8;
-    }
-    if hits < STRONG_HITS {
-        let t = f64::from(hits - WEAK_HITS) / f64::from(STRONG_HITS - WEAK_HITS);
-        return (61.0 + t * 29.0).round() as u8;
-    }
-    let t = (f64::from(hits - STRONG_HITS) / 240.0).min(1.0);
-    (91.0 + t * 9.0).round() as u8
 }
 
 #[cfg(test)]
@@ -402,30 +583,127 @@ mod tests {
         assert!(miss.scenes.is_empty());
     }
 
-    #[test]
-    fn match_scores_fall_in_the_documented_bands() {
-        // (hits, span landmarks, lowest, highest)
-        let table = [
-            (0, 0, 0, 0),
-            (6, 10, 0, 59),
-            (19, 20, 0, 59),
-            (27, 1235, 0, 59),
-            (200, 10_000, 0, 59),
-            (20, 40, 61, 61),
-            (40, 100, 61, 90),
-            (59, 100, 89, 90),
-            (60, 100, 91, 91),
-            (150, 400, 91, 100),
-            (300, 600, 100, 100),
-            (5000, 6000, 100, 100),
-        ];
-        for (hits, span, low, high) in table {
-            let score = match_score(hits, span);
-            assert!(
-                (low..=high).contains(&score),
-                "{hits}/{span} → {score}, want {low}–{high}"
-            );
+    fn landmarks(seed: u64) -> Fingerprint {
+        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let landmarks = (0..3000u32)
+            .map(|i| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                crate::fingerprint::Landmark {
+                    hash: (state % (1 << 21)) as u32,
+                    frame: i / 3,
+                }
+            })
+            .collect();
+        Fingerprint {
+            landmarks,
+            frames: 1000,
         }
+    }
+
+    #[tokio::test]
+    async fn the_index_is_stored_mapped_and_kept_up_to_date() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let location = dir.path().join("lib");
+        let location = location.to_str().expect("utf-8");
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        let s3 = Client::from_conf(config);
+        let store = LibraryStore::open(location, &s3);
+        for n in 1..=3u8 {
+            store
+                .put_fingerprint(&hex::encode([n; 32]), &landmarks(u64::from(n)))
+                .await
+                .expect("puts");
+            store.put(&entry([n; 32], Scene::Porn)).await.expect("puts");
+        }
+        let found = |engine: &LocalEngine, n: u8| {
+            engine
+                .matches(&landmarks(u64::from(n)))
+                .first()
+                .map(|(e, s)| (e.id.clone(), s.score))
+        };
+        let engine = LocalEngine::load("local", location, &s3)
+            .await
+            .expect("loads");
+        let index_file = dir.path().join("lib/index/library.idx");
+        assert!(
+            index_file.is_file(),
+            "the index is written at the first load"
+        );
+        assert!(engine.index_is_mapped());
+        assert_eq!(found(&engine, 2), Some((hex::encode([2u8; 32]), 100)));
+
+        // Another process adds 4 and removes 1: a load maps the stored index and applies that.
+        store
+            .put_fingerprint(&hex::encode([4u8; 32]), &landmarks(4))
+            .await
+            .expect("puts");
+        store.put(&entry([4; 32], Scene::Ads)).await.expect("puts");
+        assert!(
+            store
+                .remove(&hex::encode([1u8; 32]))
+                .await
+                .expect("removes")
+        );
+        let written = std::fs::metadata(&index_file)
+            .and_then(|m| m.modified())
+            .expect("stat");
+        let reloaded = LocalEngine::load("local", location, &s3)
+            .await
+            .expect("loads");
+        assert_eq!(reloaded.len(), 3);
+        assert_eq!(found(&reloaded, 4).map(|f| f.1), Some(100));
+        assert_eq!(found(&reloaded, 1), None);
+        assert!(reloaded.index_is_mapped());
+        let rewritten = std::fs::metadata(&index_file)
+            .and_then(|m| m.modified())
+            .expect("stat");
+        assert!(rewritten > written, "the index is written back up to date");
+        // The running engine sees the same at its refresh.
+        assert!(engine.refresh().await.expect("refreshes"));
+        assert_eq!(found(&engine, 4).map(|f| f.1), Some(100));
+        assert_eq!(found(&engine, 1), None);
+        assert!(
+            !engine.refresh().await.expect("refreshes"),
+            "nothing changed since"
+        );
+
+        // Learning adds to memory at once and to the stored index at the next refresh.
+        let mut learned = clip([5; 32]);
+        learned.fingerprint = landmarks(5);
+        assert!(
+            engine
+                .learn(&learned, Scene::Porn, "learned", "s3://b/k")
+                .await
+                .expect("learns")
+        );
+        assert_eq!(found(&engine, 5).map(|f| f.1), Some(100));
+        assert!(!engine.index_is_mapped());
+        assert!(
+            !engine.refresh().await.expect("refreshes"),
+            "its own files are not re-read"
+        );
+        assert!(engine.index_is_mapped());
+        let after = LocalEngine::load("local", location, &s3)
+            .await
+            .expect("loads");
+        assert_eq!(after.len(), 4);
+        assert_eq!(found(&after, 5).map(|f| f.1), Some(100));
+
+        // A damaged index is rebuilt from the entries.
+        std::fs::write(&index_file, b"ESIX0001 damaged").expect("writes");
+        let rebuilt = LocalEngine::load("local", location, &s3)
+            .await
+            .expect("loads");
+        assert_eq!(rebuilt.len(), 4);
+        assert_eq!(found(&rebuilt, 3).map(|f| f.1), Some(100));
+        assert!(rebuilt.index_is_mapped());
+        let refs = rebuilt.references_since(0).await.expect("reads");
+        assert_eq!(refs.len(), 4);
+        assert!(refs.iter().all(|r| r.fingerprint.landmarks.len() == 3000));
     }
 
     #[tokio::test]

@@ -1,13 +1,20 @@
 //! The reference library's storage: a directory or an S3 prefix, files per [`Entry`]
 //! (`entries/<sha256>.json`, its fingerprint `entries/<sha256>.fp`, and a copy of the recording
-//! `entries/<sha256>.audio` for reviewers to hear), read and written whole.
+//! `entries/<sha256>.audio` for reviewers to hear), read and written whole; and the library's
+//! index, `index/library.idx` ([`crate::fingerprint::Index::write`]), rewritten when the library
+//! changes and mapped into memory where it is read (an S3 library's is copied to a local cache
+//! file first).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use aws_sdk_s3::Client;
 use serde::{Deserialize, Serialize};
 
 use super::super::EngineError;
 use super::super::folder::{Folder, FolderError};
-use crate::fingerprint::Fingerprint;
+use crate::fingerprint::{Fingerprint, Index};
 use crate::model::Scene;
 
 /// One reference recording.
@@ -30,8 +37,12 @@ pub struct Entry {
 #[derive(Debug, Clone)]
 pub struct LibraryStore {
     entries: Folder,
+    index: Folder,
     location: String,
 }
+
+/// The index's file name in the library's `index/` folder.
+const INDEX_FILE: &str = "library.idx";
 
 #[derive(Debug, thiserror::Error)]
 pub enum LibraryError {
@@ -64,8 +75,95 @@ impl LibraryStore {
     pub fn open(location: &str, s3: &Client) -> LibraryStore {
         LibraryStore {
             entries: Folder::open(location, "entries", s3),
+            index: Folder::open(location, "index", s3),
             location: Folder::open(location, "", s3).location(),
         }
+    }
+
+    /// Every file of `entries/` with its version tag (see [`Folder::listing`]).
+    ///
+    /// # Errors
+    /// The store cannot be listed.
+    pub async fn tags(&self) -> Result<BTreeMap<String, String>, LibraryError> {
+        Ok(self.entries.listing().await?.into_iter().collect())
+    }
+
+    /// Entry `id`, or None when it is gone.
+    ///
+    /// # Errors
+    /// The store cannot be read or the entry is not valid.
+    pub async fn entry(&self, id: &str) -> Result<Option<Entry>, LibraryError> {
+        match self.entries.read(&format!("{id}.json")).await? {
+            Some((location, bytes)) => parse_entry(&location, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Where this machine keeps the index it maps: in the library itself for a directory, in a
+    /// cache file under the temporary directory for S3 (one per library location).
+    fn index_path(&self) -> PathBuf {
+        self.index.local_path(INDEX_FILE).unwrap_or_else(|| {
+            use sha2::Digest;
+            let digest = hex::encode(sha2::Sha256::digest(self.location.as_bytes()));
+            std::env::temp_dir()
+                .join("earshot-index")
+                .join(format!("{}.idx", &digest[..16]))
+        })
+    }
+
+    /// The stored index, mapped, with the metadata written beside it; None when there is none.
+    ///
+    /// # Errors
+    /// The index cannot be read or is not a valid index (the caller rebuilds it).
+    pub async fn read_index(&self) -> Result<Option<(Index, Vec<u8>)>, LibraryError> {
+        let path = self.index_path();
+        if self.index.local_path(INDEX_FILE).is_none()
+            && !self.index.download(INDEX_FILE, &path).await?
+        {
+            return Ok(None);
+        }
+        let opened = tokio::task::spawn_blocking(move || {
+            if !path.exists() {
+                return Ok(None);
+            }
+            Index::open(&path).map(Some)
+        })
+        .await
+        .map_err(|e| LibraryError::Io {
+            location: self.location.clone(),
+            message: e.to_string(),
+        })?;
+        opened.map_err(|e| LibraryError::BadEntry {
+            location: format!("{}index/{INDEX_FILE}", self.location),
+            message: e.to_string(),
+        })
+    }
+
+    /// Stores `index` with `meta` and returns it mapped from the written file (so that its
+    /// tables are the page cache's, not the heap's).
+    ///
+    /// # Errors
+    /// The index cannot be written.
+    pub async fn write_index(
+        &self,
+        index: Arc<Index>,
+        meta: Vec<u8>,
+    ) -> Result<Index, LibraryError> {
+        let path = self.index_path();
+        let written = path.clone();
+        let io = |message: String| LibraryError::Io {
+            location: format!("{}index/{INDEX_FILE}", self.location),
+            message,
+        };
+        let mapped = tokio::task::spawn_blocking(move || {
+            index.write(&written, &meta)?;
+            Index::open(&written).map(|(index, _)| index)
+        })
+        .await
+        .map_err(|e| io(e.to_string()))?
+        .map_err(|e| io(e.to_string()))?;
+        self.index.upload(INDEX_FILE, &path).await?;
+        Ok(mapped)
     }
 
     pub fn location(&self) -> String {

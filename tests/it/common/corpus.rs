@@ -1,6 +1,6 @@
 //! The matching corpus shared by tests/fingerprint.rs and benches/fingerprint.rs: library tracks
-//! and excerpt positions from Debian's game music, the transforms applied to excerpts, and 50+
-//! recordings outside the library.
+//! and excerpt positions from Debian's game music, the transforms applied to excerpts, 50+
+//! recordings outside the library, and 300+ excerpts of music outside it under every transform.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -10,6 +10,9 @@ use super::{run, speech, synthesize};
 pub const ETR: &str = "/usr/share/games/etr/music";
 pub const FB: &str = "/usr/share/games/frozen-bubble/snd";
 pub const LIBRIVOX: &str = "/usr/share/pocketsphinx/test/data/librivox";
+pub const PINGUS: &str = "/usr/share/games/pingus/data/music";
+pub const FREEDROID: &str = "/usr/share/games/freedroid/sound";
+pub const ABE: &str = "/usr/share/games/abe/sounds";
 /// A 7.1 s speech recording the embedded queries start with.
 pub const SPEECH_SECS: f64 = 7.1;
 
@@ -33,6 +36,9 @@ pub fn require_corpus() {
         format!("{ETR}/calmrace-ks.ogg"),
         format!("{FB}/introzik.ogg"),
         format!("{LIBRIVOX}/sense_and_sensibility_01_austen_64kb-0870.wav"),
+        format!("{PINGUS}/pingus-1.it"),
+        format!("{FREEDROID}/Paradroid.ogg"),
+        format!("{ABE}/intro.ogg"),
     ] {
         assert!(
             Path::new(&path).is_file(),
@@ -288,4 +294,127 @@ pub fn negatives(dir: &Path) -> Vec<PathBuf> {
     );
 
     queries
+}
+
+/// Music outside the library: the other tracks of the library's two games (the same composers:
+/// `-jt`, `-ks`, frozen-bubble's second theme) and three more games' soundtracks (Pingus's tracker
+/// modules, Freedroid's, Abe's), with each track's length in seconds.
+pub fn held_out_music() -> Vec<String> {
+    let mut tracks: Vec<String> = [
+        "options1-jt.ogg",
+        "wonrace1-jt.ogg",
+        "lostrace-ks.ogg",
+        "raceintro-ks.ogg",
+    ]
+    .iter()
+    .map(|n| format!("{ETR}/{n}"))
+    .collect();
+    tracks.push(format!("{FB}/frozen-mainzik-2p.ogg"));
+    for (dir, suffixes) in [(PINGUS, &["it", "s3m"][..]), (FREEDROID, &["mod"][..])] {
+        let mut found: Vec<String> = std::fs::read_dir(dir)
+            .unwrap_or_else(|e| panic!("{dir}: {e}"))
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.extension()
+                    .is_some_and(|x| suffixes.iter().any(|s| x == *s))
+            })
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        found.sort();
+        tracks.extend(found);
+    }
+    tracks.push(format!("{FREEDROID}/Paradroid.ogg"));
+    tracks.push(format!("{ABE}/intro.ogg"));
+    tracks.push(format!("{ABE}/game.ogg"));
+    tracks
+}
+
+fn duration_secs(path: &str) -> f64 {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+            path,
+        ])
+        .output()
+        .expect("ffprobe runs");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{path}: no duration"))
+}
+
+/// Held-out queries: an 8 s excerpt from the middle of every [`held_out_music`] track (10 s for
+/// the tempo transforms' input) under each of [`TRANSFORMS`], under 10 dB SNR noise, and embedded
+/// after speech, as (what, path). Made on every core.
+pub fn held_out_excerpts(dir: &Path) -> Vec<(String, PathBuf)> {
+    let tracks = held_out_music();
+    let jobs: Vec<(usize, String, f64)> = tracks
+        .iter()
+        .enumerate()
+        .filter_map(|(i, track)| {
+            let secs = duration_secs(track);
+            (secs >= 12.0).then(|| (i, track.clone(), (secs / 2.0 - 4.0).max(0.0)))
+        })
+        .collect();
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let made = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some((i, track, start)) = jobs.get(n) else {
+                        break;
+                    };
+                    let name = Path::new(track)
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    let mut out = Vec::new();
+                    // 8 s, re-encoded: the tempo transforms cut 8.4 s so the result stays 8 s.
+                    for (t, (transform, args, suffix)) in TRANSFORMS.iter().enumerate() {
+                        let secs = if transform.starts_with("tempo") {
+                            8.4
+                        } else {
+                            8.0
+                        };
+                        let path = dir.join(format!("held{i}-{t}.{suffix}"));
+                        let mut all: Vec<String> = [
+                            "-ss",
+                            &start.to_string(),
+                            "-t",
+                            &secs.to_string(),
+                            "-i",
+                            track,
+                        ]
+                        .map(str::to_owned)
+                        .to_vec();
+                        all.extend(args.iter().map(|s| s.to_string()));
+                        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+                        out.push((format!("{name}, 8 s, {transform}"), ffmpeg(&all, &path)));
+                    }
+                    let noisy_dir = dir.join(format!("held{i}"));
+                    std::fs::create_dir_all(&noisy_dir).expect("mkdir");
+                    out.push((
+                        format!("{name}, 8 s, 10 dB SNR"),
+                        noisy(&noisy_dir, *i, track, *start),
+                    ));
+                    out.push((
+                        format!("{name}, 8 s, embedded after speech"),
+                        embedded(&noisy_dir, *i, track, *start),
+                    ));
+                    made.lock().expect("not poisoned").extend(out);
+                }
+            });
+        }
+    });
+    let mut made = made.into_inner().expect("not poisoned");
+    made.sort();
+    made
 }

@@ -48,6 +48,11 @@ struct RequestLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabels {
+    operation: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EngineLabels {
     engine: String,
     via: String,
@@ -76,6 +81,7 @@ pub struct Metrics {
     engine_results: Family<EngineLabels, Counter>,
     jobs_parked: Family<SourceLabels, Counter>,
     reviews: Family<ReviewLabels, Counter>,
+    s3_requests: Family<OperationLabels, Counter>,
 }
 
 fn stage_histogram() -> Histogram {
@@ -151,6 +157,12 @@ impl Default for Metrics {
             "Human review: items opened, and decisions by verdict (block, pass, timeout-block, timeout-pass)",
             Family::clone(&reviews),
         );
+        let s3_requests = Family::default();
+        registry.register(
+            "earshot_s3_requests",
+            "Requests sent to object storage by the daemon's S3 client, by operation (HeadObject, GetObject, PutObject…), retries included",
+            Family::clone(&s3_requests),
+        );
         Metrics {
             registry,
             jobs,
@@ -164,6 +176,7 @@ impl Default for Metrics {
             engine_results,
             jobs_parked,
             reviews,
+            s3_requests,
         }
     }
 }
@@ -253,6 +266,18 @@ impl Metrics {
                 source: source.to_owned(),
             })
             .inc();
+    }
+
+    /// A counter of S3 requests by operation, for [`crate::storage::s3_client_counted`]'s hook.
+    pub fn s3_request_counter(&self) -> impl Fn(&str) + Send + Sync + 'static {
+        let family = self.s3_requests.clone();
+        move |operation: &str| {
+            family
+                .get_or_create(&OperationLabels {
+                    operation: operation.to_owned(),
+                })
+                .inc();
+        }
     }
 
     /// A review item was opened, or decided (`event` = `opened`, `block`, `pass`,

@@ -1,6 +1,8 @@
 //! The AWS SDK clients, built once from config, and the few helpers every stage that talks to S3
 //! shares: reading an S3 error's HTTP status and code, and building an object's URL.
 
+use std::sync::Arc;
+
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_s3::config::Credentials;
 use aws_sdk_s3::config::http::HttpResponse;
@@ -36,6 +38,50 @@ pub async fn s3_client(s3: &S3Config) -> aws_sdk_s3::Client {
         .force_path_style(s3.force_path_style)
         .build();
     aws_sdk_s3::Client::from_conf(config)
+}
+
+/// [`s3_client`], calling `count` with the operation's name (`HeadObject`, `GetObject`…) for
+/// every request it sends, retries included: what `earshot_s3_requests` counts.
+pub async fn s3_client_counted(
+    s3: &S3Config,
+    count: impl Fn(&str) + Send + Sync + 'static,
+) -> aws_sdk_s3::Client {
+    let shared = sdk_config(s3, s3.endpoint_url.as_deref()).await;
+    let config = aws_sdk_s3::config::Builder::from(&shared)
+        .force_path_style(s3.force_path_style)
+        .interceptor(CountRequests(Arc::new(count)))
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
+type RequestCounter = Arc<dyn Fn(&str) + Send + Sync>;
+
+struct CountRequests(RequestCounter);
+
+impl std::fmt::Debug for CountRequests {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CountRequests")
+    }
+}
+
+impl aws_sdk_s3::config::Intercept for CountRequests {
+    fn name(&self) -> &'static str {
+        "CountRequests"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &aws_sdk_s3::config::RuntimeComponents,
+        config: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        if let Some(operation) =
+            config.load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
+        {
+            (self.0)(operation.name());
+        }
+        Ok(())
+    }
 }
 
 /// The SQS client, reaching `endpoint_url` when given (LocalStack), else AWS.

@@ -91,7 +91,8 @@ impl Pipeline {
     /// # Errors
     /// An engine could not load its reference data.
     pub async fn new(config: Config) -> Result<Pipeline, engines::EngineError> {
-        let s3 = storage::s3_client(&config.s3).await;
+        let metrics = Arc::new(Metrics::default());
+        let s3 = storage::s3_client_counted(&config.s3, metrics.s3_request_counter()).await;
         let engines = engines::build(&config, &s3).await?;
         let tokens = config
             .async_jobs
@@ -102,7 +103,7 @@ impl Pipeline {
             rules: Rules::new(&config.rules),
             config: Arc::new(config),
             s3,
-            metrics: Arc::new(Metrics::default()),
+            metrics,
             clock: Clock::system(),
             tasks: tokio_util::task::TaskTracker::new(),
             engines,

@@ -141,7 +141,71 @@ pub async fn download(
         .send()
         .await
         .map_err(|e| classify(job, S3Failure::from_sdk(&e)))?;
-    let mut body = out.body;
+    spool(job, head, out.body, max_bytes, dir).await
+}
+
+/// Downloads the job's object version (its ETag must still match when the job has no version)
+/// into a spool file in `dir`, hashing it on the way: one GET, whose response headers say what a
+/// HEAD would have (size, ETag, version, type). An object over `max_bytes` is refused from its
+/// `Content-Length` before its body is read.
+///
+/// # Errors
+/// Gone, changed, too large, or S3 failed (see [`FetchError`]).
+pub async fn get(
+    s3: &Client,
+    job: &Job,
+    max_bytes: u64,
+    dir: &Path,
+) -> Result<Spooled, FetchError> {
+    let request = s3
+        .get_object()
+        .bucket(&job.bucket)
+        .key(&job.key)
+        .set_version_id(job.version_id.clone())
+        .set_if_match(
+            job.version_id
+                .is_none()
+                .then(|| job.etag.as_ref().map(|e| format!("\"{e}\"")))
+                .flatten(),
+        );
+    let out = match request.send().await {
+        Ok(out) => out,
+        Err(e) => {
+            let failure = S3Failure::from_sdk(&e);
+            // A GET's error body names a missing bucket, unlike a HEAD's.
+            if failure.code.as_deref() == Some("NoSuchBucket") {
+                return Err(FetchError::NoBucket {
+                    bucket: job.bucket.clone(),
+                    key: job.key.clone(),
+                });
+            }
+            return Err(classify(job, failure));
+        }
+    };
+    let head = Head {
+        size: out.content_length().unwrap_or(0).max(0) as u64,
+        etag: out.e_tag().map(unquote).unwrap_or_default(),
+        version_id: out.version_id().map(str::to_owned).filter(|v| v != "null"),
+        content_type: out.content_type().map(str::to_owned),
+    };
+    if head.size > max_bytes {
+        return Err(FetchError::TooLarge {
+            bucket: job.bucket.clone(),
+            key: job.key.clone(),
+            size: head.size,
+            limit: max_bytes,
+        });
+    }
+    spool(job, head, out.body, max_bytes, dir).await
+}
+
+async fn spool(
+    job: &Job,
+    head: Head,
+    mut body: aws_sdk_s3::primitives::ByteStream,
+    max_bytes: u64,
+    dir: &Path,
+) -> Result<Spooled, FetchError> {
     let file = NamedTempFile::new_in(dir)?;
     let mut writer = tokio::io::BufWriter::new(tokio::fs::File::from_std(file.reopen()?));
     let mut hash = Sha256::new();
@@ -168,7 +232,7 @@ pub async fn download(
         return Err(FetchError::Stream {
             bucket: job.bucket.clone(),
             key: job.key.clone(),
-            message: format!("received {size} bytes, HEAD said {}", head.size),
+            message: format!("received {size} bytes of {}", head.size),
         });
     }
     Ok(Spooled {

@@ -227,24 +227,37 @@ pub async fn move_object(
             .checksum_algorithm(ChecksumAlgorithm::Sha256)
             .send()
             .await;
-        if let Err(e) = copy {
-            let failure = S3Failure::from_sdk(&e);
-            return Err(if failure.is_not_found() {
-                BlockError::Gone {
-                    bucket: bucket.to_owned(),
-                    key: key.to_owned(),
-                }
-            } else if failure.is_precondition_failed() {
-                BlockError::Changed {
-                    bucket: bucket.to_owned(),
-                    key: key.to_owned(),
-                }
-            } else {
-                s3_error("CopyObject", bucket, key, failure)
-            });
-        }
+        let copied = match copy {
+            Ok(out) => out,
+            Err(e) => {
+                let failure = S3Failure::from_sdk(&e);
+                return Err(if failure.is_not_found() {
+                    BlockError::Gone {
+                        bucket: bucket.to_owned(),
+                        key: key.to_owned(),
+                    }
+                } else if failure.is_precondition_failed() {
+                    BlockError::Changed {
+                        bucket: bucket.to_owned(),
+                        key: key.to_owned(),
+                    }
+                } else {
+                    s3_error("CopyObject", bucket, key, failure)
+                });
+            }
+        };
         after(MoveStep::Copied)?;
-        if !backup_matches(s3, target, &backup).await? {
+        // The copy's own whole-object SHA-256 verifies it without another request; a store
+        // that gives none is asked with a HEAD.
+        let want = base64::engine::general_purpose::STANDARD.encode(target.sha256);
+        let verified = match copied
+            .copy_object_result()
+            .and_then(|result| result.checksum_sha256())
+        {
+            Some(checksum) => checksum == want,
+            None => backup_matches(s3, target, &backup).await?,
+        };
+        if !verified {
             return Err(BlockError::CopyMismatch {
                 bucket: bucket.to_owned(),
                 backup_key: backup,

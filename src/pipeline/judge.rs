@@ -79,11 +79,20 @@ impl Pipeline {
         };
         let report = self.report(job, rule, trace_id);
         // `source` is where the bytes are read from: the object itself, or its backup when an
-        // earlier run of this job moved it and was interrupted before calling back.
-        let (head, source) = match fetch::head(&self.s3, job).await {
-            Ok(head) => (head, job.clone()),
+        // earlier run of this job moved it and was interrupted before calling back. One GET
+        // answers what a HEAD would (size, version, type) and brings the bytes.
+        let max_bytes = self.config.limits.max_object_bytes;
+        let started = Instant::now();
+        let (spooled, source) = match fetch::get(&self.s3, job, max_bytes, &self.spool_dir).await {
+            Ok(spooled) => (spooled, job.clone()),
             Err(FetchError::Gone { .. }) if enforce => match self.already_moved(job, rule).await? {
-                Some(found) => found,
+                Some((head, backup)) => {
+                    match fetch::download(&self.s3, &backup, head, max_bytes, &self.spool_dir).await
+                    {
+                        Ok(spooled) => (spooled, backup),
+                        Err(e) => return done(unjudged_or_retry(&report, e)?),
+                    }
+                }
                 None => {
                     return done(unjudged_or_retry(
                         &report,
@@ -96,25 +105,9 @@ impl Pipeline {
             },
             Err(e) => return done(unjudged_or_retry(&report, e)?),
         };
-        if head.size == 0 {
+        if spooled.size == 0 {
             return done(report.unjudged(Code::EmptyObject, AudioError::Empty.to_string()));
         }
-        let max_bytes = self.config.limits.max_object_bytes;
-        if head.size > max_bytes {
-            let e = FetchError::TooLarge {
-                bucket: job.bucket.clone(),
-                key: job.key.clone(),
-                size: head.size,
-                limit: max_bytes,
-            };
-            return done(report.unjudged(Code::TooLarge, e.to_string()));
-        }
-        let started = Instant::now();
-        let spooled =
-            match fetch::download(&self.s3, &source, head, max_bytes, &self.spool_dir).await {
-                Ok(spooled) => spooled,
-                Err(e) => return done(unjudged_or_retry(&report, e)?),
-            };
         self.metrics.stage("fetch", started);
         self.metrics.fetched_bytes(spooled.size);
         // Every upload is decoded here, whatever judges it: corrupt, truncated, overlong or

@@ -13,6 +13,8 @@
 
 #[path = "../tests/it/common/mod.rs"]
 mod common;
+#[path = "../tests/it/common/synthetic_library.rs"]
+mod synthetic_library;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,12 +23,13 @@ use std::time::Instant;
 use common::*;
 use earshot::config::RetroConfig;
 use earshot::engines::local::{Entry, LibraryStore};
-use earshot::fingerprint::{FRAME_SECS, Fingerprint, Landmark};
+use earshot::fingerprint::{FRAME_SECS, Landmark};
 use earshot::job::Job;
 use earshot::model::Scene;
 use earshot::pipeline::Pipeline;
 use earshot::scan::{self, Options};
 use earshot::state::prints::{PACK_BYTES, Print};
+use synthetic_library::synthetic;
 use tokio_util::sync::CancellationToken;
 
 struct Sizes {
@@ -190,29 +193,6 @@ async fn judged_rate(work: &Path, files: &[PathBuf], concurrency: usize) -> f64 
     let rate = files.len() as f64 / started.elapsed().as_secs_f64();
     assert_eq!(done.counts.taken(), files.len() as u64, "{:?}", done.counts);
     rate
-}
-
-/// Random landmarks at `per_sec` for `secs`, from `seed`.
-fn synthetic(seed: u64, secs: f64, per_sec: f64) -> Fingerprint {
-    let frames = (secs / FRAME_SECS) as u32;
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut landmarks = Vec::new();
-    let per_frame = per_sec * FRAME_SECS;
-    let mut owed = 0.0;
-    for frame in 0..frames {
-        owed += per_frame;
-        while owed >= 1.0 {
-            owed -= 1.0;
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            landmarks.push(Landmark {
-                hash: (state % (1 << 21)) as u32,
-                frame,
-            });
-        }
-    }
-    Fingerprint { landmarks, frames }
 }
 
 /// Part 3: a retro-hunt for one new 60 s reference over `n` kept prints of 3-minute uploads,

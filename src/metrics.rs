@@ -368,6 +368,7 @@ mod tests {
         metrics.engine_result("ams", "callback");
         metrics.parked("webhook");
         metrics.review("r", "opened");
+        metrics.s3_request_counter()("GetObject");
         drop(guard);
         let exported = Metrics::families(&metrics.render());
         let readme = std::fs::read_to_string(
@@ -381,7 +382,7 @@ mod tests {
             .filter(|quoted| quoted.starts_with("earshot_"))
             .map(|quoted| quoted.split('{').next().unwrap_or(quoted).to_owned())
             .collect();
-        assert_eq!(exported.len(), 11, "one family per method: {exported:?}");
+        assert_eq!(exported.len(), 12, "one family per method: {exported:?}");
         assert_eq!(
             exported, documented,
             "families exported (left) and documented in the README (right) differ"

@@ -74,24 +74,37 @@ impl Folder {
         let mut files = Vec::new();
         match self {
             Folder::Dir(dir) => {
-                let mut reader = match tokio::fs::read_dir(dir).await {
-                    Ok(reader) => reader,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(files),
-                    Err(e) => return Err(self.error(e)),
-                };
-                while let Some(item) = reader.next_entry().await.map_err(|e| self.error(e))? {
-                    let name = item.file_name().to_string_lossy().into_owned();
-                    if name.starts_with('.') {
-                        continue;
+                // One blocking task for the whole directory: thousands of entries each awaited
+                // on the blocking pool would take a second.
+                let dir = dir.clone();
+                let listed = tokio::task::spawn_blocking(move || {
+                    let reader = match std::fs::read_dir(&dir) {
+                        Ok(reader) => reader,
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                            return Ok(Vec::new());
+                        }
+                        Err(e) => return Err(e),
+                    };
+                    let mut files = Vec::new();
+                    for item in reader {
+                        let item = item?;
+                        let name = item.file_name().to_string_lossy().into_owned();
+                        if name.starts_with('.') {
+                            continue;
+                        }
+                        let meta = item.metadata()?;
+                        let modified = meta
+                            .modified()
+                            .ok()
+                            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                            .map_or(0, |d| d.as_nanos());
+                        files.push((name, format!("{} {modified}", meta.len())));
                     }
-                    let meta = item.metadata().await.map_err(|e| self.error(e))?;
-                    let modified = meta
-                        .modified()
-                        .ok()
-                        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                        .map_or(0, |d| d.as_nanos());
-                    files.push((name, format!("{} {modified}", meta.len())));
-                }
+                    Ok(files)
+                })
+                .await
+                .map_err(|e| self.error(e))?;
+                files = listed.map_err(|e| self.error(e))?;
             }
             Folder::S3 {
                 client,

@@ -310,6 +310,11 @@ async fn a_library_under_an_s3_prefix_is_managed_and_used() {
         ],
         "the entry, its fingerprint and a copy of the recording live in the bucket"
     );
+    assert_eq!(
+        head_status(&s3, &bucket, "refs/library/index/library.idx").await,
+        200,
+        "the library's index is stored beside its entries"
+    );
 
     let verdict = stdout_json(
         &run(vec![

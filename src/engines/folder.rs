@@ -276,7 +276,7 @@ impl Folder {
                 };
             }
         };
-        let partial = to.with_extension(format!("{}.partial", std::process::id()));
+        let partial = to.with_extension(format!("{}.partial", crate::fingerprint::unique_suffix()));
         if let Some(dir) = to.parent() {
             tokio::fs::create_dir_all(dir)
                 .await

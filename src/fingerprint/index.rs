@@ -233,7 +233,7 @@ impl Index {
         let name = path
             .file_name()
             .map_or_else(Default::default, |n| n.to_string_lossy().into_owned());
-        let partial = path.with_file_name(format!(".{name}.{}.partial", std::process::id()));
+        let partial = path.with_file_name(format!(".{name}.{}.partial", unique_suffix()));
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
@@ -554,6 +554,13 @@ impl Index {
             },
         })
     }
+}
+
+/// A suffix no other writer of this machine uses at the same time: the process id and a count.
+pub fn unique_suffix() -> String {
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}-{n}", std::process::id())
 }
 
 fn padded(bytes: usize) -> usize {

@@ -21,6 +21,7 @@ mod resample;
 
 pub use index::{
     Index, IndexFileError, Match, MatchSegment, SENSITIVE_AT, SUSPICIOUS_AT, score_of,
+    unique_suffix,
 };
 pub use resample::Resampler;
 

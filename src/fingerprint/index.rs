@@ -298,6 +298,10 @@ impl Index {
         if field(5) != header_check(&fields) || fields[2] != u64::from(HASH_BITS) {
             return Err(invalid("header checksum or hash size differs".into()));
         }
+        // Sizes no index can have (and whose sums below would overflow) are refused first.
+        if fields.iter().any(|&f| f > map.len() as u64) {
+            return Err(invalid("a size in the header exceeds the file".into()));
+        }
         let [refs, postings, _, ids_len, meta_len] = fields.map(|f| f as usize);
         let frames_at = HEADER_BYTES;
         let offsets_at = frames_at + padded(refs * 4);

@@ -99,6 +99,14 @@ impl LibraryStore {
         }
     }
 
+    /// Where the index is stored, for messages.
+    fn index_location(&self) -> String {
+        self.index.local_path(INDEX_FILE).map_or_else(
+            || format!("{}{INDEX_FILE}", self.index.location()),
+            |path| path.display().to_string(),
+        )
+    }
+
     /// Where this machine keeps the index it maps: in the library itself for a directory, in a
     /// cache file under the temporary directory for S3 (one per library location).
     fn index_path(&self) -> PathBuf {
@@ -134,7 +142,7 @@ impl LibraryStore {
             message: e.to_string(),
         })?;
         opened.map_err(|e| LibraryError::BadEntry {
-            location: format!("{}index/{INDEX_FILE}", self.location),
+            location: self.index_location(),
             message: e.to_string(),
         })
     }
@@ -152,7 +160,7 @@ impl LibraryStore {
         let path = self.index_path();
         let written = path.clone();
         let io = |message: String| LibraryError::Io {
-            location: format!("{}index/{INDEX_FILE}", self.location),
+            location: self.index_location(),
             message,
         };
         let mapped = tokio::task::spawn_blocking(move || {

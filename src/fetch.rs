@@ -89,12 +89,7 @@ pub async fn head(s3: &Client, job: &Job) -> Result<Head, FetchError> {
         .bucket(&job.bucket)
         .key(&job.key)
         .set_version_id(job.version_id.clone())
-        .set_if_match(
-            job.version_id
-                .is_none()
-                .then(|| job.etag.as_ref().map(|e| format!("\"{e}\"")))
-                .flatten(),
-        );
+        .set_if_match(pinned_etag(job));
     let out = match request.send().await {
         Ok(out) => out,
         Err(e) => {
@@ -113,12 +108,37 @@ pub async fn head(s3: &Client, job: &Job) -> Result<Head, FetchError> {
             return Err(error);
         }
     };
-    Ok(Head {
-        size: out.content_length().unwrap_or(0).max(0) as u64,
-        etag: out.e_tag().map(unquote).unwrap_or_default(),
-        version_id: out.version_id().map(str::to_owned).filter(|v| v != "null"),
-        content_type: out.content_type().map(str::to_owned),
-    })
+    Ok(Head::from_headers(
+        out.content_length(),
+        out.e_tag(),
+        out.version_id(),
+        out.content_type(),
+    ))
+}
+
+/// The `If-Match` that pins an unversioned job to the upload its event named.
+fn pinned_etag(job: &Job) -> Option<String> {
+    job.version_id
+        .is_none()
+        .then(|| job.etag.as_ref().map(|e| format!("\"{e}\"")))
+        .flatten()
+}
+
+impl Head {
+    /// From a HEAD's or a GET's response headers.
+    fn from_headers(
+        length: Option<i64>,
+        etag: Option<&str>,
+        version_id: Option<&str>,
+        content_type: Option<&str>,
+    ) -> Head {
+        Head {
+            size: length.unwrap_or(0).max(0) as u64,
+            etag: etag.map(unquote).unwrap_or_default(),
+            version_id: version_id.map(str::to_owned).filter(|v| v != "null"),
+            content_type: content_type.map(str::to_owned),
+        }
+    }
 }
 
 /// Downloads the object HEAD described into a spool file in `dir`, hashing it on the way.
@@ -162,12 +182,7 @@ pub async fn get(
         .bucket(&job.bucket)
         .key(&job.key)
         .set_version_id(job.version_id.clone())
-        .set_if_match(
-            job.version_id
-                .is_none()
-                .then(|| job.etag.as_ref().map(|e| format!("\"{e}\"")))
-                .flatten(),
-        );
+        .set_if_match(pinned_etag(job));
     let out = match request.send().await {
         Ok(out) => out,
         Err(e) => {
@@ -182,12 +197,12 @@ pub async fn get(
             return Err(classify(job, failure));
         }
     };
-    let head = Head {
-        size: out.content_length().unwrap_or(0).max(0) as u64,
-        etag: out.e_tag().map(unquote).unwrap_or_default(),
-        version_id: out.version_id().map(str::to_owned).filter(|v| v != "null"),
-        content_type: out.content_type().map(str::to_owned),
-    };
+    let head = Head::from_headers(
+        out.content_length(),
+        out.e_tag(),
+        out.version_id(),
+        out.content_type(),
+    );
     if head.size > max_bytes {
         return Err(FetchError::TooLarge {
             bucket: job.bucket.clone(),

@@ -323,21 +323,17 @@ impl Index {
         if ids.len() != refs {
             return Err(invalid(format!("{} ids for {refs} references", ids.len())));
         }
+        // The casts need 4- and 8-byte alignment (a mapping starts on a page; every table starts
+        // on a multiple of 8 in the file).
+        if bytemuck::try_cast_slice::<u8, u64>(&map[postings_at..ids_at]).is_err() {
+            return Err(invalid("tables are not aligned in memory".into()));
+        }
         let meta = map[ids_at + ids_len..end].to_vec();
         let tables = Tables::Mapped {
             offsets: offsets_at..offsets_at + ((1 << HASH_BITS) + 1) * 4,
             postings: postings_at..ids_at,
             map,
         };
-        // The casts need 4- and 8-byte alignment (a mapping starts on a page) and sane tables.
-        let aligned = bytemuck::try_cast_slice::<u8, u64>(match &tables {
-            Tables::Mapped { map, postings, .. } => &map[postings.clone()],
-            Tables::Heap { .. } => &[],
-        })
-        .is_ok();
-        if !aligned {
-            return Err(invalid("tables are not aligned in memory".into()));
-        }
         // The offsets are read whole (8 MB); the postings are not, so that a start touches none
         // of their pages: a query skips any naming a reference the index does not have.
         let offsets = tables.offsets();

@@ -197,15 +197,6 @@ impl LibraryStore {
         Ok(entries)
     }
 
-    /// A cheap summary of the library's state from a listing alone: every file's name with its
-    /// version tag. Equal signatures mean nothing changed.
-    ///
-    /// # Errors
-    /// The store cannot be listed.
-    pub async fn signature(&self) -> Result<Vec<String>, LibraryError> {
-        Ok(self.entries.signature().await?)
-    }
-
     /// Adds or replaces the entry with this id.
     ///
     /// # Errors

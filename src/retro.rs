@@ -23,6 +23,7 @@ use crate::model::ForbiddenStatus;
 use crate::pipeline::{Ack, Pipeline};
 use crate::rules::Rule;
 use crate::state::{self, StateError, prints};
+use crate::storage::object;
 
 /// A print whose landmarks agree with a new reference on one alignment this many times is judged
 /// again. Prints keep one landmark in eight ([`prints::SAMPLE`]): a true 8 s excerpt agrees on
@@ -111,23 +112,12 @@ async fn take_lease(pipeline: &Pipeline, bucket: &str, key: &str) -> Result<bool
     let now = pipeline.clock.now_secs();
     for _ in 0..2 {
         let body = serde_json::json!({ "taken_at": now }).to_string();
-        let put = pipeline
-            .s3
-            .put_object()
-            .bucket(bucket)
-            .key(key)
-            .if_none_match("*")
-            .body(body.into_bytes().into())
-            .send()
-            .await;
-        match put {
-            Ok(_) => return Ok(true),
-            Err(e) => {
-                let failure = crate::storage::S3Failure::from_sdk(&e);
-                if !failure.is_precondition_failed() && failure.status != Some(409) {
-                    return Err(StateError::s3(bucket, key, failure));
-                }
-            }
+        // A 409 is another conditional write of the lease under way: held, like a 412.
+        match object::create(&pipeline.s3, bucket, key, body.into_bytes().into(), None).await {
+            Ok(true) => return Ok(true),
+            Ok(false) => {}
+            Err(e) if e.failure().is_some_and(|f| f.status == Some(409)) => {}
+            Err(e) => return Err(e.into()),
         }
         let held: Option<serde_json::Value> = state::get_json(&pipeline.s3, bucket, key).await?;
         let taken_at = held

@@ -4,9 +4,8 @@
 use std::path::PathBuf;
 
 use aws_sdk_s3::Client;
-use aws_sdk_s3::primitives::ByteStream;
 
-use crate::storage::S3Failure;
+use crate::storage::object;
 
 /// A directory, or a prefix (ending in `/`, or empty) in a bucket.
 #[derive(Debug, Clone)]
@@ -111,26 +110,15 @@ impl Folder {
                 bucket,
                 prefix,
             } => {
-                let mut pages = client
-                    .list_objects_v2()
-                    .bucket(bucket)
-                    .prefix(prefix)
-                    .into_paginator()
-                    .send();
-                while let Some(page) = pages.next().await {
-                    let page = page.map_err(|e| self.error(S3Failure::from_sdk(&e)))?;
-                    for object in page.contents() {
-                        let Some(name) = object.key().and_then(|k| k.strip_prefix(prefix.as_str()))
-                        else {
-                            continue;
-                        };
-                        if name.contains('/') {
-                            continue;
-                        }
-                        files.push((
-                            name.to_owned(),
-                            object.e_tag().unwrap_or_default().to_owned(),
-                        ));
+                let listed = object::list(client, bucket, prefix)
+                    .await
+                    .map_err(|e| self.error(e))?;
+                for listed in listed {
+                    let Some(name) = listed.key.strip_prefix(prefix.as_str()) else {
+                        continue;
+                    };
+                    if !name.contains('/') {
+                        files.push((name.to_owned(), listed.etag));
                     }
                 }
             }
@@ -183,15 +171,10 @@ impl Folder {
                 bucket,
                 prefix,
             } => {
-                client
-                    .put_object()
-                    .bucket(bucket)
-                    .key(format!("{prefix}{name}"))
-                    .content_type(content_type)
-                    .body(ByteStream::from(body))
-                    .send()
+                let key = format!("{prefix}{name}");
+                object::put(client, bucket, &key, body.into(), Some(content_type))
                     .await
-                    .map_err(|e| self.error(S3Failure::from_sdk(&e)))?;
+                    .map_err(|e| self.error(e))?;
             }
         }
         Ok(())
@@ -217,25 +200,10 @@ impl Folder {
                 prefix,
             } => {
                 let key = format!("{prefix}{name}");
-                match client.get_object().bucket(bucket).key(&key).send().await {
-                    Ok(out) => {
-                        let bytes = out
-                            .body
-                            .collect()
-                            .await
-                            .map_err(|e| self.error(e))?
-                            .to_vec();
-                        Ok(Some((format!("s3://{bucket}/{key}"), bytes)))
-                    }
-                    Err(e) => {
-                        let failure = S3Failure::from_sdk(&e);
-                        if failure.is_not_found() {
-                            Ok(None)
-                        } else {
-                            Err(self.error(failure))
-                        }
-                    }
-                }
+                let bytes = object::get(client, bucket, &key)
+                    .await
+                    .map_err(|e| self.error(e))?;
+                Ok(bytes.map(|bytes| (format!("s3://{bucket}/{key}"), bytes)))
             }
         }
     }
@@ -265,16 +233,11 @@ impl Folder {
             return Ok(false);
         };
         let key = format!("{prefix}{name}");
-        let mut out = match client.get_object().bucket(bucket).key(&key).send().await {
-            Ok(out) => out,
-            Err(e) => {
-                let failure = S3Failure::from_sdk(&e);
-                return if failure.is_not_found() {
-                    Ok(false)
-                } else {
-                    Err(self.error(failure))
-                };
-            }
+        let Some(mut body) = object::open(client, bucket, &key)
+            .await
+            .map_err(|e| self.error(e))?
+        else {
+            return Ok(false);
         };
         let partial = to.with_extension(format!("{}.partial", crate::fingerprint::unique_suffix()));
         if let Some(dir) = to.parent() {
@@ -284,7 +247,7 @@ impl Folder {
         }
         let copied = async {
             let mut file = tokio::fs::File::create(&partial).await?;
-            while let Some(chunk) = out.body.try_next().await.map_err(std::io::Error::other)? {
+            while let Some(chunk) = body.try_next().await.map_err(std::io::Error::other)? {
                 file.write_all(&chunk).await?;
             }
             file.flush().await?;
@@ -326,19 +289,11 @@ impl Folder {
                 bucket,
                 prefix,
             } => {
-                let body = ByteStream::from_path(from)
+                let body = object::file_body(from).await.map_err(|e| self.error(e))?;
+                let key = format!("{prefix}{name}");
+                object::put(client, bucket, &key, body, Some("application/octet-stream"))
                     .await
-                    .map_err(|e| self.error(e))?;
-                client
-                    .put_object()
-                    .bucket(bucket)
-                    .key(format!("{prefix}{name}"))
-                    .content_type("application/octet-stream")
-                    .body(body)
-                    .send()
-                    .await
-                    .map_err(|e| self.error(S3Failure::from_sdk(&e)))?;
-                Ok(())
+                    .map_err(|e| self.error(e))
             }
         }
     }
@@ -360,17 +315,9 @@ impl Folder {
                 prefix,
             } => {
                 let key = format!("{prefix}{name}");
-                match client.head_object().bucket(bucket).key(&key).send().await {
-                    Ok(_) => Ok(true),
-                    Err(e) => {
-                        let failure = S3Failure::from_sdk(&e);
-                        if failure.is_not_found() {
-                            Ok(false)
-                        } else {
-                            Err(self.error(failure))
-                        }
-                    }
-                }
+                object::exists(client, bucket, &key)
+                    .await
+                    .map_err(|e| self.error(e))
             }
         }
     }
@@ -391,14 +338,10 @@ impl Folder {
                 bucket,
                 prefix,
             } => {
-                client
-                    .delete_object()
-                    .bucket(bucket)
-                    .key(format!("{prefix}{name}"))
-                    .send()
+                let key = format!("{prefix}{name}");
+                object::delete(client, bucket, &key)
                     .await
-                    .map_err(|e| self.error(S3Failure::from_sdk(&e)))?;
-                Ok(())
+                    .map_err(|e| self.error(e))
             }
         }
     }

@@ -14,7 +14,6 @@ use super::{StateError, get_json, list_json, put_json};
 use crate::block::prior::PriorState;
 use crate::config::BlockMode;
 use crate::layout;
-use crate::storage::S3Failure;
 
 /// A blocked object version and how to undo its block.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -150,12 +149,10 @@ pub struct AuditEntry {
 /// # Errors
 /// S3 failed.
 pub async fn append_audit(s3: &Client, entry: &AuditEntry) -> Result<String, StateError> {
-    // Nanoseconds order the entries of one second; the random part keeps two writers apart.
-    let nanos = std::time::SystemTime::now()
+    let written = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let id = format!("{nanos:09}-{:08x}", fastrand::u32(..));
-    let key = layout::audit_key(entry.at, &id);
+        .unwrap_or_default();
+    let key = audit_entry_key(written, fastrand::u32(..));
     if !super::create_json(s3, &entry.bucket, &key, entry).await? {
         return Err(StateError::corrupt(
             &entry.bucket,
@@ -164,6 +161,15 @@ pub async fn append_audit(s3: &Client, entry: &AuditEntry) -> Result<String, Sta
         ));
     }
     Ok(key)
+}
+
+/// The key of an audit entry appended at `written` (since the epoch): seconds and nanoseconds of
+/// that one instant, so keys sort in the order entries were appended, whatever time the entry
+/// itself names (an action's time is taken when it starts, and a restore started in one second
+/// may append in the next); the random part keeps two writers of one nanosecond apart.
+fn audit_entry_key(written: std::time::Duration, random: u32) -> String {
+    let id = format!("{:09}-{random:08x}", written.subsec_nanos());
+    layout::audit_key(written.as_secs(), &id)
 }
 
 /// The audit log, oldest first.
@@ -203,13 +209,7 @@ pub async fn allow(
 ) -> Result<(), StateError> {
     if let Some(bytes) = fingerprint {
         let key = layout::allow_print_key(&allowed.sha256);
-        s3.put_object()
-            .bucket(bucket)
-            .key(&key)
-            .body(bytes.to_vec().into())
-            .send()
-            .await
-            .map_err(|e| StateError::s3(bucket, &key, S3Failure::from_sdk(&e)))?;
+        super::put_bytes(s3, bucket, &key, bytes.to_vec()).await?;
     }
     put_json(s3, bucket, &layout::allow_key(&allowed.sha256), allowed).await
 }
@@ -245,4 +245,24 @@ pub async fn allowed_prints(
         }
     }
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn audit_keys_sort_in_the_order_entries_were_appended() {
+        // A block appended at 11.5 s, then a restore that started at 11.99 s (its entry says 11)
+        // and appended at 12.05 s: the restore sorts after the block.
+        let block = audit_entry_key(Duration::from_millis(11_500), u32::MAX);
+        let restore = audit_entry_key(Duration::from_millis(12_050), 0);
+        assert!(block < restore, "{block} vs {restore}");
+        // Within one second, by nanoseconds.
+        let first = audit_entry_key(Duration::new(11, 5), u32::MAX);
+        let second = audit_entry_key(Duration::new(11, 40), 0);
+        assert!(first < second, "{first} vs {second}");
+        assert!(first.starts_with(layout::AUDIT_PREFIX));
+    }
 }

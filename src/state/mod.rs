@@ -20,11 +20,11 @@ pub mod prints;
 pub mod review;
 
 use aws_sdk_s3::Client;
-use aws_sdk_s3::primitives::ByteStream;
 use serde::{Deserialize, Serialize};
 
 use crate::callback::{Body, Request};
 use crate::storage::S3Failure;
+use crate::storage::object::{self, ObjectError};
 
 use crate::job::Job;
 use crate::layout::{self, DEAD_JOB_PREFIX, DEAD_LETTER_PREFIX};
@@ -90,6 +90,31 @@ pub enum StateError {
     },
 }
 
+impl From<ObjectError> for StateError {
+    fn from(error: ObjectError) -> StateError {
+        match error {
+            ObjectError::S3 {
+                bucket,
+                key,
+                failure,
+            } => StateError::S3 {
+                bucket,
+                key,
+                failure,
+            },
+            ObjectError::Stream {
+                bucket,
+                key,
+                message,
+            } => StateError::Stream {
+                bucket,
+                key,
+                message,
+            },
+        }
+    }
+}
+
 impl StateError {
     /// True when trying again later may succeed (network, throttling, 5xx).
     pub fn is_transient(&self) -> bool {
@@ -97,14 +122,6 @@ impl StateError {
             StateError::S3 { failure, .. } => failure.is_transient(),
             StateError::Stream { .. } => true,
             StateError::Corrupt { .. } => false,
-        }
-    }
-
-    pub(crate) fn s3(bucket: &str, key: &str, failure: S3Failure) -> StateError {
-        StateError::S3 {
-            bucket: bucket.to_owned(),
-            key: key.to_owned(),
-            failure,
         }
     }
 
@@ -210,41 +227,19 @@ pub async fn keys_under(
     bucket: &str,
     prefix: &str,
 ) -> Result<Vec<String>, StateError> {
-    let mut keys = Vec::new();
-    let mut pages = s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix(prefix)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| StateError::s3(bucket, prefix, S3Failure::from_sdk(&e)))?;
-        keys.extend(
-            page.contents()
-                .iter()
-                .filter_map(|o| o.key().map(str::to_owned)),
-        );
-    }
-    Ok(keys)
+    Ok(object::list(s3, bucket, prefix)
+        .await?
+        .into_iter()
+        .map(|listed| listed.key)
+        .collect())
 }
 
-/// Whether a state object exists (HEAD: a GET racing the object's deletion may read a cut-off
-/// body).
+/// Whether a state object exists.
 ///
 /// # Errors
 /// S3 failed.
 pub(crate) async fn exists(s3: &Client, bucket: &str, key: &str) -> Result<bool, StateError> {
-    match s3.head_object().bucket(bucket).key(key).send().await {
-        Ok(_) => Ok(true),
-        Err(e) => {
-            let failure = S3Failure::from_sdk(&e);
-            if failure.is_not_found() {
-                Ok(false)
-            } else {
-                Err(StateError::s3(bucket, key, failure))
-            }
-        }
-    }
+    Ok(object::exists(s3, bucket, key).await?)
 }
 
 /// Deletes one state object.
@@ -252,13 +247,7 @@ pub(crate) async fn exists(s3: &Client, bucket: &str, key: &str) -> Result<bool,
 /// # Errors
 /// S3 failed.
 pub async fn delete(s3: &Client, bucket: &str, key: &str) -> Result<(), StateError> {
-    s3.delete_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .map_err(|e| StateError::s3(bucket, key, S3Failure::from_sdk(&e)))?;
-    Ok(())
+    Ok(object::delete(s3, bucket, key).await?)
 }
 
 /// The bytes of a state object, or None when it does not exist.
@@ -270,23 +259,20 @@ pub(crate) async fn get_bytes(
     bucket: &str,
     key: &str,
 ) -> Result<Option<Vec<u8>>, StateError> {
-    let out = match s3.get_object().bucket(bucket).key(key).send().await {
-        Ok(out) => out,
-        Err(e) => {
-            let failure = S3Failure::from_sdk(&e);
-            return if failure.is_not_found() {
-                Ok(None)
-            } else {
-                Err(StateError::s3(bucket, key, failure))
-            };
-        }
-    };
-    let bytes = out.body.collect().await.map_err(|e| StateError::Stream {
-        bucket: bucket.to_owned(),
-        key: key.to_owned(),
-        message: e.to_string(),
-    })?;
-    Ok(Some(bytes.into_bytes().to_vec()))
+    Ok(object::get(s3, bucket, key).await?)
+}
+
+/// Writes a state object of bytes (no content type).
+///
+/// # Errors
+/// S3 failed.
+pub(crate) async fn put_bytes(
+    s3: &Client,
+    bucket: &str,
+    key: &str,
+    body: Vec<u8>,
+) -> Result<(), StateError> {
+    Ok(object::put(s3, bucket, key, body.into(), None).await?)
 }
 
 pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(
@@ -302,6 +288,8 @@ pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(
         .map_err(|e| StateError::corrupt(bucket, key, format!("not valid JSON: {e}")))
 }
 
+const JSON: Option<&str> = Some("application/json");
+
 pub(crate) async fn put_json<T: Serialize>(
     s3: &Client,
     bucket: &str,
@@ -309,15 +297,7 @@ pub(crate) async fn put_json<T: Serialize>(
     value: &T,
 ) -> Result<(), StateError> {
     let body = serde_json::to_vec_pretty(value).expect("state records always serialise");
-    s3.put_object()
-        .bucket(bucket)
-        .key(key)
-        .content_type("application/json")
-        .body(ByteStream::from(body))
-        .send()
-        .await
-        .map_err(|e| StateError::s3(bucket, key, S3Failure::from_sdk(&e)))?;
-    Ok(())
+    Ok(object::put(s3, bucket, key, body.into(), JSON).await?)
 }
 
 /// Creates a state object unless one exists at `key` (`If-None-Match: *`): true when this call
@@ -332,24 +312,5 @@ pub(crate) async fn create_json<T: Serialize>(
     value: &T,
 ) -> Result<bool, StateError> {
     let body = serde_json::to_vec_pretty(value).expect("state records always serialise");
-    let put = s3
-        .put_object()
-        .bucket(bucket)
-        .key(key)
-        .content_type("application/json")
-        .if_none_match("*")
-        .body(ByteStream::from(body))
-        .send()
-        .await;
-    match put {
-        Ok(_) => Ok(true),
-        Err(e) => {
-            let failure = S3Failure::from_sdk(&e);
-            if failure.is_precondition_failed() {
-                Ok(false)
-            } else {
-                Err(StateError::s3(bucket, key, failure))
-            }
-        }
-    }
+    Ok(object::create(s3, bucket, key, body.into(), JSON).await?)
 }

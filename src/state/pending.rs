@@ -17,10 +17,10 @@
 use aws_sdk_s3::Client;
 use serde::{Deserialize, Serialize};
 
-use crate::layout::{self, PENDING_PREFIX, STATE_PREFIX};
+use crate::layout::{self, PENDING_PREFIX};
 use crate::model::Verdict;
 use crate::state::{self, StateError};
-use crate::storage::S3Failure;
+use crate::storage::object;
 
 /// An engine that answered, or that could not.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -140,7 +140,7 @@ pub async fn exists(s3: &Client, bucket: &str, trace_id: &str) -> Result<bool, S
 pub async fn load(s3: &Client, bucket: &str, trace_id: &str) -> Result<Found, StateError> {
     let prefix = layout::pending_prefix(trace_id);
     let mut found = Found::default();
-    for key in list(s3, bucket, &prefix, None).await? {
+    for key in state::keys_under(s3, bucket, &prefix).await? {
         let name = &key[prefix.len()..];
         if name == "job.json" {
             found.job = state::get_json(s3, bucket, &key).await?;
@@ -162,7 +162,7 @@ pub async fn load(s3: &Client, bucket: &str, trace_id: &str) -> Result<Found, St
 /// # Errors
 /// S3 failed.
 pub async fn waiting_in(s3: &Client, bucket: &str) -> Result<Vec<String>, StateError> {
-    let prefixes = list(s3, bucket, PENDING_PREFIX, Some("/")).await?;
+    let prefixes = object::folders(s3, bucket, PENDING_PREFIX).await?;
     Ok(prefixes
         .iter()
         .filter_map(|p| p.strip_prefix(PENDING_PREFIX))
@@ -176,43 +176,8 @@ pub async fn waiting_in(s3: &Client, bucket: &str) -> Result<Vec<String>, StateE
 /// # Errors
 /// S3 failed.
 pub async fn clear(s3: &Client, bucket: &str, trace_id: &str) -> Result<(), StateError> {
-    for key in list(s3, bucket, &layout::pending_prefix(trace_id), None).await? {
+    for key in state::keys_under(s3, bucket, &layout::pending_prefix(trace_id)).await? {
         state::delete(s3, bucket, &key).await?;
     }
     Ok(())
-}
-
-/// Keys under `prefix`, or with a delimiter the common prefixes.
-async fn list(
-    s3: &Client,
-    bucket: &str,
-    prefix: &str,
-    delimiter: Option<&str>,
-) -> Result<Vec<String>, StateError> {
-    debug_assert!(prefix.starts_with(STATE_PREFIX));
-    let mut keys = Vec::new();
-    let mut pages = s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix(prefix)
-        .set_delimiter(delimiter.map(str::to_owned))
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| StateError::s3(bucket, prefix, S3Failure::from_sdk(&e)))?;
-        if delimiter.is_some() {
-            keys.extend(
-                page.common_prefixes()
-                    .iter()
-                    .filter_map(|p| p.prefix().map(str::to_owned)),
-            );
-        } else {
-            keys.extend(
-                page.contents()
-                    .iter()
-                    .filter_map(|o| o.key().map(str::to_owned)),
-            );
-        }
-    }
-    Ok(keys)
 }

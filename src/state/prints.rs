@@ -22,7 +22,6 @@ use aws_sdk_s3::Client;
 use super::{StateError, get_bytes, keys_under};
 use crate::fingerprint::{Fingerprint, Landmark};
 use crate::layout;
-use crate::storage::S3Failure;
 
 /// Packs are closed at about this size.
 pub const PACK_BYTES: usize = 64 << 20;
@@ -164,14 +163,7 @@ fn packs_prefix(rule: &str) -> String {
 /// S3 failed.
 pub async fn keep(s3: &Client, bucket: &str, rule: &str, print: &Print) -> Result<(), StateError> {
     let key = format!("{}{}.espr", loose_prefix(rule), print.trace_id);
-    s3.put_object()
-        .bucket(bucket)
-        .key(&key)
-        .body(print.to_bytes().into())
-        .send()
-        .await
-        .map_err(|e| StateError::s3(bucket, &key, S3Failure::from_sdk(&e)))?;
-    Ok(())
+    super::put_bytes(s3, bucket, &key, print.to_bytes()).await
 }
 
 /// Packs the rule's loose prints; returns how many were packed.
@@ -196,13 +188,7 @@ pub async fn compact(s3: &Client, bucket: &str, rule: &str) -> Result<usize, Sta
                 crate::clock::system_secs(),
                 fastrand::u32(..)
             );
-            s3.put_object()
-                .bucket(bucket)
-                .key(&name)
-                .body(std::mem::take(&mut pack).into())
-                .send()
-                .await
-                .map_err(|e| StateError::s3(bucket, &name, S3Failure::from_sdk(&e)))?;
+            super::put_bytes(s3, bucket, &name, std::mem::take(&mut pack)).await?;
             for member in members.drain(..) {
                 super::delete(s3, bucket, &member).await?;
                 packed += 1;

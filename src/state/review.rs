@@ -20,7 +20,7 @@ use crate::callback::Body;
 use crate::config::{BlockMode, ReviewVerdict};
 use crate::layout;
 use crate::model::Scene;
-use crate::storage::S3Failure;
+use crate::storage::object;
 
 /// An object held for a person.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -102,14 +102,7 @@ pub async fn open(s3: &Client, item: &ReviewItem) -> Result<(), StateError> {
     )
     .await?;
     let marker = layout::review_open_key(item.created_at, &item.trace_id);
-    s3.put_object()
-        .bucket(&item.bucket)
-        .key(&marker)
-        .body(Vec::new().into())
-        .send()
-        .await
-        .map_err(|e| StateError::s3(&item.bucket, &marker, S3Failure::from_sdk(&e)))?;
-    Ok(())
+    super::put_bytes(s3, &item.bucket, &marker, Vec::new()).await
 }
 
 /// The open items of a bucket, oldest first: one listing, no reads.
@@ -265,24 +258,15 @@ pub async fn results_of_day(
 /// # Errors
 /// S3 failed.
 pub async fn result_days(s3: &Client, bucket: &str) -> Result<Vec<String>, StateError> {
-    let mut days = Vec::new();
-    let mut pages = s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix(layout::RESULTS_PREFIX)
-        .delimiter("/")
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page
-            .map_err(|e| StateError::s3(bucket, layout::RESULTS_PREFIX, S3Failure::from_sdk(&e)))?;
-        days.extend(page.common_prefixes().iter().filter_map(|p| {
-            p.prefix()?
-                .strip_prefix(layout::RESULTS_PREFIX)?
+    let mut days: Vec<String> = object::folders(s3, bucket, layout::RESULTS_PREFIX)
+        .await?
+        .iter()
+        .filter_map(|p| {
+            p.strip_prefix(layout::RESULTS_PREFIX)?
                 .strip_suffix('/')
                 .map(str::to_owned)
-        }));
-    }
+        })
+        .collect();
     days.sort();
     Ok(days)
 }

@@ -15,8 +15,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::Scene;
 
+mod console;
 mod engines;
+mod sources;
 mod validate;
+
+pub use console::{ConsoleConfig, ConsoleUserConfig, ProxyAuthConfig, Role};
+pub use sources::{
+    AdminConfig, MinioWebhookConfig, SnsWebhookConfig, SourcesConfig, SqsConfig, WebhookConfig,
+};
 
 pub use engines::{
     AmsEngineConfig, EngineConfig, HttpEngineConfig, LocalEngineConfig, ShumeiEngineConfig,
@@ -301,66 +308,6 @@ pub enum Review {
     Human,
 }
 
-/// The review console: login-protected pages for the people who review, on a listener of their
-/// own.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConsoleConfig {
-    /// `host:port` to listen on.
-    pub listen: String,
-    /// Signs session cookies and CSRF tokens (at least 32 characters). Every replica serving the
-    /// console needs the same key; changing it logs everyone out.
-    pub session_key: String,
-    #[serde(default = "default_session_ttl")]
-    pub session_ttl_secs: u64,
-    /// Mark the session cookie `Secure` (sent over HTTPS only). Turn off only for a console
-    /// reached over plain HTTP on a trusted network.
-    #[serde(default = "yes")]
-    pub secure_cookie: bool,
-    #[serde(default)]
-    pub users: Vec<ConsoleUserConfig>,
-    /// Single sign-on through a reverse proxy that authenticates people and names them in a
-    /// header; off unless set.
-    pub proxy: Option<ProxyAuthConfig>,
-}
-
-fn default_session_ttl() -> u64 {
-    8 * 3600
-}
-
-/// One person who may use the console.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConsoleUserConfig {
-    pub name: String,
-    pub role: Role,
-    /// An argon2 PHC string (`earshot hash-password` prints one). Omit for a user who signs in
-    /// only through the proxy.
-    pub password_hash: Option<String>,
-}
-
-/// What a console user may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Read the queue and history, decide items.
-    Reviewer,
-    /// Also restore blocked objects.
-    Admin,
-}
-
-/// A reverse proxy that has authenticated the person already.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProxyAuthConfig {
-    /// The header naming the user, e.g. `X-Forwarded-User`.
-    pub header: String,
-    /// The proxy's addresses: the header is believed only on connections from these.
-    pub trusted_peers: Vec<std::net::IpAddr>,
-    /// The role of a person the proxy names who is not among `users`; omit to refuse them.
-    pub default_role: Option<Role>,
-}
-
 /// Where and how a rule's results are POSTed (DESIGN §6).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -414,113 +361,6 @@ impl Default for AsyncJobsConfig {
 
 fn default_sweep() -> u64 {
     15
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SourcesConfig {
-    pub sqs: Option<SqsConfig>,
-    pub webhook: Option<WebhookConfig>,
-}
-
-/// The HTTP source of `earshot serve`: MinIO bucket notifications and SNS HTTP(S) subscriptions.
-/// Its listener also answers `/healthz`, `/readyz` and `/metrics`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WebhookConfig {
-    /// `host:port` to listen on.
-    pub listen: String,
-    /// Jobs run at once.
-    #[serde(default = "default_concurrency")]
-    pub max_concurrency: usize,
-    /// Jobs accepted and waiting for a worker; a request that does not fit is answered 503.
-    #[serde(default = "default_queue_capacity")]
-    pub queue_capacity: usize,
-    /// The `Retry-After` of a 503.
-    #[serde(default = "default_retry_after")]
-    pub retry_after_secs: u32,
-    /// Runs of a job that fails for a passing reason before it is parked in the bucket's
-    /// dead-job area (the sender was answered 2xx and will not send it again).
-    #[serde(default = "default_job_attempts")]
-    pub max_attempts: u32,
-    /// The first pause between runs; it doubles (with jitter) up to 60 s.
-    #[serde(default = "default_retry_initial_ms")]
-    pub retry_initial_ms: u64,
-    /// `POST /minio`: MinIO's webhook notification target.
-    pub minio: Option<MinioWebhookConfig>,
-    /// `POST /sns`: an SNS HTTP(S) subscription.
-    pub sns: Option<SnsWebhookConfig>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MinioWebhookConfig {
-    /// The `auth_token` of MinIO's webhook target; MinIO sends it as `Authorization: Bearer …`.
-    pub auth_token: String,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SnsWebhookConfig {
-    /// Topics whose messages are accepted; empty accepts any topic (signatures are checked anyway).
-    #[serde(default)]
-    pub topic_arns: Vec<String>,
-    /// Origins (`scheme://host:port`) trusted to serve signing certificates besides AWS's
-    /// `https://sns.<region>.amazonaws.com[.cn]`, e.g. `http://127.0.0.1:4566` for LocalStack.
-    #[serde(default)]
-    pub trusted_cert_origins: Vec<String>,
-}
-
-fn default_job_attempts() -> u32 {
-    8
-}
-
-fn default_retry_initial_ms() -> u64 {
-    1000
-}
-
-fn default_queue_capacity() -> usize {
-    256
-}
-
-fn default_retry_after() -> u32 {
-    5
-}
-
-/// `/healthz`, `/readyz` and `/metrics` on a listener of their own (for the SQS source, which has
-/// no listener; the webhook source serves them on its own listener as well).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AdminConfig {
-    /// `host:port`; omit for no admin listener.
-    pub listen: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SqsConfig {
-    pub queue_url: String,
-    /// Omit for AWS.
-    pub endpoint_url: Option<String>,
-    #[serde(default = "default_concurrency")]
-    pub max_concurrency: usize,
-    #[serde(default = "default_wait")]
-    pub wait_time_secs: u32,
-    /// How long a received message stays hidden; extended while its job runs.
-    #[serde(default = "default_visibility")]
-    pub visibility_timeout_secs: u32,
-}
-
-fn default_concurrency() -> usize {
-    8
-}
-
-fn default_wait() -> u32 {
-    20
-}
-
-fn default_visibility() -> u32 {
-    60
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

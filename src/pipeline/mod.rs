@@ -23,6 +23,7 @@ mod judge;
 mod outcome;
 mod report;
 mod review;
+mod settle;
 mod undo;
 pub mod waiting;
 

@@ -16,8 +16,8 @@
 
 use std::collections::BTreeMap;
 
-use super::judge::OwnedTarget;
 use super::report::Report;
+use super::settle::OwnedTarget;
 use super::undo::{RestoreRequest, Restored, UndoError};
 use super::{CallbackOutcome, JobError, Pipeline};
 use crate::callback::{ActionInfo, Body, Code, ReviewInfo};

@@ -9,7 +9,7 @@
 //! restored version gets a job record, so its own event is a duplicate; (4) the record is marked
 //! done, the audit log gets an entry and the rule's callback is sent with `forbidden_status` 0.
 
-use super::judge::OwnedTarget;
+use super::settle::OwnedTarget;
 use super::{CallbackOutcome, JobError, Pipeline};
 use crate::block::prior::{self, Moved, RestoreError};
 use crate::block::{BlockError, Target};

@@ -14,7 +14,12 @@
 //! record is written for every judged object, so nothing is judged or called back twice. At the
 //! end a report (counts by outcome, failures with reasons) is printed and kept beside it.
 
+mod enqueue;
 pub mod input;
+mod progress;
+
+use self::enqueue::send_batch;
+use self::progress::Progress;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -25,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::job::{Job, Origin, job_message};
+use crate::job::{Job, Origin};
 use crate::layout;
 use crate::pipeline::{Ack, Outcome, Pipeline};
 use crate::rules::key_suffix;
@@ -527,76 +532,6 @@ async fn judged_trace_ids(pipeline: &Pipeline, bucket: &str) -> Result<HashSet<S
         .collect())
 }
 
-/// Sends up to 10 jobs in one `SendMessageBatch`, first waiting while the queue's backlog is at
-/// its ceiling; returns the candidates sent.
-async fn send_batch(
-    enqueue: &Enqueue,
-    batch: &mut Vec<(Candidate, Job)>,
-) -> Result<Vec<Candidate>, ScanError> {
-    let failed = |message: String| ScanError::Enqueue {
-        queue_url: enqueue.queue_url.clone(),
-        message,
-    };
-    let mut waited = false;
-    loop {
-        let attributes = enqueue
-            .sqs
-            .get_queue_attributes()
-            .queue_url(&enqueue.queue_url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
-            .send()
-            .await
-            .map_err(|e| failed(format!("{}", aws_sdk_sqs::error::DisplayErrorContext(&e))))?;
-        let backlog: u64 = attributes
-            .attributes()
-            .and_then(|a| {
-                a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
-            })
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
-        if backlog + batch.len() as u64 <= enqueue.max_backlog {
-            break;
-        }
-        if !waited {
-            tracing::info!(
-                backlog,
-                max_backlog = enqueue.max_backlog,
-                "Queue backlog at its ceiling; waiting for the daemons."
-            );
-            waited = true;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    let entries: Vec<_> = batch
-        .iter()
-        .enumerate()
-        .map(|(i, (_, job))| {
-            aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
-                .id(i.to_string())
-                .message_body(job_message(job))
-                .build()
-                .expect("id and body are set")
-        })
-        .collect();
-    let sent = enqueue
-        .sqs
-        .send_message_batch()
-        .queue_url(&enqueue.queue_url)
-        .set_entries(Some(entries))
-        .send()
-        .await
-        .map_err(|e| failed(format!("{}", aws_sdk_sqs::error::DisplayErrorContext(&e))))?;
-    if let Some(first) = sent.failed().first() {
-        return Err(failed(format!(
-            "{} of {} messages refused, e.g. {}",
-            sent.failed().len(),
-            batch.len(),
-            first.message().unwrap_or(first.code())
-        )));
-    }
-    Ok(batch.drain(..).map(|(candidate, _)| candidate).collect())
-}
-
 async fn save(pipeline: &Pipeline, checkpoint: &mut Checkpoint) -> Result<(), ScanError> {
     checkpoint.updated_at = pipeline.clock.now_secs();
     let key = layout::scan_checkpoint_key(&checkpoint.id);
@@ -617,70 +552,4 @@ pub async fn scans(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<Vec<Checkpoi
         .collect();
     found.sort_by_key(|c| std::cmp::Reverse(c.started_at));
     Ok(found)
-}
-
-/// Progress on a terminal (a bar) or in the log (a line every 10 s).
-struct Progress {
-    bar: Option<indicatif::ProgressBar>,
-    started: Instant,
-    last_line: Instant,
-}
-
-impl Progress {
-    fn new(bar: bool, id: &str) -> Progress {
-        let bar = bar.then(|| {
-            let bar = indicatif::ProgressBar::new_spinner();
-            bar.set_style(
-                indicatif::ProgressStyle::with_template("{spinner} scan {prefix} {wide_msg}")
-                    .expect("a valid template"),
-            );
-            bar.set_prefix(id.to_owned());
-            bar.enable_steady_tick(Duration::from_millis(200));
-            bar
-        });
-        Progress {
-            bar,
-            started: Instant::now(),
-            last_line: Instant::now(),
-        }
-    }
-
-    fn summary(&self, checkpoint: &Checkpoint) -> String {
-        let c = &checkpoint.counts;
-        let secs = self.started.elapsed().as_secs_f64().max(0.001);
-        format!(
-            "{} read, {} taken, {} already judged, {} out of scope, {} failed; {:.1} MB, ≈{:.2} h audio; {:.0} objects/s",
-            c.read,
-            c.taken(),
-            c.already_judged,
-            c.out_of_scope + c.out_of_window,
-            c.failed,
-            c.bytes as f64 / 1e6,
-            c.est_audio_hours,
-            c.read as f64 / secs
-        )
-    }
-
-    fn tick(&mut self, checkpoint: &Checkpoint) {
-        if let Some(bar) = &self.bar {
-            bar.set_message(self.summary(checkpoint));
-        } else if self.last_line.elapsed() >= Duration::from_secs(10) {
-            self.log(checkpoint);
-        }
-    }
-
-    fn log(&mut self, checkpoint: &Checkpoint) {
-        if self.bar.is_none() {
-            tracing::info!(scan = %checkpoint.id, position = checkpoint.position, "{}", self.summary(checkpoint));
-            self.last_line = Instant::now();
-        }
-    }
-
-    fn finish(&mut self, checkpoint: &Checkpoint) {
-        if let Some(bar) = self.bar.take() {
-            bar.finish_with_message(self.summary(checkpoint));
-        } else {
-            tracing::info!(scan = %checkpoint.id, "{}", self.summary(checkpoint));
-        }
-    }
 }

@@ -182,3 +182,29 @@ fn the_checker_sees_grouped_and_nested_paths() {
     let found: Vec<String> = imports(text).into_iter().collect();
     assert_eq!(found, ["config", "layout", "model"]);
 }
+
+/// Past this a file is doing more than one thing: split it by what each part is for.
+const MAX_FILE_LINES: usize = 750;
+
+#[test]
+fn no_source_file_is_over_750_lines() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for dir in ["src", "tests", "benches"] {
+        rust_files(&root.join(dir), &mut files);
+    }
+    assert!(files.len() > 50, "only {} source files found", files.len());
+    let oversized: Vec<String> = files
+        .iter()
+        .filter_map(|file| {
+            let text = std::fs::read_to_string(file).expect("a source file is readable");
+            let lines = text.lines().count();
+            (lines > MAX_FILE_LINES).then(|| format!("{} ({lines} lines)", file.display()))
+        })
+        .collect();
+    assert!(
+        oversized.is_empty(),
+        "over {MAX_FILE_LINES} lines:\n{}",
+        oversized.join("\n")
+    );
+}

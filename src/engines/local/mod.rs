@@ -15,13 +15,13 @@
 //! reference's scene by how unlikely chance agreement is ([`crate::fingerprint::score_of`]), with the matched segment (offsets in the upload and
 //! the reference).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use aws_sdk_s3::Client;
-use serde::{Deserialize, Serialize};
 
+mod snapshot;
 mod store;
 
 pub use store::{Entry, LibraryError, LibraryStore};
@@ -29,72 +29,10 @@ pub use store::{Entry, LibraryError, LibraryStore};
 /// The SHA-256 of a file: a library entry's id.
 pub use crate::signing::sha256_file;
 
+use self::snapshot::{Changes, IndexMeta, Snapshot, apply};
 use super::{Analyser, Clip, EngineError, Reference};
 use crate::fingerprint::{Fingerprint, Index};
 use crate::model::{Scene, SceneScore, Segment, Verdict};
-
-/// One loaded state of the library: replaced whole when the library changes. It holds the index
-/// (mapped from the library's index file once written) and the entries, not the fingerprints:
-/// those are in the index, and in the store for a retro-hunt.
-struct Snapshot {
-    by_sha256: HashMap<[u8; 32], Entry>,
-    /// Every entry, in the order of [`LibraryStore::list`].
-    entries: Vec<Entry>,
-    /// Entries in index order.
-    indexed: Vec<Entry>,
-    index: Arc<Index>,
-}
-
-/// What is written beside the index: the entries, and the listing tags of the files they were
-/// read from, so that a reader knows which entries changed since without reading them.
-#[derive(Serialize, Deserialize)]
-struct IndexMeta {
-    entries: Vec<Entry>,
-    tags: BTreeMap<String, String>,
-}
-
-impl Snapshot {
-    /// `entries` must hold an entry for every reference of `index`.
-    fn new(index: Arc<Index>, mut entries: Vec<Entry>) -> Result<Snapshot, String> {
-        entries.sort_by(|a, b| a.added_at.cmp(&b.added_at).then(a.id.cmp(&b.id)));
-        let mut by_sha256 = HashMap::new();
-        let mut by_id: HashMap<&str, &Entry> = HashMap::new();
-        for entry in &entries {
-            let mut sha = [0u8; 32];
-            if hex::decode_to_slice(&entry.id, &mut sha).is_ok() {
-                by_sha256.insert(sha, entry.clone());
-            }
-            by_id.insert(&entry.id, entry);
-        }
-        let indexed = (0..index.len())
-            .map(|r| {
-                let id = index.reference(r).0;
-                by_id
-                    .get(id)
-                    .map(|e| (*e).clone())
-                    .ok_or_else(|| format!("reference {id} has no entry"))
-            })
-            .collect::<Result<Vec<Entry>, String>>()?;
-        Ok(Snapshot {
-            by_sha256,
-            entries,
-            indexed,
-            index,
-        })
-    }
-
-    fn empty() -> Snapshot {
-        Snapshot::new(Arc::new(Index::build(Vec::new())), Vec::new()).expect("empty is consistent")
-    }
-
-    fn meta(&self, tags: &BTreeMap<String, String>) -> Vec<u8> {
-        serde_json::to_vec(&IndexMeta {
-            entries: self.entries.clone(),
-            tags: tags.clone(),
-        })
-        .expect("entries serialise")
-    }
-}
 
 /// The running engine: the library's entries by SHA-256 and their fingerprints indexed, reloaded
 /// by [`Engine::refresh`] when the library changes and extended by [`Engine::learn`].
@@ -109,52 +47,6 @@ pub struct LocalEngine {
     unsaved: AtomicBool,
     /// One update (learn or refresh) at a time, so none builds on a snapshot another replaced.
     updating: tokio::sync::Mutex<()>,
-}
-
-/// How the library's listing differs from what a snapshot was read from.
-struct Changes {
-    /// Entries to read again (new or changed), and ids to drop (changed or gone).
-    read: Vec<String>,
-    drop: BTreeSet<String>,
-}
-
-impl Changes {
-    fn between(
-        entries: &[Entry],
-        tags: &BTreeMap<String, String>,
-        listing: &BTreeMap<String, String>,
-    ) -> Changes {
-        // A file is unchanged when its tag is, or when this engine wrote it and has not listed
-        // it since (tag "").
-        let same = |file: &str| match (tags.get(file), listing.get(file)) {
-            (Some(old), Some(new)) => old.is_empty() || old == new,
-            (None, None) => true,
-            _ => false,
-        };
-        let known: BTreeSet<&str> = entries.iter().map(|e| e.id.as_str()).collect();
-        let listed: BTreeSet<&str> = listing
-            .keys()
-            .filter_map(|name| name.strip_suffix(".json"))
-            .collect();
-        let read: Vec<String> = listed
-            .iter()
-            .filter(|id| {
-                !known.contains(*id) || !same(&format!("{id}.json")) || !same(&format!("{id}.fp"))
-            })
-            .map(|id| (*id).to_owned())
-            .collect();
-        let mut drop: BTreeSet<String> = known
-            .iter()
-            .filter(|id| !listed.contains(*id))
-            .map(|id| (*id).to_owned())
-            .collect();
-        drop.extend(read.iter().cloned());
-        Changes { read, drop }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.read.is_empty() && self.drop.is_empty()
-    }
 }
 
 impl LocalEngine {
@@ -312,50 +204,6 @@ impl LocalEngine {
             }
         }
     }
-}
-
-/// A snapshot with `changes` applied: the changed and new entries read (with their fingerprints),
-/// the dropped ones left out of a rebuilt index.
-async fn apply(
-    name: &str,
-    store: &LibraryStore,
-    base: &Snapshot,
-    changes: &Changes,
-) -> Result<Snapshot, LibraryError> {
-    let mut entries: Vec<Entry> = base
-        .entries
-        .iter()
-        .filter(|e| !changes.drop.contains(&e.id))
-        .cloned()
-        .collect();
-    let mut added = Vec::new();
-    for id in &changes.read {
-        // An entry removed between the listing and the read is simply gone.
-        let Some(entry) = store.entry(id).await? else {
-            continue;
-        };
-        match store.fingerprint(id).await? {
-            Some(fingerprint) => added.push((entry.id.clone(), fingerprint)),
-            None => {
-                tracing::warn!(engine = name, id = %entry.id, "Library entry has no fingerprint; it matches exact copies only. Add it again to fingerprint it.");
-            }
-        }
-        entries.push(entry);
-    }
-    let base_index = base.index.clone();
-    let drop = changes.drop.clone();
-    let index = tokio::task::spawn_blocking(move || {
-        base_index.rebuild(&|r| !drop.contains(base_index.reference(r).0), added)
-    })
-    .await
-    .map_err(|e| LibraryError::Io {
-        location: store.location(),
-        message: e.to_string(),
-    })?;
-    Snapshot::new(Arc::new(index), entries).map_err(|message| LibraryError::BadEntry {
-        location: store.location(),
-        message,
-    })
 }
 
 #[async_trait::async_trait]

@@ -8,6 +8,7 @@
 
 pub mod dictionary;
 pub mod gate;
+pub mod matcher;
 pub mod normalise;
 pub mod transcript;
 
@@ -17,8 +18,9 @@ use whisper_rs::{
     DtwMode, DtwParameters, FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters,
 };
 
-use self::dictionary::{DictionaryStore, Matcher};
+use self::dictionary::DictionaryStore;
 use self::gate::{RATE, Speech};
+use self::matcher::Matcher;
 use self::transcript::{Transcript, Word};
 use super::{Analyser, Clip, EngineError};
 use crate::config::SpeechEngineConfig;

@@ -21,7 +21,8 @@ use std::sync::Arc;
 pub use receive::{Received, Rejection};
 
 use super::combine::engine_outcome;
-use super::judge::{Judgement, OwnedTarget};
+use super::judge::Judgement;
+use super::settle::OwnedTarget;
 use super::{JobError, Outcome, Pipeline};
 use crate::callback::Body;
 use crate::config::OnEngineError;

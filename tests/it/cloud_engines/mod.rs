@@ -1,6 +1,6 @@
 //! The cloud engines end to end: `earshot serve` (MinIO-shaped webhook events, LocalStack S3)
 //! driving local servers that implement Tencent AMS's and Shumei's contracts
-//! (`tests/common/providers.rs`) and a user's own classifier: blocks via each engine, forged and
+//! (`tests/it/common/providers/`) and a user's own classifier: blocks via each engine, forged and
 //! tampered provider results refused, a restart between task creation and result, throttling
 //! obeyed, the no-callback path polled, an overdue result called back with code 1202, and rules
 //! with several engines and an engine that is down.

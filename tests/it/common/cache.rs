@@ -5,8 +5,8 @@
 //! of the code that makes it), the size and modification time of every input file, and the
 //! versions of ffmpeg, sox and espeak-ng. Anything changed makes a new set; nothing is ever read
 //! from a set whose key differs. A set is made in a directory of its own and renamed into place
-//! whole, so a test process killed halfway leaves no half set behind, and two processes making the
-//! same set at once both succeed (one rename wins, the other's copy is dropped).
+//! whole, so a test process killed halfway leaves no half set behind; processes that need a set
+//! being made wait for it (a lock per set name) instead of making it again.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -79,6 +79,13 @@ pub fn labelled_files(
         return files;
     }
     std::fs::create_dir_all(root()).expect("target/test-cache");
+    // One process makes a set while the others that need it wait (nextest runs every test in a
+    // process of its own, several at once), then read what it made.
+    let lock = std::fs::File::create(root().join(format!(".{name}.lock"))).expect("a lock file");
+    lock.lock().expect("the set's lock");
+    if let Some(files) = read_manifest(&dir, &manifest) {
+        return files;
+    }
     let partial = root().join(format!(
         ".{name}.{}-{}.partial",
         std::process::id(),

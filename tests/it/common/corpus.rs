@@ -524,7 +524,7 @@ fn parse_label(label: &str) -> (Made, usize) {
 }
 
 /// `make` applied to every job on every core; results in the jobs' order.
-fn on_every_core<J: Sync, T: Send>(jobs: &[J], make: impl Fn(&J) -> T + Sync) -> Vec<T> {
+pub fn on_every_core<J: Sync, T: Send>(jobs: &[J], make: impl Fn(&J) -> T + Sync) -> Vec<T> {
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let next = std::sync::atomic::AtomicUsize::new(0);
     let made = std::sync::Mutex::new(Vec::new());

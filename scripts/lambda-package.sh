@@ -3,7 +3,8 @@
 # - earshot-lambda.zip: the function, `bootstrap` (earshot-lambda, stripped) for provided.al2023;
 # - earshot-speech-model.zip: a layer with the speech model, unpacked by Lambda under /opt
 #   (engines.speech.model = "/opt/earshot/models/<file>").
-# The model does not fit inside the function's zip: with it the upload is over Lambda's 50 MB.
+# Beside the binary the model would fill Lambda's 50 MiB direct upload to within 2 MB, and a larger
+# model would not fit: it is a layer of its own (infra/aws/README.md).
 #
 # Usage: scripts/lambda-package.sh [--binary PATH] [--out DIR]
 #   --binary  an earshot-lambda already built (default: `cargo build --release`, for this machine's

@@ -154,7 +154,7 @@ fn the_config_the_aws_template_builds_is_valid() {
     assert!(!stdout.contains("seed-value"), "seed redacted");
 }
 
-/// Lambda refuses a zip over 50 MB uploaded directly.
+/// Lambda refuses a zip over 50 MiB uploaded directly.
 const LAMBDA_MAX_ZIPPED: u64 = 50 * 1024 * 1024;
 
 /// The function zip and the model layer that `scripts/lambda-package.sh` makes, from the

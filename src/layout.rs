@@ -16,6 +16,8 @@
 //! audit_freeze_backup/earshot/review/items/<trace_id>.json   an item for human review
 //! audit_freeze_backup/earshot/review/open/<seconds>-<trace_id>  the queue: one empty marker per open item
 //! audit_freeze_backup/earshot/review/decided/<trace_id>.json the decision (created once: the claim)
+//! audit_freeze_backup/earshot/review/decided/<trace_id>.take-<n>.json  the n-th takeover of an abandoned claim
+//! audit_freeze_backup/earshot/review/claimed/<trace_id>      a claim not yet carried out
 //! audit_freeze_backup/earshot/results/<YYYY-MM-DD>/<seconds>-<trace_id>.json  one result, by day
 //! ```
 
@@ -35,6 +37,7 @@ pub const ALLOW_PREFIX: &str = "audit_freeze_backup/earshot/allow/";
 pub const SCANS_PREFIX: &str = "audit_freeze_backup/earshot/scans/";
 pub const PRINTS_PREFIX: &str = "audit_freeze_backup/earshot/prints/";
 pub const REVIEW_OPEN_PREFIX: &str = "audit_freeze_backup/earshot/review/open/";
+pub const REVIEW_CLAIMED_PREFIX: &str = "audit_freeze_backup/earshot/review/claimed/";
 pub const RESULTS_PREFIX: &str = "audit_freeze_backup/earshot/results/";
 
 /// Whether earshot owns `key` (and so never moderates it).
@@ -150,6 +153,16 @@ pub fn review_decision_key(trace_id: &str) -> String {
     format!("audit_freeze_backup/earshot/review/decided/{trace_id}.json")
 }
 
+/// The `n`-th takeover (n ≥ 1) of an abandoned review decision.
+pub fn review_takeover_key(trace_id: &str, n: u32) -> String {
+    format!("audit_freeze_backup/earshot/review/decided/{trace_id}.take-{n}.json")
+}
+
+/// The marker of a review decision claimed and not yet carried out.
+pub fn review_claimed_key(trace_id: &str) -> String {
+    format!("{REVIEW_CLAIMED_PREFIX}{trace_id}")
+}
+
 /// The results of one day (`YYYY-MM-DD`, UTC).
 pub fn results_of_day(day: &str) -> String {
     format!("{RESULTS_PREFIX}{day}/")
@@ -184,6 +197,8 @@ mod tests {
             review_item_key("t"),
             review_open_key(1, "t"),
             review_decision_key("t"),
+            review_takeover_key("t", 1),
+            review_claimed_key("t"),
             result_key("2026-12-03", 1, "t"),
         ] {
             assert!(is_reserved(&key), "{key}");

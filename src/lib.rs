@@ -19,7 +19,7 @@
 //!
 //! | layer | modules |
 //! |---|---|
-//! | leaves | [`model`] (scenes, verdicts, COS enums), [`signing`], [`clock`], [`layout`] (every `audit_freeze_backup/…` key), [`scope`] (key prefixes with wildcards), [`backoff`], [`metrics`], [`token`] |
+//! | leaves | [`model`] (scenes, verdicts, COS enums), [`signing`], [`clock`], [`layout`] (every `audit_freeze_backup/…` key), [`scope`] (key prefixes with wildcards), [`backoff`], [`metrics`], [`token`], [`faults`] (points where a test crashes the process) |
 //! | config | [`config`] |
 //! | storage and audio | [`storage`], [`audio`], [`fingerprint`], [`job`], [`rules`], [`decision`] |
 //! | stages | [`engines`], [`fetch`], [`block`], [`callback`], [`state`] |
@@ -40,6 +40,7 @@ pub mod config;
 pub mod console;
 pub mod decision;
 pub mod engines;
+pub mod faults;
 pub mod fetch;
 pub mod fingerprint;
 pub mod job;

@@ -241,6 +241,11 @@ pub struct BlockConfig {
     pub review_timeout_secs: u64,
     #[serde(default)]
     pub on_review_timeout: ReviewVerdict,
+    /// With `review = "human"`: how long the process that claimed a decision has to carry it out
+    /// before another process (the next decision, the sweep) may take it over, taking its holder
+    /// for stopped. Longer than any one decision takes (a callback's retries included).
+    #[serde(default = "default_review_lease")]
+    pub review_lease_secs: u64,
 }
 
 /// What a review decides (and what `on_review_timeout` decides when nobody did).
@@ -267,6 +272,10 @@ fn default_review_timeout() -> u64 {
     3 * 24 * 3600
 }
 
+fn default_review_lease() -> u64 {
+    15 * 60
+}
+
 fn yes() -> bool {
     true
 }
@@ -286,6 +295,7 @@ impl Default for BlockConfig {
             hold_for_review: false,
             review_timeout_secs: default_review_timeout(),
             on_review_timeout: ReviewVerdict::default(),
+            review_lease_secs: default_review_lease(),
         }
     }
 }
@@ -436,7 +446,7 @@ impl Config {
         figment = figment.merge(
             Env::prefixed("EARSHOT_")
                 .split("__")
-                .filter(|key| key != "config" && key != "log_format"),
+                .filter(|key| key != "config" && key != "log_format" && key != "crash_at"),
         );
         Self::from_figment(figment)
     }

@@ -102,6 +102,12 @@ impl Config {
                     "must be at least 1".to_owned(),
                 ));
             }
+            if rule.block.review == Review::Human && rule.block.review_lease_secs == 0 {
+                return Err(invalid(
+                    key("block.review_lease_secs"),
+                    "must be at least 1".to_owned(),
+                ));
+            }
             if let Some(callback) = &rule.callback {
                 let parsed = url::Url::parse(&callback.url);
                 if !matches!(parsed.as_ref().map(|u| u.scheme()), Ok("http" | "https")) {

@@ -69,6 +69,8 @@ pub struct Pipeline {
     spool_dir: PathBuf,
     in_flight: Mutex<HashSet<String>>,
     tokens: Option<token::Signer>,
+    /// This process as the holder of the review decisions it claims.
+    holder: String,
 }
 
 /// Holds a trace id in the in-flight set; removes it when the job ends, however it ends.
@@ -112,6 +114,7 @@ impl Pipeline {
             spool_dir: std::env::temp_dir(),
             in_flight: Mutex::new(HashSet::new()),
             tokens,
+            holder: crate::state::review::holder_id(),
         })
     }
 

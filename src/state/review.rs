@@ -6,8 +6,14 @@
 //!   listing gives the queue oldest first;
 //! - the decision ([`ReviewDecision`]) at `review/decided/<trace_id>.json`, created with
 //!   `If-None-Match: *`: the first decision wins and a second one gets [`Claim::Taken`] with the
-//!   winner's, never a silent overwrite. It is marked `applied` once the object and the callback
-//!   have followed it, then the queue marker is deleted.
+//!   winner's, never a silent overwrite. The claim names its holder (one process) and a lease:
+//!   until the lease runs out only the holder carries the decision out. It is marked `applied`
+//!   once the object and the callback have followed it, then the queue marker is deleted;
+//! - a claim whose lease ran out unapplied (its holder stopped) is taken over by creating
+//!   `review/decided/<trace_id>.take-<n>.json` (n = 1, 2, …), again with `If-None-Match: *`, so
+//!   of two processes finishing it exactly one does; the takeover has a lease of its own;
+//! - `review/claimed/<trace_id>`: an empty marker from the claim until the decision is applied,
+//!   so the sweep finds unfinished claims with one listing.
 //!
 //! And, for the history of results, one [`ResultRow`] per judged object under the day it was
 //! judged (`results/<YYYY-MM-DD>/…`).
@@ -71,6 +77,32 @@ pub struct ReviewDecision {
     /// When the object and the callback followed it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applied_at: Option<u64>,
+    /// The process carrying it out ([`holder_id`]); empty in decisions from before leases.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub holder: String,
+    /// Until when (seconds since the Unix epoch) the holder alone may carry it out; 0 in
+    /// decisions from before leases (finished by whoever comes next).
+    #[serde(default)]
+    pub lease_until: u64,
+    /// 0 for the claim itself, n for its n-th takeover.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub takeover: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl ReviewDecision {
+    /// Claimed, not carried out, and its holder's lease has run out at `now`.
+    pub fn abandoned(&self, now: u64) -> bool {
+        self.applied_at.is_none() && self.lease_until <= now
+    }
+}
+
+/// An id for this process as a claim's holder: its pid and 64 random bits.
+pub fn holder_id() -> String {
+    format!("pid{}-{:016x}", std::process::id(), fastrand::u64(..))
 }
 
 /// What claiming an item came to.
@@ -147,8 +179,37 @@ pub async fn decision(
     get_json(s3, bucket, &layout::review_decision_key(trace_id)).await
 }
 
+/// The decision on an item as it stands: the claim, with the holder and lease of its latest
+/// takeover, if any.
+///
+/// # Errors
+/// S3 failed or a record is not valid.
+pub async fn current(
+    s3: &Client,
+    bucket: &str,
+    trace_id: &str,
+) -> Result<Option<ReviewDecision>, StateError> {
+    let Some(mut claimed) = decision(s3, bucket, trace_id).await? else {
+        return Ok(None);
+    };
+    if claimed.applied_at.is_some() {
+        return Ok(Some(claimed));
+    }
+    let mut n = claimed.takeover;
+    while let Some(taken) =
+        get_json::<ReviewDecision>(s3, bucket, &layout::review_takeover_key(trace_id, n + 1))
+            .await?
+    {
+        n = taken.takeover.max(n + 1);
+        claimed.holder = taken.holder;
+        claimed.lease_until = taken.lease_until;
+        claimed.takeover = n;
+    }
+    Ok(Some(claimed))
+}
+
 /// Records a decision unless the item has one: the write is conditional, so of two reviewers
-/// deciding at once exactly one wins.
+/// deciding at once exactly one wins. The winner's claim is marked for the sweep.
 ///
 /// # Errors
 /// S3 failed.
@@ -159,9 +220,11 @@ pub async fn claim(
 ) -> Result<Claim, StateError> {
     let key = layout::review_decision_key(&decided.trace_id);
     if super::create_json(s3, bucket, &key, decided).await? {
+        let marker = layout::review_claimed_key(&decided.trace_id);
+        super::put_bytes(s3, bucket, &marker, Vec::new()).await?;
         return Ok(Claim::Won);
     }
-    match decision(s3, bucket, &decided.trace_id).await? {
+    match current(s3, bucket, &decided.trace_id).await? {
         Some(theirs) => Ok(Claim::Taken(theirs)),
         None => Err(StateError::corrupt(
             bucket,
@@ -169,6 +232,56 @@ pub async fn claim(
             "S3 refused to create the decision, yet none can be read",
         )),
     }
+}
+
+/// Takes over an abandoned claim (see [`ReviewDecision::abandoned`]) for `holder` until
+/// `lease_until`: the next takeover record is created only if absent, so of several processes
+/// finishing the same claim exactly one gets it. Returns the decision to carry out, or None when
+/// another process took it over first.
+///
+/// # Errors
+/// S3 failed.
+pub async fn take_over(
+    s3: &Client,
+    bucket: &str,
+    abandoned: &ReviewDecision,
+    holder: &str,
+    lease_until: u64,
+) -> Result<Option<ReviewDecision>, StateError> {
+    let mine = ReviewDecision {
+        holder: holder.to_owned(),
+        lease_until,
+        takeover: abandoned.takeover + 1,
+        ..abandoned.clone()
+    };
+    let key = layout::review_takeover_key(&mine.trace_id, mine.takeover);
+    if !super::create_json(s3, bucket, &key, &mine).await? {
+        return Ok(None);
+    }
+    let marker = layout::review_claimed_key(&mine.trace_id);
+    super::put_bytes(s3, bucket, &marker, Vec::new()).await?;
+    Ok(Some(mine))
+}
+
+/// The items whose decision was claimed and may not be carried out yet (one listing).
+///
+/// # Errors
+/// S3 failed.
+pub async fn claimed(s3: &Client, bucket: &str) -> Result<Vec<String>, StateError> {
+    Ok(keys_under(s3, bucket, layout::REVIEW_CLAIMED_PREFIX)
+        .await?
+        .iter()
+        .filter_map(|key| key.strip_prefix(layout::REVIEW_CLAIMED_PREFIX))
+        .map(str::to_owned)
+        .collect())
+}
+
+/// Forgets the claim marker of an item whose decision is applied (or was never claimed).
+///
+/// # Errors
+/// S3 failed.
+pub async fn unmark_claimed(s3: &Client, bucket: &str, trace_id: &str) -> Result<(), StateError> {
+    super::delete(s3, bucket, &layout::review_claimed_key(trace_id)).await
 }
 
 /// Marks a decision carried out and takes the item out of the queue.
@@ -192,7 +305,8 @@ pub async fn close(
         &item.bucket,
         &layout::review_open_key(item.created_at, &item.trace_id),
     )
-    .await
+    .await?;
+    unmark_claimed(s3, &item.bucket, &item.trace_id).await
 }
 
 /// One judged object as the history lists it.

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 /// Bottom first. A module may import from its own layer and the layers below it.
 const LAYERS: &[&[&str]] = &[
     &[
-        "model", "signing", "clock", "layout", "scope", "backoff", "metrics", "token",
+        "model", "signing", "clock", "layout", "scope", "backoff", "metrics", "token", "faults",
     ],
     &["config"],
     &[

@@ -19,6 +19,7 @@ mod pipeline;
 mod restore;
 mod retro;
 mod review;
+mod review_race;
 mod scan;
 mod serve;
 mod speech;

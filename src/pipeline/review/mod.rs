@@ -10,9 +10,15 @@
 //! who, when and why; the audit log gets the decision with its user. Nobody deciding by
 //! `due_at` lets `on_review_timeout` decide ([`Pipeline::expire_reviews`]).
 //!
-//! A decision claimed but not carried out (the process stopped between) is finished by the next
-//! attempt to decide the item, or by the timeout sweep: the claim, not the attempt, is what
-//! counts.
+//! Exactly once: the claim names its holder (this process) and a lease (`block.review_lease_secs`).
+//! While the lease runs, every other attempt to decide the item is refused with the claimed
+//! decision and changes nothing, even if the decision is not carried out yet: its holder is
+//! carrying it out. A claim whose lease ran out unapplied (its holder stopped) is finished by the
+//! next attempt to decide the item or by the sweep ([`Pipeline::expire_reviews`]), through a
+//! takeover that is itself claimed once ([`review::take_over`]): the claim, not the attempt, is
+//! what counts, and of several finishers one carries it out.
+
+mod sweep;
 
 use std::collections::BTreeMap;
 
@@ -286,29 +292,69 @@ impl Pipeline {
             reason: request.reason.trim().to_owned(),
             timeout: false,
             applied_at: None,
+            holder: self.holder.clone(),
+            lease_until: 0,
+            takeover: 0,
         };
         self.claim_and_apply(&item, decision).await
+    }
+
+    /// The end of a lease taken now on an item of `bucket`/`key`'s rule.
+    fn lease_until(&self, item: &ReviewItem) -> u64 {
+        let lease = self.rules.find(&item.bucket, &item.key).map_or(
+            crate::config::BlockConfig::default().review_lease_secs,
+            |r| r.block.review_lease_secs,
+        );
+        self.clock.now_secs().saturating_add(lease)
     }
 
     async fn claim_and_apply(
         &self,
         item: &ReviewItem,
-        decision: ReviewDecision,
+        mut decision: ReviewDecision,
     ) -> Result<Decided, ReviewError> {
+        decision.lease_until = self.lease_until(item);
         match review::claim(&self.s3, &item.bucket, &decision).await? {
-            Claim::Won => self.apply_review(item, decision).await,
+            Claim::Won => {
+                crate::faults::point("review-claimed");
+                self.apply_review(item, decision).await
+            }
             Claim::Taken(theirs) => {
                 let same = theirs.by == decision.by && theirs.verdict == decision.verdict;
-                if theirs.applied_at.is_none() {
-                    // Claimed by a run that stopped before it was carried out: carry it out.
-                    let done = self.apply_review(item, theirs.clone()).await?;
-                    if same {
-                        return Ok(done);
-                    }
+                // Finishing an abandoned claim carries out theirs; it answers this request only
+                // when it was the same decision.
+                if let Some(done) = self.finish_abandoned(item, &theirs).await?
+                    && same
+                {
+                    return Ok(done);
                 }
                 Err(ReviewError::Conflict(theirs))
             }
         }
+    }
+
+    /// Carries out a claimed decision whose holder's lease ran out before it was applied, if this
+    /// process wins its takeover; None when it is not abandoned or another process took it over.
+    async fn finish_abandoned(
+        &self,
+        item: &ReviewItem,
+        theirs: &ReviewDecision,
+    ) -> Result<Option<Decided>, ReviewError> {
+        if !theirs.abandoned(self.clock.now_secs()) {
+            return Ok(None);
+        }
+        let lease_until = self.lease_until(item);
+        let Some(mine) =
+            review::take_over(&self.s3, &item.bucket, theirs, &self.holder, lease_until).await?
+        else {
+            return Ok(None);
+        };
+        tracing::warn!(
+            trace_id = %item.trace_id, holder = %theirs.holder, takeover = mine.takeover,
+            "A review decision was claimed but not carried out before its lease ran out; carrying it out."
+        );
+        crate::faults::point("review-taken-over");
+        Ok(Some(self.apply_review(item, mine).await?))
     }
 
     /// Carries out a claimed decision: the object, the callback, the job record, the history,
@@ -461,66 +507,6 @@ impl Pipeline {
             callback,
             body,
         })
-    }
-
-    /// Lets `on_review_timeout` decide the items nobody decided by their `due_at` (and finishes
-    /// decisions claimed but not carried out); returns how many it decided.
-    pub async fn expire_reviews(&self) -> usize {
-        let now = self.clock.now_secs();
-        let shortest = self
-            .rules
-            .all()
-            .iter()
-            .filter(|r| r.block.review == Review::Human)
-            .map(|r| r.block.review_timeout_secs)
-            .min()
-            .unwrap_or(u64::MAX);
-        let mut decided = 0;
-        for bucket in self.review_buckets() {
-            let queued = match review::queue(&self.s3, &bucket).await {
-                Ok(queued) => queued,
-                Err(e) => {
-                    tracing::warn!(%bucket, error = %e, "Review queue cannot be read; trying later.");
-                    continue;
-                }
-            };
-            // Markers sort oldest first: once one is too young to be due under any rule, so
-            // are the rest.
-            for q in queued
-                .iter()
-                .take_while(|q| q.created_at.saturating_add(shortest) <= now)
-            {
-                let item = match review::item(&self.s3, &bucket, &q.trace_id).await {
-                    Ok(Some(item)) if item.due_at <= now => item,
-                    Ok(_) => continue,
-                    Err(e) => {
-                        tracing::warn!(trace_id = %q.trace_id, error = %e, "Review item cannot be read.");
-                        continue;
-                    }
-                };
-                let decision = ReviewDecision {
-                    trace_id: item.trace_id.clone(),
-                    verdict: item.on_timeout,
-                    by: "earshot".to_owned(),
-                    at: now,
-                    reason: format!(
-                        "no decision within {} s (on_review_timeout = \"{}\")",
-                        item.due_at - item.created_at,
-                        item.on_timeout.as_str()
-                    ),
-                    timeout: true,
-                    applied_at: None,
-                };
-                match self.claim_and_apply(&item, decision).await {
-                    Ok(_) => decided += 1,
-                    Err(ReviewError::Conflict(_)) => decided += 1,
-                    Err(e) => {
-                        tracing::warn!(trace_id = %item.trace_id, error = %e, "Review timeout not carried out; trying later.")
-                    }
-                }
-            }
-        }
-        decided
     }
 
     /// Files a result in the history (a failure is logged: the history is for people).

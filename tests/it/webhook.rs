@@ -182,18 +182,28 @@ async fn minio_webhook_checks_the_bearer_token_and_metrics_count_the_jobs() {
         .await
         .expect("answers");
     assert_eq!(ready.status(), 200);
-    let page = client
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .expect("answers");
-    assert!(
-        page.headers()["content-type"]
-            .to_str()
-            .expect("ascii")
-            .starts_with("text/plain; version=0.0.4")
-    );
-    let page = page.text().await.expect("text");
+    // A job is counted when it ends, just after its callback was answered: the page is read
+    // once both jobs are counted.
+    let job_lines = |page: &str| {
+        page.lines()
+            .filter(|l| l.starts_with("earshot_jobs_total{"))
+            .count()
+    };
+    let page = eventually(WAIT, "both jobs counted on /metrics", || {
+        let client = client.clone();
+        let base = base.clone();
+        async move {
+            let page = client.get(format!("{base}/metrics")).send().await.ok()?;
+            let ok = page.headers()["content-type"]
+                .to_str()
+                .expect("ascii")
+                .starts_with("text/plain; version=0.0.4");
+            assert!(ok, "the Prometheus text format");
+            let page = page.text().await.ok()?;
+            (job_lines(&page) == 2).then_some(page)
+        }
+    })
+    .await;
     let jobs = |outcome: &str| {
         sample(
             &page,

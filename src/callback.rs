@@ -86,6 +86,10 @@ pub struct Data {
     /// With `callback.detail = true`: where in the upload each finding is, like COS's "Detail".
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub segments: Vec<SegmentInfo>,
+    /// The dictionary terms heard, whatever `callback.detail` says: for the history, never sent
+    /// (with `callback.detail` the segments carry them).
+    #[serde(skip)]
+    pub terms: Vec<String>,
     /// Engines of the rule that could not judge, and why.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub engine_errors: Vec<EngineErrorInfo>,
@@ -297,6 +301,7 @@ mod tests {
                 rule_id: Some("r".into()),
                 backup_key: None,
                 segments: Vec::new(),
+                terms: Vec::new(),
                 engine_errors: Vec::new(),
                 source: Some("upload".into()),
                 action: None,

@@ -80,6 +80,10 @@ pub struct Segment {
     /// The dictionary term it matched.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub term: Option<String>,
+    /// What was said around it: the recognised words from about 5 s before to 5 s after, for a
+    /// person to read the term in its sentence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
 }
 
 /// An engine's answer: a score per scene it has an opinion on. Missing scenes score 0.
@@ -276,6 +280,7 @@ mod tests {
                 reference_offset_secs: None,
                 text: None,
                 term: None,
+                context: None,
             }],
         };
         let mut verdict = Verdict::default();

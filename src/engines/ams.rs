@@ -507,6 +507,7 @@ impl TaskDetail {
                         reference_offset_secs: None,
                         text: None,
                         term: None,
+                        context: None,
                     }],
                 },
             );

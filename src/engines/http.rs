@@ -88,6 +88,7 @@ fn verdict(answer: BTreeMap<String, SceneAnswer>, scenes: &[Scene]) -> Result<Ve
                 reference_offset_secs: None,
                 text: None,
                 term: None,
+                context: None,
             });
         }
         verdict.raise(

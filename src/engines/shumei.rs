@@ -340,6 +340,7 @@ impl AudioResult {
                         reference_offset_secs: None,
                         text: None,
                         term: None,
+                        context: None,
                     }],
                 },
             );

@@ -43,6 +43,7 @@ impl Report {
                 rule_id: self.rule_id.clone(),
                 backup_key: None,
                 segments: Vec::new(),
+                terms: Vec::new(),
                 engine_errors: Vec::new(),
                 source: Some(self.source.to_owned()),
                 action: None,
@@ -66,6 +67,11 @@ impl Report {
         body.data.forbidden_status = forbidden_status;
         body.data.backup_key = backup_key;
         for (scene, result) in &decision.scenes {
+            for term in result.segments.iter().filter_map(|s| s.term.as_ref()) {
+                if !body.data.terms.contains(term) {
+                    body.data.terms.push(term.clone());
+                }
+            }
             if self.detail {
                 body.data
                     .segments
@@ -135,6 +141,7 @@ mod tests {
                 reference_offset_secs: None,
                 text: None,
                 term: None,
+                context: None,
             };
             verdict.raise(
                 scene,

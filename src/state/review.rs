@@ -329,6 +329,9 @@ pub struct ResultRow {
     /// `pending`, `block` or `pass` when a person reviews it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub review: Option<String>,
+    /// The dictionary terms heard (the speech engine's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub terms: Vec<String>,
 }
 
 impl ResultRow {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::common::browser::{Browser, Driver};
+use crate::common::browser::{Browser, Driver, Served};
 use crate::common::*;
 use earshot::config::{ConsoleConfig, ConsoleUserConfig, Role};
 use earshot::job::Job;
@@ -84,15 +84,8 @@ async fn reviewers_decide_in_the_browser() {
         }
     }
     listener.wait_for(4, Duration::from_secs(30)).await;
-    let stop = tokio_util::sync::CancellationToken::new();
-    let router = earshot::console::router(pipeline.clone(), console.clone());
-    let (listen, until) = (console.listen.clone(), stop.clone());
-    let served = tokio::spawn(async move { earshot::admin::serve(&listen, router, until).await });
-    let base = format!("http://127.0.0.1:{port}");
-    eventually(Duration::from_secs(10), "the console listens", || async {
-        reqwest::get(format!("{base}/login")).await.ok().map(|_| ())
-    })
-    .await;
+    let served = Served::start(pipeline.clone(), &console).await;
+    let base = served.base.clone();
 
     let driver = Driver::start().await;
     let ana = driver.browser().await;
@@ -110,6 +103,11 @@ async fn reviewers_decide_in_the_browser() {
         .expect("answers");
     assert!(!String::from_utf8_lossy(&anonymous.bytes().await.expect("body")).contains("audio/"));
     log_in(&ana, &base, "ana", "wrong password").await;
+    ana.wait_until(
+        "the login refused",
+        "return document.querySelector('#error') !== null",
+    )
+    .await;
     assert!(
         ana.text("#error")
             .await
@@ -295,48 +293,30 @@ async fn reviewers_decide_in_the_browser() {
     assert_eq!(restored["data"]["action"]["by"], "bob");
 
     // The CSV export of the history, as the browser downloads it.
-    let csv = ana
-        .exec_async(
-            "const done = arguments[arguments.length - 1];
-             fetch('/history.csv').then(r => r.text()).then(done);",
-            json!([]),
-        )
-        .await;
-    let csv = csv.as_str().expect("CSV text");
+    let csv = ana.fetch_text("/history.csv").await;
     let mut lines = csv.lines();
-    assert!(
-        lines
-            .next()
-            .expect("header")
-            .starts_with("time,bucket,key,rule,source,code,result")
-    );
+    let header = lines.next().expect("header");
+    assert!(header.starts_with("time,bucket,key,rule,source,code,result"));
+    let review = header
+        .split(',')
+        .position(|h| h == "review")
+        .expect("a review column");
     let rows: Vec<&str> = lines.collect();
     assert_eq!(rows.len(), 4, "{csv}");
     let review_of = |key: &str| {
         rows.iter()
             .find(|r| r.contains(&format!("\"{key}\"")))
-            .and_then(|r| r.split(',').nth(13))
+            .and_then(|r| r.split(',').nth(review))
             .unwrap_or("")
             .to_owned()
     };
     assert_eq!(review_of(keys[0]), "\"block\"");
     assert_eq!(review_of(keys[1]), "\"pass\"");
     assert_eq!(review_of(keys[3]), "\"block\"");
-    let filtered = ana
-        .exec_async(
-            "const done = arguments[arguments.length - 1];
-             fetch('/history.csv?name=b.mp3').then(r => r.text()).then(done);",
-            json!([]),
-        )
-        .await;
-    assert_eq!(
-        filtered.as_str().expect("CSV").lines().count(),
-        2,
-        "header and one row"
-    );
+    let filtered = ana.fetch_text("/history.csv?name=b.mp3").await;
+    assert_eq!(filtered.lines().count(), 2, "header and one row");
 
     ana.quit().await;
     bob.quit().await;
-    stop.cancel();
-    served.await.expect("joins").expect("served");
+    served.stop().await;
 }

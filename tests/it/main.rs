@@ -8,6 +8,7 @@ mod audio;
 mod cli;
 mod cloud_engines;
 mod console;
+mod console_speech;
 mod events;
 mod fingerprint;
 mod infra;

@@ -10,6 +10,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::browser::Served;
 use crate::common::*;
 use earshot::config::{ConsoleConfig, ConsoleUserConfig, Role};
 use earshot::job::Job;
@@ -57,24 +58,6 @@ async fn open_items(
         }
     }
     ids
-}
-
-/// A console served in-process over its own pipeline (as a second `earshot serve` would be).
-async fn console(
-    config: &earshot::config::Config,
-    console: &ConsoleConfig,
-    stop: &tokio_util::sync::CancellationToken,
-) -> String {
-    let pipeline = Arc::new(Pipeline::new(config.clone()).await.expect("pipeline"));
-    let router = earshot::console::router(pipeline, console.clone());
-    let (listen, until) = (console.listen.clone(), stop.clone());
-    tokio::spawn(async move { earshot::admin::serve(&listen, router, until).await });
-    let base = format!("http://{}", console.listen);
-    eventually(Duration::from_secs(10), "the console listens", || async {
-        reqwest::get(format!("{base}/login")).await.ok().map(|_| ())
-    })
-    .await;
-    base
 }
 
 /// A signed-in console client: (client, session cookie, CSRF token).
@@ -268,9 +251,13 @@ async fn five_deciders_at_once_carry_each_decision_out_once() {
     let ids = open_items(&pipeline, &s3, &bucket, dir.path(), &upload, ITEMS).await;
     listener.wait_for(ITEMS, Duration::from_secs(60)).await;
 
-    let stop = tokio_util::sync::CancellationToken::new();
-    let ana_base = console(&config, &consoles[0], &stop).await;
-    let bob_base = console(&config, &consoles[1], &stop).await;
+    // Each console over a pipeline of its own, as two `earshot serve` would be.
+    let mut served = Vec::new();
+    for console in &consoles {
+        let pipeline = Arc::new(Pipeline::new(config.clone()).await.expect("pipeline"));
+        served.push(Served::start(pipeline, console).await);
+    }
+    let (ana_base, bob_base) = (served[0].base.clone(), served[1].base.clone());
     let ana = sign_in(&ana_base, "ana", "ana's long passphrase").await;
     let bob = sign_in(&bob_base, "bob", "bob's long passphrase").await;
 
@@ -310,7 +297,9 @@ async fn five_deciders_at_once_carry_each_decision_out_once() {
             *winners.entry(id).or_default() += 1;
         }
     }
-    stop.cancel();
+    for console in served {
+        console.stop().await;
+    }
 
     // Every decider has answered, so every decision is carried out: count what it did.
     for id in &ids {

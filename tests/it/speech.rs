@@ -33,7 +33,7 @@ pub fn speech_model() -> (PathBuf, String) {
 }
 
 /// `[engines.speech]` on the test model and `dictionaries`.
-fn speech_engine(dictionaries: &Path) -> EngineConfig {
+pub fn speech_engine(dictionaries: &Path) -> EngineConfig {
     let (model, sha) = speech_model();
     engine_section(&format!(
         r#"
@@ -68,7 +68,7 @@ fn ok(out: &std::process::Output) -> String {
 }
 
 /// `text` spoken by espeak-ng (or flite) as a WAV file.
-fn say(dir: &Path, name: &str, voice: &str, text: &str) -> PathBuf {
+pub fn say(dir: &Path, name: &str, voice: &str, text: &str) -> PathBuf {
     let out = dir.join(format!("{name}.wav"));
     match voice {
         "flite" => run(Command::new("flite").args(["-t", text, "-o"]).arg(&out)),
@@ -90,14 +90,14 @@ fn duration(path: &Path) -> f64 {
 }
 
 /// A part of a test upload: a file (from `start`, for `secs`), silence, or pink noise.
-enum Part<'a> {
+pub enum Part<'a> {
     File(&'a Path, f64, Option<f64>),
     Silence(f64),
     Noise(f64),
 }
 
 /// The parts one after another as a 44.1 kHz MP3; returns it and where each part starts.
-fn upload_of(dir: &Path, name: &str, parts: &[Part]) -> (PathBuf, Vec<f64>) {
+pub fn upload_of(dir: &Path, name: &str, parts: &[Part]) -> (PathBuf, Vec<f64>) {
     let mut command = Command::new("ffmpeg");
     command.args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y"]);
     let mut filter = String::new();
@@ -180,7 +180,7 @@ fn moderate(config: &Path, file: &Path) -> (Vec<String>, serde_json::Value) {
     (lines, verdict)
 }
 
-fn add_terms(config: &Path, args: &[&str]) {
+pub fn add_terms(config: &Path, args: &[&str]) {
     let mut all = vec!["dictionary", "add"];
     all.extend_from_slice(args);
     ok(&earshot(config, &all));

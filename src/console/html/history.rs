@@ -107,6 +107,14 @@ pub fn history(
                     }
                 })
                 .collect();
+            let mut scores = scores.join(", ");
+            if !row.terms.is_empty() {
+                let _ = write!(
+                    scores,
+                    " · heard <b class=\"term\">{}</b>",
+                    esc(&row.terms.join(", "))
+                );
+            }
             let _ = write!(
                 body,
                 "<tr><td>{}</td><td>s3://{}/{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -116,7 +124,7 @@ pub fn history(
                 esc(&row.rule),
                 result_name(row.result, row.code),
                 row.forbidden_status,
-                scores.join(", "),
+                scores,
                 esc(row.review.as_deref().unwrap_or("")),
                 esc(&row.source)
             );
@@ -150,7 +158,7 @@ pub fn csv(rows: &[ResultRow]) -> String {
         )
     };
     let mut out = String::from(
-        "time,bucket,key,rule,source,code,result,forbidden_status,porn_score,ads_score,illegal_score,abuse_score,labels,review,trace_id\r\n",
+        "time,bucket,key,rule,source,code,result,forbidden_status,porn_score,ads_score,illegal_score,abuse_score,labels,terms,review,trace_id\r\n",
     );
     for row in rows {
         let score = |name: &str| {
@@ -180,6 +188,7 @@ pub fn csv(rows: &[ResultRow]) -> String {
             score("illegal"),
             score("abuse"),
             field(&labels.join("; ")),
+            field(&row.terms.join("; ")),
             field(row.review.as_deref().unwrap_or("")),
             field(&row.trace_id),
         ];
@@ -236,10 +245,11 @@ mod tests {
             forbidden_status: 0,
             scenes: vec![(crate::model::Scene::Porn, 12, "a \"b\"".into())],
             review: None,
+            terms: vec!["casino".into()],
         };
         let text = csv(&[row]);
         let line = text.lines().nth(1).expect("a row");
         assert!(line.contains("\"'=HYPERLINK(\"\"x\"\")\""), "{line}");
-        assert!(line.contains(",12,,,,\"a \"\"b\"\"\","), "{line}");
+        assert!(line.contains(",12,,,,\"a \"\"b\"\"\",\"casino\","), "{line}");
     }
 }

@@ -83,7 +83,9 @@ pub fn item(
             segments.join("<br>")
         );
     }
-    body.push_str("</table><h2>Scores by engine</h2><table id=\"engines\"><tr><th>Engine</th><th>Scores</th><th>Keywords</th></tr>");
+    body.push_str("</table>");
+    body.push_str(&heard(item));
+    body.push_str("<h2>Scores by engine</h2><table id=\"engines\"><tr><th>Engine</th><th>Scores</th><th>Keywords</th></tr>");
     for outcome in &item.engines {
         let (scores, keywords) = match &outcome.verdict {
             Some(verdict) => {
@@ -98,6 +100,7 @@ pub fn item(
                     .flat_map(|s| {
                         std::iter::once(s.label.clone())
                             .chain(s.segments.iter().map(|g| g.label.clone()))
+                            .chain(s.segments.iter().filter_map(|g| g.term.clone()))
                     })
                     .filter(|l| !l.is_empty())
                     .collect();
@@ -162,6 +165,58 @@ pub fn item(
     page(&item.key, Some((user, csrf)), &body)
 }
 
+/// "What was heard": each speech finding as the transcript around it, the matched words marked,
+/// with the term, the dictionary, the scene and the score; a click on a line plays from there.
+fn heard(item: &ReviewItem) -> String {
+    let mut lines: Vec<(f64, String)> = Vec::new();
+    for (scene, score) in &item.scenes {
+        for s in &score.segments {
+            let (Some(term), Some(text)) = (&s.term, &s.text) else {
+                continue;
+            };
+            let context = s.context.as_deref().unwrap_or(text);
+            lines.push((
+                s.offset_secs,
+                format!(
+                    "<li class=\"heard\" data-offset=\"{:.3}\" title=\"Play from here\"><span class=\"time\">{:.1} s</span> \
+                     <q>{}</q> <span class=\"muted\">· term <b class=\"term\">{}</b> · dictionary <code class=\"dictionary\">{}</code> · {} {}</span></li>",
+                    s.offset_secs,
+                    s.offset_secs,
+                    mark(context, text),
+                    esc(term),
+                    esc(&s.label),
+                    scene.as_str(),
+                    s.score
+                ),
+            ));
+        }
+    }
+    if lines.is_empty() {
+        return String::new();
+    }
+    lines.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let items: Vec<String> = lines.into_iter().map(|(_, line)| line).collect();
+    format!(
+        "<h2>What was heard</h2><ol id=\"transcript\">{}</ol>",
+        items.join("")
+    )
+}
+
+/// `context`, escaped, with the first occurrence of `words` (case-insensitive) in `<mark>`.
+fn mark(context: &str, words: &str) -> String {
+    let lower = context.to_lowercase();
+    match lower.find(&words.to_lowercase()) {
+        Some(at) if !words.is_empty() && lower.len() == context.len() => format!(
+            "{}<mark>{}</mark>{}",
+            esc(&context[..at]),
+            esc(&context[at..at + words.len()]),
+            esc(&context[at + words.len()..])
+        ),
+        _ if context == words => format!("<mark>{}</mark>", esc(context)),
+        _ => format!("{} (<mark>{}</mark>)", esc(context), esc(words)),
+    }
+}
+
 const ITEM_SCRIPT: &str = r#"<script>
 (function () {
   const segments = __SEGMENTS__;
@@ -188,6 +243,12 @@ const ITEM_SCRIPT: &str = r#"<script>
     });
   }
   if (upload.readyState >= 1) draw(); else upload.addEventListener('loadedmetadata', draw);
+  document.querySelectorAll('#transcript li[data-offset]').forEach(li => {
+    li.addEventListener('click', () => {
+      upload.currentTime = parseFloat(li.dataset.offset) || 0;
+      upload.play().catch(() => {});
+    });
+  });
   const form = document.getElementById('decide');
   document.addEventListener('keydown', e => {
     if (e.target.tagName === 'INPUT' || e.target.tagName === 'TEXTAREA' || e.ctrlKey || e.metaKey || e.altKey) {

@@ -176,6 +176,7 @@ impl LocalEngine {
                     reference_offset_secs: Some(found.segment.reference_offset_secs),
                     text: None,
                     term: None,
+                    context: None,
                 };
                 (entry, segment)
             })
@@ -256,6 +257,7 @@ impl Analyser for LocalEngine {
                 reference_offset_secs: Some(0.0),
                 text: None,
                 term: None,
+                context: None,
             };
             verdict.scenes.insert(
                 entry.scene,

@@ -100,6 +100,9 @@ impl Automaton {
     }
 }
 
+/// Seconds of transcript kept either side of a hit, for a person to read it in its sentence.
+pub const CONTEXT_SECS: f64 = 5.0;
+
 /// A term found in a transcript.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hit {
@@ -110,6 +113,8 @@ pub struct Hit {
     pub score: u8,
     /// The recognised words that matched, with their times.
     pub text: String,
+    /// The recognised words around them ([`CONTEXT_SECS`] either side).
+    pub context: String,
     pub start_secs: f64,
     pub end_secs: f64,
     pub confidence: f32,
@@ -263,6 +268,15 @@ impl Matcher {
                 let confidence =
                     matched.iter().map(|w| w.confidence).sum::<f32>() / matched.len() as f32;
                 let text: Vec<&str> = matched.iter().map(|w| w.text.trim()).collect();
+                let (from, to) = (matched[0].start_secs, matched[matched.len() - 1].end_secs);
+                let context: Vec<&str> = words
+                    .iter()
+                    .filter(|w| {
+                        w.end_secs > from - CONTEXT_SECS && w.start_secs < to + CONTEXT_SECS
+                    })
+                    .map(|w| w.text.trim())
+                    .filter(|w| !w.is_empty())
+                    .collect();
                 Hit {
                     scene: compiled.scene,
                     label: compiled.label.clone(),
@@ -270,6 +284,7 @@ impl Matcher {
                     kind,
                     score: hit_score(compiled.score, kind, confidence),
                     text: text.join(" "),
+                    context: context.join(" "),
                     start_secs: matched[0].start_secs,
                     end_secs: matched[matched.len() - 1].end_secs,
                     confidence,
@@ -309,6 +324,7 @@ impl Matcher {
                     label: hit.label.clone(),
                     text: Some(hit.text.clone()),
                     term: Some(hit.term.clone()),
+                    context: Some(hit.context.clone()),
                     ..Segment::default()
                 })
                 .collect();

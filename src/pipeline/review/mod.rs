@@ -372,6 +372,16 @@ impl Pipeline {
                 key: item.key.clone(),
             })?;
         let mut body = item.body.clone();
+        body.data.terms = item
+            .scenes
+            .values()
+            .flat_map(|s| s.segments.iter().filter_map(|g| g.term.clone()))
+            .fold(Vec::new(), |mut terms, term| {
+                if !terms.contains(&term) {
+                    terms.push(term);
+                }
+                terms
+            });
         body.data.review = Some(ReviewInfo {
             state: decision.verdict.as_str().to_owned(),
             held: item.held,
@@ -544,6 +554,7 @@ impl Pipeline {
             forbidden_status: data.forbidden_status.as_u8(),
             scenes,
             review: data.review.as_ref().map(|r| r.state.clone()),
+            terms: data.terms.clone(),
         };
         if let Err(e) = review::record_result(&self.s3, &row).await {
             tracing::warn!(error = %e, "Could not file the result in the history.");

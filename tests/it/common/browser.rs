@@ -197,6 +197,19 @@ impl Browser {
     }
 
     /// Runs an asynchronous script: it calls `arguments[arguments.length - 1]` with its value.
+    /// The text the page's own `fetch` of `path` gets (with the page's session).
+    pub async fn fetch_text(&self, path: &str) -> String {
+        self.exec_async(
+            "const done = arguments[arguments.length - 1];
+             fetch(arguments[0]).then(r => r.text()).then(done);",
+            json!([path]),
+        )
+        .await
+        .as_str()
+        .expect("text")
+        .to_owned()
+    }
+
     pub async fn exec_async(&self, script: &str, args: Value) -> Value {
         self.post("/execute/async", json!({"script": script, "args": args}))
             .await
@@ -251,5 +264,38 @@ impl Browser {
             .send()
             .await
             .expect("chromedriver answers");
+    }
+}
+
+/// A console served in-process over `pipeline`, as `earshot serve` serves it.
+pub struct Served {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    stop: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), std::io::Error>>,
+}
+
+impl Served {
+    /// Serves the console and waits until it answers.
+    pub async fn start(
+        pipeline: std::sync::Arc<earshot::pipeline::Pipeline>,
+        console: &earshot::config::ConsoleConfig,
+    ) -> Served {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let router = earshot::console::router(pipeline, console.clone());
+        let (listen, until) = (console.listen.clone(), stop.clone());
+        let task = tokio::spawn(async move { earshot::admin::serve(&listen, router, until).await });
+        let base = format!("http://{}", console.listen);
+        super::eventually(Duration::from_secs(10), "the console listens", || async {
+            reqwest::get(format!("{base}/login")).await.ok().map(|_| ())
+        })
+        .await;
+        Served { base, stop, task }
+    }
+
+    /// Stops serving; panics if serving failed.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        self.task.await.expect("joins").expect("served");
     }
 }

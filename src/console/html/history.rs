@@ -250,6 +250,9 @@ mod tests {
         let text = csv(&[row]);
         let line = text.lines().nth(1).expect("a row");
         assert!(line.contains("\"'=HYPERLINK(\"\"x\"\")\""), "{line}");
-        assert!(line.contains(",12,,,,\"a \"\"b\"\"\",\"casino\","), "{line}");
+        assert!(
+            line.contains(",12,,,,\"a \"\"b\"\"\",\"casino\","),
+            "{line}"
+        );
     }
 }

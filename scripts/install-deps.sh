@@ -7,6 +7,10 @@
 # - libchromaprint-tools: fpcalc, the benchmark's reference fingerprinter;
 # - pocketsphinx-testdata, frozen-bubble-data, extremetuxracer-data: real speech and music;
 # - pingus-data, freedroid-data, abe-data: more game music, held out of the test library;
+# - colobot-common-sounds, hyperrogue-music, warzone2100-music, drascula-music, asc-music, xmoto-data,
+#   lincity-ng-data, fretsonfire-songs-muldjord, fretsonfire-songs-sectoid, funnyboat, supertux-data,
+#   openclonk-data, warmux-data, marsshooter-data, lugaru-data, flare-game: whole soundtracks (200+
+#   tracks of 1-10 min) for what chance gives long queries (tests/it/common/whole_tracks.rs);
 # - chromium, chromium-driver: the console's browser tests drive a headless Chromium;
 # - cmake, clang, libclang-dev: build whisper.cpp (the speech engine) and its Rust bindings;
 # - flite: a second synthetic voice for the speech tests;
@@ -18,6 +22,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 packages=(systemd ffmpeg sox libsox-fmt-mp3 espeak-ng curl time gcc libc6-dev libopencore-amrnb-dev libvo-amrwbenc-dev
   default-jre-headless libjmac-java libchromaprint-tools pocketsphinx-testdata frozen-bubble-data extremetuxracer-data
   pingus-data freedroid-data abe-data
+  colobot-common-sounds hyperrogue-music warzone2100-music drascula-music asc-music xmoto-data lincity-ng-data
+  fretsonfire-songs-muldjord fretsonfire-songs-sectoid funnyboat supertux-data openclonk-data warmux-data
+  marsshooter-data lugaru-data flare-game
   chromium chromium-driver cmake clang libclang-dev flite)
 missing=()
 for package in "${packages[@]}"; do

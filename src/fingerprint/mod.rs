@@ -20,8 +20,8 @@ mod index;
 mod resample;
 
 pub use index::{
-    Index, IndexFileError, Match, MatchSegment, SENSITIVE_AT, SUSPICIOUS_AT, score_of,
-    unique_suffix,
+    Index, IndexFileError, LOCAL_FRAMES, Match, MatchSegment, SENSITIVE_AT, SUSPICIOUS_AT, Weigh,
+    score_of, unique_suffix,
 };
 pub use resample::Resampler;
 

@@ -11,6 +11,7 @@ mod console;
 mod console_speech;
 mod events;
 mod fingerprint;
+mod fingerprint_whole;
 mod infra;
 mod lambda;
 mod layers;

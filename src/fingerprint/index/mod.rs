@@ -23,11 +23,27 @@ const COARSE_BAND: i64 = 256;
 /// 3-minute query; a true 8 s excerpt puts far more there (the weakest measured: 75).
 const MIN_COARSE_HITS: u32 = 10;
 const FINE_BAND: f64 = 4.0;
+/// The stretch of query over which agreement is counted as one piece of evidence: 10 s.
+pub const LOCAL_FRAMES: u32 = 625;
 /// Matches with fewer inlying landmarks than this are noise and not reported.
 pub const MIN_MATCH_HITS: u32 = 6;
 const RATIOS: [f64; 11] = [
     0.95, 0.96, 0.97, 0.98, 0.99, 1.0, 1.01, 1.02, 1.03, 1.04, 1.05,
 ];
+
+/// How a match's agreement is weighed against chance (see [`Index::significance`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Weigh {
+    /// Agreement over the whole query against what chance gives the whole query.
+    #[default]
+    WholeQuery,
+    /// Agreement in the densest 10 s of the query against what chance gives any 10 s of it,
+    /// times the number of such stretches. Measured beside [`Weigh::WholeQuery`] on 160 whole
+    /// tracks and their excerpts (bench/README.md, "Calibration") and not adopted: no better
+    /// against the test library, worse against a library holding other tracks of the same
+    /// soundtracks, whose shared loops agree densely in 10 s.
+    Stretches,
+}
 
 /// Where a reference was found.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,6 +65,12 @@ pub struct Match {
     pub hits: u32,
     /// Query landmarks inside the matched span (for a hit ratio).
     pub span_landmarks: u32,
+    /// The most agreeing landmarks in any [`LOCAL_FRAMES`] of the query: the evidence the
+    /// significance weighs (see [`Index::significance`]).
+    pub local_hits: u32,
+    /// Agreeing landmarks at the strongest other alignment of the same reference and ratio, off
+    /// this match's own diagonal (diagnostic).
+    pub runner_up: u32,
     /// Reference time per query time (1.05: the query plays 5 % faster).
     pub time_ratio: f64,
     /// −log₁₀ of the false-alarm probability: how unlikely it is that chance alone gives some
@@ -232,6 +254,11 @@ impl Index {
     /// Every reference found in `query` with at least [`MIN_MATCH_HITS`] agreeing landmarks,
     /// strongest first.
     pub fn query(&self, query: &Fingerprint) -> Vec<Match> {
+        self.query_weighing(query, Weigh::default())
+    }
+
+    /// [`Index::query`], weighing agreement as `weigh` says.
+    pub fn query_weighing(&self, query: &Fingerprint, weigh: Weigh) -> Vec<Match> {
         // (reference, reference frame, query landmark index)
         let mut hits: Vec<(u32, u32, u32)> = Vec::new();
         // The same hits as `reference << 32 | coarse offset band`, for a sort-and-count pass.
@@ -295,7 +322,11 @@ impl Index {
         let mut matches = Vec::new();
         for group in hits.chunk_by(|a, b| a.0 == b.0) {
             if let Some(mut found) = self.align(query, group) {
-                found.significance = self.significance(&totals, query.frames, found.hits);
+                let evidence = match weigh {
+                    Weigh::Stretches => found.local_hits,
+                    Weigh::WholeQuery => found.hits,
+                };
+                found.significance = self.significance(&totals, query.frames, evidence, weigh);
                 found.score = score_of(found.significance);
                 matches.push(found);
             }
@@ -307,29 +338,47 @@ impl Index {
     /// The best alignment of one reference's hits, if strong enough.
     fn align(&self, query: &Fingerprint, hits: &[(u32, u32, u32)]) -> Option<Match> {
         let query_frame = |qi: u32| f64::from(query.landmarks[qi as usize].frame);
+        // Hits counted per offset band in an array over every band a hit can fall in (a counting
+        // pass per ratio, not a sort: long queries bring hundreds of thousands of hits).
+        let lowest =
+            -(f64::from(query.frames) * RATIOS[RATIOS.len() - 1] / FINE_BAND).ceil() as i64 - 2;
+        let highest = (f64::from(self.frames[hits[0].0 as usize]) / FINE_BAND).ceil() as i64 + 2;
+        let mut counts = vec![0u32; (highest - lowest + 2) as usize];
+        let count_at = |ratio: f64, counts: &mut Vec<u32>| {
+            counts.fill(0);
+            for &(_, frame, qi) in hits {
+                let band =
+                    ((f64::from(frame) - ratio * query_frame(qi)) / FINE_BAND).floor() as i64;
+                let slot = (band - lowest).clamp(0, counts.len() as i64 - 2) as usize;
+                counts[slot] += 1;
+            }
+        };
         let mut best: Option<(u32, f64, i64)> = None;
-        let mut bands: Vec<i64> = Vec::with_capacity(hits.len());
         for ratio in RATIOS {
-            bands.clear();
-            bands.extend(hits.iter().map(|&(_, frame, qi)| {
-                ((f64::from(frame) - ratio * query_frame(qi)) / FINE_BAND).floor() as i64
-            }));
-            bands.sort_unstable();
+            count_at(ratio, &mut counts);
             // The densest pair of neighbouring bands.
-            let mut i = 0;
-            while i < bands.len() {
-                let band = bands[i];
-                let until_next = bands[i..].partition_point(|&b| b <= band + 1);
-                let count = until_next as u32;
+            for slot in 0..counts.len() - 1 {
+                if counts[slot] == 0 {
+                    continue;
+                }
+                let count = counts[slot] + counts[slot + 1];
                 if best.is_none_or(|(c, r, _)| {
                     count > c || (count == c && (ratio - 1.0).abs() < (r - 1.0).abs())
                 }) {
-                    best = Some((count, ratio, band));
+                    best = Some((count, ratio, slot as i64 + lowest));
                 }
-                i += bands[i..].partition_point(|&b| b <= band);
             }
         }
         let (_, ratio, band) = best?;
+        // The strongest alignment off this one's diagonal, which drifts by up to half a ratio
+        // step over the query.
+        let drift = (0.006 * f64::from(query.frames) / FINE_BAND).ceil() as i64 + 3;
+        count_at(ratio, &mut counts);
+        let runner_up = (0..counts.len() - 1)
+            .filter(|&slot| counts[slot] > 0 && (slot as i64 + lowest - band).abs() > drift)
+            .map(|slot| counts[slot] + counts[slot + 1])
+            .max()
+            .unwrap_or(0);
         let low = band as f64 * FINE_BAND;
         let high = low + 2.0 * FINE_BAND;
         let mut inliers: Vec<(u32, u32)> = hits
@@ -346,6 +395,16 @@ impl Index {
         if count < MIN_MATCH_HITS {
             return None;
         }
+        // The densest LOCAL_FRAMES of the query (inliers are in query order).
+        let mut local_hits = 0u32;
+        let mut from = 0;
+        for to in 0..inliers.len() {
+            let end = query.landmarks[inliers[to].0 as usize].frame;
+            while query.landmarks[inliers[from].0 as usize].frame + LOCAL_FRAMES <= end {
+                from += 1;
+            }
+            local_hits = local_hits.max((to - from + 1) as u32);
+        }
         let (first_qi, first_frame) = inliers[0];
         let (last_qi, _) = inliers[inliers.len() - 1];
         let start = query.landmarks[first_qi as usize].frame;
@@ -359,6 +418,8 @@ impl Index {
             reference: hits[0].0 as usize,
             hits: count,
             span_landmarks,
+            local_hits,
+            runner_up,
             time_ratio: ratio,
             significance: 0.0,
             score: 0,

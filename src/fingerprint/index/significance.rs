@@ -1,6 +1,6 @@
 //! How unlikely a match is by chance (its significance) and the score that says so.
 
-use super::{FINE_BAND, Index, RATIOS};
+use super::{FINE_BAND, Index, LOCAL_FRAMES, RATIOS, Weigh};
 
 /// Landmarks per independent chance agreement (see [`Index::significance`]). Measured on 498
 /// queries outside the test library (tests/it/fingerprint.rs, 1,435 chance matches): counted one
@@ -27,13 +27,31 @@ impl Index {
     /// Δt), so counts are taken in units of [`CLUMP`] landmarks. A reference sharing many hashes
     /// with the query (one composer's instruments, a short or band-limited query whose few
     /// landmarks are common ones) thus needs proportionally more agreeing landmarks.
-    pub(super) fn significance(&self, totals: &[(u32, u32)], query_frames: u32, hits: u32) -> f64 {
+    ///
+    /// With [`Weigh::Stretches`], a query longer than [`LOCAL_FRAMES`] (10 s) is weighed stretch
+    /// by stretch: `hits` are those of its densest 10 s, each stretch draws its share of the
+    /// chance hits, and there are about 2 × query ÷ 10 s overlapping stretches to find them in.
+    /// Up to 10 s both weighings are the same.
+    pub(super) fn significance(
+        &self,
+        totals: &[(u32, u32)],
+        query_frames: u32,
+        hits: u32,
+        weigh: Weigh,
+    ) -> f64 {
+        let whole = query_frames.max(1);
+        let stretch = match weigh {
+            Weigh::Stretches => f64::from(whole.min(LOCAL_FRAMES)),
+            Weigh::WholeQuery => f64::from(whole),
+        };
+        let share = stretch / f64::from(whole);
+        let stretches = (2.0 * f64::from(whole) / stretch - 1.0).max(1.0);
         let k = f64::from(hits) / CLUMP;
         let mut log_terms: Vec<f64> = Vec::with_capacity(totals.len());
         for &(reference, total) in totals {
-            let range = f64::from(self.frames[reference as usize] + query_frames).max(1.0);
-            let lambda = f64::from(total) / CLUMP * (2.0 * FINE_BAND) / range;
-            let windows = (range / FINE_BAND).max(1.0) * RATIOS.len() as f64;
+            let range = (f64::from(self.frames[reference as usize]) + stretch).max(1.0);
+            let lambda = f64::from(total) * share / CLUMP * (2.0 * FINE_BAND) / range;
+            let windows = (range / FINE_BAND).max(1.0) * RATIOS.len() as f64 * stretches;
             log_terms.push(windows.ln() + ln_poisson_tail(lambda, k));
         }
         let Some(top) = log_terms.iter().copied().reduce(f64::max) else {
@@ -172,19 +190,47 @@ mod tests {
         let library: Vec<(u32, u32)> = (0..20).map(|r| (r, 2000)).collect();
         // The same 30 agreeing landmarks mean less when the query shares many hashes with the
         // reference (a short or band-limited query of common landmarks, one composer's sound)…
-        let against_quiet = index.significance(&quiet, 500, 30);
-        let against_busy = index.significance(&busy, 500, 30);
+        let against_quiet = index.significance(&quiet, 500, 30, Weigh::Stretches);
+        let against_busy = index.significance(&busy, 500, 30, Weigh::Stretches);
         assert!(
             against_quiet > against_busy + 3.0,
             "{against_quiet} vs {against_busy}"
         );
         // …and when many references could have given them by chance.
-        let against_library = index.significance(&library, 500, 30);
+        let against_library = index.significance(&library, 500, 30, Weigh::Stretches);
         assert!(
             against_busy > against_library + 1.0,
             "{against_busy} vs {against_library}"
         );
         // More agreement is always more significant.
-        assert!(index.significance(&busy, 500, 60) > against_busy + 3.0);
+        assert!(index.significance(&busy, 500, 60, Weigh::Stretches) > against_busy + 3.0);
+    }
+
+    #[test]
+    fn a_long_query_is_weighed_stretch_by_stretch() {
+        let refs: Vec<(String, Fingerprint)> = (0..20)
+            .map(|i| (format!("ref{i}"), synthetic(i + 1, 3000)))
+            .collect();
+        let index = Index::build(refs);
+        let ten_s = LOCAL_FRAMES;
+        let short: Vec<(u32, u32)> = (0..20).map(|r| (r, 200)).collect();
+        // Up to 10 s both ways agree.
+        assert_eq!(
+            index.significance(&short, ten_s, 40, Weigh::Stretches),
+            index.significance(&short, ten_s, 40, Weigh::WholeQuery)
+        );
+        // A 5-minute query drawing chance hits at the same rate: the same agreement in one of
+        // its stretches weighs as it would in 10 s, less the multiplicity of its 59 stretches.
+        let long: Vec<(u32, u32)> = (0..20).map(|r| (r, 200 * 30)).collect();
+        let alone = index.significance(&short, ten_s, 40, Weigh::Stretches);
+        let within = index.significance(&long, 30 * ten_s, 40, Weigh::Stretches);
+        let multiplicity = 59f64.log10();
+        assert!(
+            (alone - within - multiplicity).abs() < 0.3,
+            "{alone} vs {within} (+{multiplicity})"
+        );
+        // Counted over the whole query the same agreement is lost in 5 minutes of chance.
+        let whole = index.significance(&long, 30 * ten_s, 40, Weigh::WholeQuery);
+        assert!(whole < within - 3.0, "{whole} vs {within}");
     }
 }

@@ -42,7 +42,7 @@ fn tools() -> &'static str {
 }
 
 /// What identifies an input file's content for the key.
-fn stamp(path: &Path) -> String {
+pub fn stamp(path: &Path) -> String {
     let meta = std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let modified = meta
         .modified()

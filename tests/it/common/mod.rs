@@ -5,10 +5,12 @@
 
 pub mod browser;
 pub mod cache;
+pub mod chance;
 pub mod corpus;
 pub mod gate;
 pub mod lambda_api;
 pub mod providers;
+pub mod whole_tracks;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

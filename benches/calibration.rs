@@ -1,0 +1,175 @@
+//! What chance gives queries of every length: the strongest chance significance of queries outside
+//! the library (whole tracks of 1–10 min and their 8 s–3 min excerpts, tests/it/common/
+//! whole_tracks.rs) by query length, against the test library of 8 tracks and a larger one. See
+//! bench/README.md ("Calibration"). Writes bench/out/calibration.md.
+
+#[path = "../tests/it/common/mod.rs"]
+mod common;
+
+use std::path::Path;
+use std::time::Instant;
+
+use common::chance;
+use common::corpus;
+use common::whole_tracks;
+use earshot::fingerprint::{Index, Weigh};
+
+fn main() {
+    corpus::require_corpus();
+    let started = Instant::now();
+    let tracks = whole_tracks::tracks();
+    let library = whole_tracks::library(&tracks);
+    let uploads = whole_tracks::uploads(&tracks, &library);
+    eprintln!(
+        "{} tracks, {} in the larger library, {} uploads ({:.0} s)",
+        tracks.len(),
+        library.len(),
+        uploads.len(),
+        started.elapsed().as_secs_f64()
+    );
+    let fingerprinted = Instant::now();
+    let refs = corpus::on_every_core(&library, |(id, path)| {
+        (id.clone(), whole_tracks::print_of(path))
+    });
+    let small = Index::build(refs[..corpus::references().len()].to_vec());
+    let large = Index::build(refs);
+    let queries = chance::queries(&uploads);
+    eprintln!(
+        "{} queries fingerprinted in {:.0} s",
+        queries.len(),
+        fingerprinted.elapsed().as_secs_f64()
+    );
+    let queried = Instant::now();
+    let mut results = Vec::new();
+    for index in [&small, &large] {
+        for weigh in [Weigh::WholeQuery, Weigh::Stretches] {
+            results.push(chance::strongest(index, &queries, weigh));
+        }
+    }
+    eprintln!(
+        "{} queries against both libraries, both ways, in {:.0} s",
+        queries.len(),
+        queried.elapsed().as_secs_f64()
+    );
+    // Agreement counts do not depend on the weighing: the larger library's decide.
+    let held = chance::holding_library_recordings(&results[3]);
+    let mut report = format!(
+        "{} whole uploads outside the library ({} queries with their excerpts); {} of them hold a \
+         library track's recording (the same recording shipped twice) and are left out:\n\n",
+        uploads.len(),
+        queries.len(),
+        held.len()
+    );
+    for &upload in &held {
+        report.push_str(&format!("- {}\n", uploads[upload].0));
+    }
+    let names = [("the test library", &small), ("the larger library", &large)];
+    for (i, result) in results.iter().enumerate() {
+        let (name, index) = names[i / 2];
+        let weigh = if i % 2 == 0 {
+            "before: agreement over the whole query (Weigh::WholeQuery)"
+        } else {
+            "after: agreement in the densest 10 s, stretch by stretch (Weigh::Stretches)"
+        };
+        let outside: Vec<_> = result
+            .iter()
+            .filter(|r| !held.contains(&r.query.upload))
+            .collect();
+        report.push_str(&format!(
+            "\n### Against {name} ({} references), {weigh}\n\n",
+            index.len()
+        ));
+        report.push_str(&chance::table(&outside));
+        let mut worst = outside.clone();
+        worst.sort_by(|a, b| b.significance().total_cmp(&a.significance()));
+        report.push_str("\nStrongest three:\n\n");
+        for r in worst.iter().take(3) {
+            let Some(found) = r.found.as_ref() else {
+                continue;
+            };
+            report.push_str(&format!(
+                "- {}: significance {:.2}, score {}, {} landmarks ({} in its densest 10 s; {} at \
+                 the next alignment) over {:.1} s, against {}\n",
+                r.query.what,
+                found.significance,
+                found.score,
+                found.hits,
+                found.local_hits,
+                found.runner_up,
+                found.segment.duration_secs,
+                index.reference(found.reference).0
+            ));
+        }
+    }
+    report.push_str(&positives(&small, &large));
+    println!("{report}");
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/out");
+    std::fs::create_dir_all(&out).expect("bench/out");
+    std::fs::write(out.join("calibration.md"), &report).expect("writes");
+}
+
+/// The weakest true match per kind of query (the test library's excerpts under every transform,
+/// and its tracks uploaded whole), against both libraries.
+fn positives(small: &Index, large: &Index) -> String {
+    let mut queries: Vec<(String, usize, std::path::PathBuf)> = corpus::library_queries()
+        .into_iter()
+        .map(|q| {
+            let kind = match q.made {
+                corpus::Made::Transform(t) => format!("10 s, {}", corpus::TRANSFORMS[t].0),
+                corpus::Made::Noisy => "8 s, 10 dB SNR".to_owned(),
+                corpus::Made::Embedded => "8 s, embedded".to_owned(),
+            };
+            (kind, q.reference, q.path)
+        })
+        .collect();
+    queries.extend(
+        whole_tracks::whole_positives()
+            .into_iter()
+            .map(|(how, r, path)| (format!("whole, {how}"), r, path)),
+    );
+    let prints = corpus::on_every_core(&queries, |(_, _, path)| whole_tracks::print_of(path));
+    let mut out = String::from(
+        "\n### True matches: the weakest per kind\n\n| kind | queries | weakest significance (test library) | its score | weakest significance (larger library) | its score | found |\n|---|---|---|---|---|---|---|\n",
+    );
+    let mut kinds: Vec<&str> = Vec::new();
+    for (kind, _, _) in &queries {
+        if !kinds.contains(&kind.as_str()) {
+            kinds.push(kind);
+        }
+    }
+    for kind in kinds {
+        let mut cells = Vec::new();
+        let mut found_all = true;
+        let mut count = 0;
+        for index in [small, large] {
+            let mut weakest = (f64::INFINITY, 100u8);
+            let mut runner = 0.0f64;
+            count = 0;
+            for ((k, reference, _), fp) in queries.iter().zip(&prints) {
+                if k != kind {
+                    continue;
+                }
+                count += 1;
+                let best = index
+                    .query(fp)
+                    .into_iter()
+                    .find(|m| m.reference == *reference);
+                if let Some(m) = &best {
+                    runner = runner.max(f64::from(m.runner_up) / f64::from(m.hits));
+                }
+                let (significance, score) = best.map_or((0.0, 0), |m| (m.significance, m.score));
+                found_all &= score > 90;
+                if significance < weakest.0 {
+                    weakest = (significance, score);
+                }
+            }
+            cells.push(format!("{:.1} | {} | {runner:.2}", weakest.0, weakest.1));
+        }
+        let found = if found_all { "all > 90" } else { "NOT ALL" };
+        out.push_str(&format!(
+            "| {kind} | {count} | {} | {found} |\n",
+            cells.join(" | ")
+        ));
+    }
+    out
+}

@@ -19,7 +19,7 @@ fn main() {
     let started = Instant::now();
     let tracks = whole_tracks::tracks();
     let library = whole_tracks::library(&tracks);
-    let uploads = whole_tracks::uploads(&tracks, &library);
+    let uploads = whole_tracks::uploads(&tracks, &library, 1);
     eprintln!(
         "{} tracks, {} in the larger library, {} uploads ({:.0} s)",
         tracks.len(),

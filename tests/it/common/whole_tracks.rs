@@ -194,18 +194,30 @@ const UPLOADS: &[(&str, Option<&[&str]>, &str)] = &[
 
 /// The tracks outside `library`, uploaded whole: in turn as MP3, in the telephone band, and as
 /// shipped (tracker modules rendered to MP3). Made once per checkout; (label, path).
-pub fn uploads(tracks: &[Track], library: &[(String, PathBuf)]) -> Vec<(String, PathBuf)> {
+///
+/// `every`: 1 for all of them, 2 for every other one (each kind of upload still in turn), made as
+/// a set of its own.
+pub fn uploads(
+    tracks: &[Track],
+    library: &[(String, PathBuf)],
+    every: usize,
+) -> Vec<(String, PathBuf)> {
     let outside: Vec<&Track> = tracks
         .iter()
         .filter(|t| !library.iter().any(|(_, p)| *p == t.path))
         .collect();
     let inputs: Vec<PathBuf> = outside.iter().map(|t| t.path.clone()).collect();
     super::cache::labelled_files(
-        "whole-tracks",
+        &format!("whole-tracks-every-{every}"),
         include_str!("whole_tracks.rs"),
         &inputs,
         |dir| {
-            let jobs: Vec<(usize, &Track)> = outside.iter().copied().enumerate().collect();
+            let jobs: Vec<(usize, &Track)> = outside
+                .iter()
+                .copied()
+                .enumerate()
+                .step_by(every.max(1))
+                .collect();
             on_every_core(&jobs, |&(i, track)| {
                 let (how, args, out_suffix) = UPLOADS[i % UPLOADS.len()];
                 let shipped = suffix(&track.path).unwrap_or_default();

@@ -136,6 +136,17 @@ pub struct EngineErrorInfo {
     pub message: String,
 }
 
+impl Data {
+    /// Adds the terms of `segments` to [`Data::terms`], each once, in the order heard.
+    pub fn note_terms<'a>(&mut self, segments: impl IntoIterator<Item = &'a Segment>) {
+        for term in segments.into_iter().filter_map(|s| s.term.as_ref()) {
+            if !self.terms.contains(term) {
+                self.terms.push(term.clone());
+            }
+        }
+    }
+}
+
 impl EngineErrorInfo {
     /// `engine A failed: …; engine B failed: …`, for a message or a log line.
     pub fn describe(failures: &[EngineErrorInfo]) -> String {

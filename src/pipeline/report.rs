@@ -67,11 +67,7 @@ impl Report {
         body.data.forbidden_status = forbidden_status;
         body.data.backup_key = backup_key;
         for (scene, result) in &decision.scenes {
-            for term in result.segments.iter().filter_map(|s| s.term.as_ref()) {
-                if !body.data.terms.contains(term) {
-                    body.data.terms.push(term.clone());
-                }
-            }
+            body.data.note_terms(&result.segments);
             if self.detail {
                 body.data
                     .segments

@@ -211,17 +211,52 @@ fn learned_in(log: &str) -> usize {
         .count()
 }
 
+/// A bucket under human review with `block.learn`, a callback listener, and a suspicious upload
+/// whose reference is in the library.
+struct Setup {
+    s3: aws_sdk_s3::Client,
+    bucket: String,
+    listener: Listener,
+    dir: tempfile::TempDir,
+    upload: std::path::PathBuf,
+    library: std::path::PathBuf,
+    config: earshot::config::Config,
+}
+
+impl Setup {
+    async fn new() -> Setup {
+        require_localstack();
+        let s3 = s3(LOCALSTACK).await;
+        let bucket = fresh_bucket(&s3).await;
+        let listener = Listener::start().await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (upload, library) = suspicious_in_library(dir.path()).await;
+        let mut config = config(&bucket, &listener.url, "move", &library);
+        human_review(&mut config, false, 3600);
+        config.rules[0].block.learn = true;
+        Setup {
+            s3,
+            bucket,
+            listener,
+            dir,
+            upload,
+            library,
+            config,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn five_deciders_at_once_carry_each_decision_out_once() {
-    require_localstack();
-    let s3 = s3(LOCALSTACK).await;
-    let bucket = fresh_bucket(&s3).await;
-    let listener = Listener::start().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (upload, library) = suspicious_in_library(dir.path()).await;
-    let mut config = config(&bucket, &listener.url, "move", &library);
-    human_review(&mut config, false, 3600);
-    config.rules[0].block.learn = true;
+    let Setup {
+        s3,
+        bucket,
+        listener,
+        dir,
+        upload,
+        library,
+        config,
+    } = Setup::new().await;
     let hash = |p: &str| earshot::console::auth::hash_password(p).expect("hashes");
     let users = vec![
         ConsoleUserConfig {
@@ -337,15 +372,15 @@ async fn five_deciders_at_once_carry_each_decision_out_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_winner_killed_before_carrying_out_is_finished_once_after_its_lease() {
-    require_localstack();
-    let s3 = s3(LOCALSTACK).await;
-    let bucket = fresh_bucket(&s3).await;
-    let listener = Listener::start().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (upload, library) = suspicious_in_library(dir.path()).await;
-    let mut config = config(&bucket, &listener.url, "move", &library);
-    human_review(&mut config, false, 3600);
-    config.rules[0].block.learn = true;
+    let Setup {
+        s3,
+        bucket,
+        listener,
+        dir,
+        upload,
+        library,
+        mut config,
+    } = Setup::new().await;
     config.rules[0].block.review_lease_secs = 3;
     let config_path = dir.path().join("earshot.toml");
     std::fs::write(&config_path, config_toml(&config)).expect("config written");

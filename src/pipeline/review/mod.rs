@@ -372,16 +372,9 @@ impl Pipeline {
                 key: item.key.clone(),
             })?;
         let mut body = item.body.clone();
-        body.data.terms = item
-            .scenes
-            .values()
-            .flat_map(|s| s.segments.iter().filter_map(|g| g.term.clone()))
-            .fold(Vec::new(), |mut terms, term| {
-                if !terms.contains(&term) {
-                    terms.push(term);
-                }
-                terms
-            });
+        body.data.terms.clear();
+        body.data
+            .note_terms(item.scenes.values().flat_map(|s| &s.segments));
         body.data.review = Some(ReviewInfo {
             state: decision.verdict.as_str().to_owned(),
             held: item.held,

@@ -42,7 +42,7 @@ fn main() {
     let queried = Instant::now();
     let mut results = Vec::new();
     for index in [&small, &large] {
-        for weigh in [Weigh::WholeQuery, Weigh::Stretches] {
+        for weigh in [Weigh::Evenly, Weigh::AgainstOwnAlignments] {
             results.push(chance::strongest(index, &queries, weigh));
         }
     }
@@ -67,9 +67,9 @@ fn main() {
     for (i, result) in results.iter().enumerate() {
         let (name, index) = names[i / 2];
         let weigh = if i % 2 == 0 {
-            "before: agreement over the whole query (Weigh::WholeQuery)"
+            "before: against hashes spread evenly (Weigh::Evenly)"
         } else {
-            "after: agreement in the densest 10 s, stretch by stretch (Weigh::Stretches)"
+            "after: and against its own other alignments (Weigh::AgainstOwnAlignments)"
         };
         let outside: Vec<_> = result
             .iter()
@@ -102,6 +102,15 @@ fn main() {
         }
     }
     report.push_str(&positives(&small, &large));
+    if std::env::var_os("CALIBRATION_MATCHES").is_some() {
+        let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/out");
+        std::fs::create_dir_all(&out).expect("bench/out");
+        std::fs::write(
+            out.join("calibration-matches.csv"),
+            matches(&large, &queries),
+        )
+        .expect("writes");
+    }
     println!("{report}");
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/out");
     std::fs::create_dir_all(&out).expect("bench/out");
@@ -172,4 +181,60 @@ fn positives(small: &Index, large: &Index) -> String {
         ));
     }
     out
+}
+
+/// Every match of every query outside the library and of every true match against `index`, both
+/// weighings, as CSV (with `CALIBRATION_MATCHES=1`: bench/out/calibration-matches.csv).
+fn matches(index: &Index, queries: &[chance::Query]) -> String {
+    let mut rows: Vec<(
+        String,
+        String,
+        f64,
+        &earshot::fingerprint::Fingerprint,
+        Option<usize>,
+    )> = queries
+        .iter()
+        .map(|q| ("outside".to_owned(), q.what.clone(), q.secs, &q.fp, None))
+        .collect();
+    let positives: Vec<(String, usize, std::path::PathBuf)> = corpus::library_queries()
+        .into_iter()
+        .map(|q| (format!("{:?}", q.made), q.reference, q.path))
+        .chain(whole_tracks::whole_positives())
+        .collect();
+    let prints = corpus::on_every_core(&positives, |(_, _, path)| whole_tracks::print_of(path));
+    for ((what, reference, _), fp) in positives.iter().zip(&prints) {
+        rows.push((
+            "true".to_owned(),
+            what.clone(),
+            fp.duration_secs(),
+            fp,
+            Some(*reference),
+        ));
+    }
+    let lines = corpus::on_every_core(&rows, |(set, what, secs, fp, truth)| {
+        let evenly = index.query_weighing(fp, Weigh::Evenly);
+        let mut out = String::new();
+        for (m, e) in index.query(fp).into_iter().zip(evenly) {
+            let set = match truth {
+                Some(r) if *r != m.reference => "wrong reference",
+                _ => set.as_str(),
+            };
+            out.push_str(&format!(
+                "{set},\"{what}\",{secs:.1},\"{}\",{},{},{},{:.1},{:.2},{:.2}\n",
+                index.reference(m.reference).0,
+                m.hits,
+                m.runner_up,
+                m.local_hits,
+                m.segment.duration_secs,
+                e.significance,
+                m.significance
+            ));
+        }
+        out
+    });
+    let mut csv = String::from(
+        "set,query,secs,reference,hits,runner_up,densest_10s,span_secs,evenly,against_own_alignments\n",
+    );
+    csv.push_str(&lines.concat());
+    csv
 }

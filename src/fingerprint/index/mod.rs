@@ -34,15 +34,14 @@ const RATIOS: [f64; 11] = [
 /// How a match's agreement is weighed against chance (see [`Index::significance`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Weigh {
-    /// Agreement over the whole query against what chance gives the whole query.
+    /// Against what hashes spread evenly over every alignment give (before the whole-track
+    /// calibration, bench/README.md "Calibration"; kept to measure against).
+    Evenly,
+    /// Against that, and against the reference's own other alignments with this query: agreement
+    /// a loop or a sample shared by two pieces gives at each of its repetitions is not evidence
+    /// that the query holds the reference's recording.
     #[default]
-    WholeQuery,
-    /// Agreement in the densest 10 s of the query against what chance gives any 10 s of it,
-    /// times the number of such stretches. Measured beside [`Weigh::WholeQuery`] on 160 whole
-    /// tracks and their excerpts (bench/README.md, "Calibration") and not adopted: no better
-    /// against the test library, worse against a library holding other tracks of the same
-    /// soundtracks, whose shared loops agree densely in 10 s.
-    Stretches,
+    AgainstOwnAlignments,
 }
 
 /// Where a reference was found.
@@ -65,11 +64,12 @@ pub struct Match {
     pub hits: u32,
     /// Query landmarks inside the matched span (for a hit ratio).
     pub span_landmarks: u32,
-    /// The most agreeing landmarks in any [`LOCAL_FRAMES`] of the query: the evidence the
-    /// significance weighs (see [`Index::significance`]).
+    /// The most agreeing landmarks in any [`LOCAL_FRAMES`] of the query (diagnostic: how
+    /// concentrated the agreement is).
     pub local_hits: u32,
     /// Agreeing landmarks at the strongest other alignment of the same reference and ratio, off
-    /// this match's own diagonal (diagnostic).
+    /// this match's own diagonal: what the pair's shared material (a loop, a sample) gives
+    /// anywhere, weighed by [`Weigh::AgainstOwnAlignments`].
     pub runner_up: u32,
     /// Reference time per query time (1.05: the query plays 5 % faster).
     pub time_ratio: f64,
@@ -322,11 +322,9 @@ impl Index {
         let mut matches = Vec::new();
         for group in hits.chunk_by(|a, b| a.0 == b.0) {
             if let Some(mut found) = self.align(query, group) {
-                let evidence = match weigh {
-                    Weigh::Stretches => found.local_hits,
-                    Weigh::WholeQuery => found.hits,
-                };
-                found.significance = self.significance(&totals, query.frames, evidence, weigh);
+                let own = Some((found.reference as u32, found.runner_up));
+                found.significance =
+                    self.significance(&totals, query.frames, found.hits, own, weigh);
                 found.score = score_of(found.significance);
                 matches.push(found);
             }
@@ -379,6 +377,7 @@ impl Index {
             .map(|slot| counts[slot] + counts[slot + 1])
             .max()
             .unwrap_or(0);
+
         let low = band as f64 * FINE_BAND;
         let high = low + 2.0 * FINE_BAND;
         let mut inliers: Vec<(u32, u32)> = hits

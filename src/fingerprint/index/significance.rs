@@ -1,6 +1,6 @@
 //! How unlikely a match is by chance (its significance) and the score that says so.
 
-use super::{FINE_BAND, Index, LOCAL_FRAMES, RATIOS, Weigh};
+use super::{FINE_BAND, Index, RATIOS, Weigh};
 
 /// Landmarks per independent chance agreement (see [`Index::significance`]). Measured on 498
 /// queries outside the test library (tests/it/fingerprint.rs, 1,435 chance matches): counted one
@@ -28,30 +28,35 @@ impl Index {
     /// with the query (one composer's instruments, a short or band-limited query whose few
     /// landmarks are common ones) thus needs proportionally more agreeing landmarks.
     ///
-    /// With [`Weigh::Stretches`], a query longer than [`LOCAL_FRAMES`] (10 s) is weighed stretch
-    /// by stretch: `hits` are those of its densest 10 s, each stretch draws its share of the
-    /// chance hits, and there are about 2 × query ÷ 10 s overlapping stretches to find them in.
-    /// Up to 10 s both weighings are the same.
+    /// With [`Weigh::AgainstOwnAlignments`], the matched reference's λ is also read off its own
+    /// other alignments: `own` = (reference, agreeing landmarks at its strongest other
+    /// alignment). Two pieces that share a loop, a sample or a steady timbre agree at many
+    /// alignments, far more than hashes spread evenly would give; the strongest of those is what
+    /// chance reaches over this pair's windows, so λ is at least the rate at which the largest of
+    /// its windows reaches it ([`rate_whose_largest_reaches`]). One recording agrees best at one
+    /// place, well above its other alignments; a shared loop agrees about as well at each.
     pub(super) fn significance(
         &self,
         totals: &[(u32, u32)],
         query_frames: u32,
         hits: u32,
+        own: Option<(u32, u32)>,
         weigh: Weigh,
     ) -> f64 {
-        let whole = query_frames.max(1);
-        let stretch = match weigh {
-            Weigh::Stretches => f64::from(whole.min(LOCAL_FRAMES)),
-            Weigh::WholeQuery => f64::from(whole),
-        };
-        let share = stretch / f64::from(whole);
-        let stretches = (2.0 * f64::from(whole) / stretch - 1.0).max(1.0);
+        let query = f64::from(query_frames.max(1));
         let k = f64::from(hits) / CLUMP;
         let mut log_terms: Vec<f64> = Vec::with_capacity(totals.len());
         for &(reference, total) in totals {
-            let range = (f64::from(self.frames[reference as usize]) + stretch).max(1.0);
-            let lambda = f64::from(total) * share / CLUMP * (2.0 * FINE_BAND) / range;
-            let windows = (range / FINE_BAND).max(1.0) * RATIOS.len() as f64 * stretches;
+            let range = (f64::from(self.frames[reference as usize]) + query).max(1.0);
+            let mut lambda = f64::from(total) / CLUMP * (2.0 * FINE_BAND) / range;
+            let alignments = (range / FINE_BAND).max(1.0);
+            if let (Weigh::AgainstOwnAlignments, Some((matched, runner_up))) = (weigh, own)
+                && matched == reference
+            {
+                let reached = rate_whose_largest_reaches(f64::from(runner_up) / CLUMP, alignments);
+                lambda = lambda.max(reached);
+            }
+            let windows = alignments * RATIOS.len() as f64;
             log_terms.push(windows.ln() + ln_poisson_tail(lambda, k));
         }
         let Some(top) = log_terms.iter().copied().reduce(f64::max) else {
@@ -61,6 +66,25 @@ impl Index {
         let ln_false_alarm = (top + sum.ln()).min(0.0);
         -ln_false_alarm / std::f64::consts::LN_10
     }
+}
+
+/// The Poisson rate λ at which the largest of `windows` independent counts is expected to reach
+/// `k`: windows × P(Poisson(λ) ≥ k) = 1 (0 when k is 0 or fewer windows than one).
+fn rate_whose_largest_reaches(k: f64, windows: f64) -> f64 {
+    if k <= 0.0 {
+        return 0.0;
+    }
+    let target = -windows.max(1.0).ln();
+    let (mut low, mut high) = (0.0f64, k.ceil());
+    for _ in 0..60 {
+        let mid = 0.5 * (low + high);
+        if ln_poisson_tail(mid, k) < target {
+            low = mid;
+        } else {
+            high = mid;
+        }
+    }
+    0.5 * (low + high)
 }
 
 /// ln P(X ≥ k) for X ~ Poisson(λ), for real k ≥ 0 (the sum starts at ⌈k⌉).
@@ -190,47 +214,56 @@ mod tests {
         let library: Vec<(u32, u32)> = (0..20).map(|r| (r, 2000)).collect();
         // The same 30 agreeing landmarks mean less when the query shares many hashes with the
         // reference (a short or band-limited query of common landmarks, one composer's sound)…
-        let against_quiet = index.significance(&quiet, 500, 30, Weigh::Stretches);
-        let against_busy = index.significance(&busy, 500, 30, Weigh::Stretches);
+        let against_quiet = index.significance(&quiet, 500, 30, None, Weigh::Evenly);
+        let against_busy = index.significance(&busy, 500, 30, None, Weigh::Evenly);
         assert!(
             against_quiet > against_busy + 3.0,
             "{against_quiet} vs {against_busy}"
         );
         // …and when many references could have given them by chance.
-        let against_library = index.significance(&library, 500, 30, Weigh::Stretches);
+        let against_library = index.significance(&library, 500, 30, None, Weigh::Evenly);
         assert!(
             against_busy > against_library + 1.0,
             "{against_busy} vs {against_library}"
         );
         // More agreement is always more significant.
-        assert!(index.significance(&busy, 500, 60, Weigh::Stretches) > against_busy + 3.0);
+        assert!(index.significance(&busy, 500, 60, None, Weigh::Evenly) > against_busy + 3.0);
     }
 
     #[test]
-    fn a_long_query_is_weighed_stretch_by_stretch() {
+    fn agreement_a_pair_reaches_at_other_alignments_is_not_evidence() {
         let refs: Vec<(String, Fingerprint)> = (0..20)
-            .map(|i| (format!("ref{i}"), synthetic(i + 1, 3000)))
+            .map(|i| (format!("ref{i}"), synthetic(i + 1, 10_000)))
             .collect();
         let index = Index::build(refs);
-        let ten_s = LOCAL_FRAMES;
-        let short: Vec<(u32, u32)> = (0..20).map(|r| (r, 200)).collect();
-        // Up to 10 s both ways agree.
-        assert_eq!(
-            index.significance(&short, ten_s, 40, Weigh::Stretches),
-            index.significance(&short, ten_s, 40, Weigh::WholeQuery)
-        );
-        // A 5-minute query drawing chance hits at the same rate: the same agreement in one of
-        // its stretches weighs as it would in 10 s, less the multiplicity of its 59 stretches.
-        let long: Vec<(u32, u32)> = (0..20).map(|r| (r, 200 * 30)).collect();
-        let alone = index.significance(&short, ten_s, 40, Weigh::Stretches);
-        let within = index.significance(&long, 30 * ten_s, 40, Weigh::Stretches);
-        let multiplicity = 59f64.log10();
-        assert!(
-            (alone - within - multiplicity).abs() < 0.3,
-            "{alone} vs {within} (+{multiplicity})"
-        );
-        // Counted over the whole query the same agreement is lost in 5 minutes of chance.
-        let whole = index.significance(&long, 30 * ten_s, 40, Weigh::WholeQuery);
-        assert!(whole < within - 3.0, "{whole} vs {within}");
+        let library: Vec<(u32, u32)> = (0..20).map(|r| (r, 400)).collect();
+        let (query, hits) = (10_000, 190);
+        let evenly = index.significance(&library, query, hits, Some((3, 188)), Weigh::Evenly);
+        let own = |runner_up| {
+            index.significance(
+                &library,
+                query,
+                hits,
+                Some((3, runner_up)),
+                Weigh::AgainstOwnAlignments,
+            )
+        };
+        // A loop two pieces share: as much agreement at another alignment as at the best.
+        assert!(evenly > 50.0, "{evenly}");
+        assert!(own(188) < 1.0, "{}", own(188));
+        // One recording: its other alignments agree no better than chance spread evenly would.
+        assert_eq!(own(6), evenly);
+        // In between, the more the best stands out from the rest, the stronger.
+        assert!(own(60) > own(100) + 5.0 && own(100) > own(150) + 5.0);
+    }
+
+    #[test]
+    fn the_rate_whose_largest_window_reaches_a_count() {
+        for (k, windows) in [(5.0, 100.0), (20.0, 3000.0), (60.0, 1e5)] {
+            let lambda = rate_whose_largest_reaches(k, windows);
+            let expected = windows * ln_poisson_tail(lambda, k).exp();
+            assert!((expected - 1.0).abs() < 1e-6, "k {k}: {expected}");
+        }
+        assert_eq!(rate_whose_largest_reaches(0.0, 100.0), 0.0);
     }
 }

@@ -19,6 +19,7 @@
 //! audit_freeze_backup/earshot/review/decided/<trace_id>.take-<n>.json  the n-th takeover of an abandoned claim
 //! audit_freeze_backup/earshot/review/claimed/<trace_id>      a claim not yet carried out
 //! audit_freeze_backup/earshot/results/<YYYY-MM-DD>/<seconds>-<trace_id>.json  one result, by day
+//! audit_freeze_backup/earshot/leases/<work>/<generation>.json  who does a piece of work (a job, a restore, a scan, a hunt)
 //! ```
 
 /// Keys under this are never moderated.
@@ -39,6 +40,7 @@ pub const PRINTS_PREFIX: &str = "audit_freeze_backup/earshot/prints/";
 pub const REVIEW_OPEN_PREFIX: &str = "audit_freeze_backup/earshot/review/open/";
 pub const REVIEW_CLAIMED_PREFIX: &str = "audit_freeze_backup/earshot/review/claimed/";
 pub const RESULTS_PREFIX: &str = "audit_freeze_backup/earshot/results/";
+pub const LEASES_PREFIX: &str = "audit_freeze_backup/earshot/leases/";
 
 /// Whether earshot owns `key` (and so never moderates it).
 pub fn is_reserved(key: &str) -> bool {
@@ -115,6 +117,26 @@ pub fn allow_print_key(sha256: &str) -> String {
 /// Everything stored for one scan.
 pub fn scan_prefix(scan_id: &str) -> String {
     format!("{SCANS_PREFIX}{scan_id}/")
+}
+
+/// The lease of the restore of the block `trace_id` ([`crate::state::lease`]).
+pub fn restore_lease_prefix(trace_id: &str) -> String {
+    format!("{LEASES_PREFIX}restore-{trace_id}/")
+}
+
+/// The lease of the job `trace_id`: which process judges that object version.
+pub fn job_lease_prefix(trace_id: &str) -> String {
+    format!("{LEASES_PREFIX}job-{trace_id}/")
+}
+
+/// The lease of the scan `scan_id`.
+pub fn scan_lease_prefix(scan_id: &str) -> String {
+    format!("{LEASES_PREFIX}scan-{scan_id}/")
+}
+
+/// The lease of rule `rule`'s automatic retro-hunt.
+pub fn hunt_lease_prefix(rule: &str) -> String {
+    format!("{LEASES_PREFIX}hunt-{rule}/")
 }
 
 /// A scan's checkpoint: where it is and what it counted.
@@ -200,6 +222,10 @@ mod tests {
             review_takeover_key("t", 1),
             review_claimed_key("t"),
             result_key("2026-12-03", 1, "t"),
+            restore_lease_prefix("t"),
+            job_lease_prefix("t"),
+            scan_lease_prefix("s"),
+            hunt_lease_prefix("r"),
         ] {
             assert!(is_reserved(&key), "{key}");
             assert!(key.starts_with(BACKUP_ROOT), "{key}");

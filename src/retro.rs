@@ -22,8 +22,7 @@ use crate::layout;
 use crate::model::ForbiddenStatus;
 use crate::pipeline::{Ack, Pipeline};
 use crate::rules::Rule;
-use crate::state::{self, StateError, prints};
-use crate::storage::object;
+use crate::state::{self, StateError, lease, prints};
 
 /// A print whose landmarks agree with a new reference on one alignment this many times is judged
 /// again. Prints keep one landmark in eight ([`prints::SAMPLE`]): a true 8 s excerpt agrees on
@@ -79,15 +78,28 @@ pub async fn hunt_automatically(pipeline: &Arc<Pipeline>) {
         .cloned()
         .collect();
     for rule in rules {
-        let lease = format!("{}hunt-lease.json", layout::prints_prefix(&rule.id));
-        match take_lease(pipeline, &rule.bucket, &lease).await {
-            Ok(true) => {}
-            Ok(false) => continue,
+        let prefix = layout::hunt_lease_prefix(&rule.id);
+        let now = pipeline.clock.now_secs();
+        let held = match lease::take(
+            &pipeline.s3,
+            &rule.bucket,
+            &prefix,
+            pipeline.holder(),
+            now,
+            LEASE_SECS,
+        )
+        .await
+        {
+            Ok(lease::Taken::Held(held)) => held,
+            Ok(lease::Taken::Busy(holder)) => {
+                tracing::debug!(rule = %rule.id, holder = %holder.holder, "Another process is hunting.");
+                continue;
+            }
             Err(e) => {
                 tracing::warn!(rule = %rule.id, error = %e, "Could not take the retro-hunt lease.");
                 continue;
             }
-        }
+        };
         match hunt(pipeline, Some(&rule.id), None, false).await {
             Ok(hunts) => {
                 for hunt in hunts {
@@ -98,38 +110,14 @@ pub async fn hunt_automatically(pipeline: &Arc<Pipeline>) {
                 tracing::error!(rule = %rule.id, error = %e, "Retro-hunt failed; the next refresh tries again.")
             }
         }
-        if let Err(e) = state::delete(&pipeline.s3, &rule.bucket, &lease).await {
+        if let Err(e) = held.release(&pipeline.s3, pipeline.clock.now_secs()).await {
             tracing::warn!(error = %e, "Could not release the retro-hunt lease; it expires by itself.");
         }
     }
 }
 
-/// A lease older than this is taken over (its holder died).
+/// A hunt's lease runs out after this (its holder died).
 const LEASE_SECS: u64 = 900;
-
-/// Takes the lease `key` (a conditional create); false when another process holds it.
-async fn take_lease(pipeline: &Pipeline, bucket: &str, key: &str) -> Result<bool, StateError> {
-    let now = pipeline.clock.now_secs();
-    for _ in 0..2 {
-        let body = serde_json::json!({ "taken_at": now }).to_string();
-        // A 409 is another conditional write of the lease under way: held, like a 412.
-        match object::create(&pipeline.s3, bucket, key, body.into_bytes().into(), None).await {
-            Ok(true) => return Ok(true),
-            Ok(false) => {}
-            Err(e) if e.failure().is_some_and(|f| f.status == Some(409)) => {}
-            Err(e) => return Err(e.into()),
-        }
-        let held: Option<serde_json::Value> = state::get_json(&pipeline.s3, bucket, key).await?;
-        let taken_at = held
-            .and_then(|v| v.get("taken_at").and_then(serde_json::Value::as_u64))
-            .unwrap_or(0);
-        if now.saturating_sub(taken_at) < LEASE_SECS {
-            return Ok(false);
-        }
-        state::delete(&pipeline.s3, bucket, key).await?;
-    }
-    Ok(false)
-}
 
 /// The references a rule's analysers hold that were added at or after `since`.
 ///

@@ -85,7 +85,7 @@ pub async fn run(
                     }
                     Outcome::InProgress { .. } => {
                         return Err(CommandError::Failed(format!(
-                            "{target} is being judged by this process already"
+                            "{target} is being judged by another process; run it again when that is done"
                         )));
                     }
                     Outcome::Waiting { trace_id } => {

@@ -443,11 +443,9 @@ impl Config {
         if let Some(file) = &file {
             figment = figment.merge(Toml::file_exact(file));
         }
-        figment = figment.merge(
-            Env::prefixed("EARSHOT_")
-                .split("__")
-                .filter(|key| key != "config" && key != "log_format" && key != "crash_at"),
-        );
+        figment = figment.merge(Env::prefixed("EARSHOT_").split("__").filter(|key| {
+            key != "config" && key != "log_format" && key != "crash_at" && key != "pause_at"
+        }));
         Self::from_figment(figment)
     }
 

@@ -47,12 +47,18 @@ use crate::config::Config;
 use crate::engines::{self, Engine, Engines};
 use crate::fetch;
 use crate::job::Job;
+use crate::layout;
 use crate::metrics::Metrics;
 use crate::rules::{Rule, Rules};
+use crate::state::lease::{self, Taken};
 use crate::state::{self, DeadJob, DeadLetter, JobRecord};
 use crate::storage;
 use crate::token;
 use report::Report;
+
+/// How long a process may judge one object version before another may take it over (its holder
+/// stopped): longer than decoding and judging the longest upload the caps allow.
+const JOB_LEASE_SECS: u64 = 600;
 
 /// Everything a job needs, built once.
 pub struct Pipeline {
@@ -234,6 +240,41 @@ impl Pipeline {
             );
             return Ok(Outcome::InProgress { trace_id });
         };
+        // Across processes (two daemons given the same event, a scan and an upload's event): one
+        // judges, the other leaves its delivery for later and then finds the job record.
+        let now = self.clock.now_secs();
+        let prefix = layout::job_lease_prefix(&trace_id);
+        let held = match lease::take(
+            &self.s3,
+            &job.bucket,
+            &prefix,
+            &self.holder,
+            now,
+            JOB_LEASE_SECS,
+        )
+        .await?
+        {
+            Taken::Held(held) => held,
+            Taken::Busy(theirs) => {
+                tracing::info!(holder = %theirs.holder, "Same object version is being judged by another process; this delivery is left for later.");
+                return Ok(Outcome::InProgress { trace_id });
+            }
+        };
+        crate::faults::pause("job-leased").await;
+        let outcome = self.run_held(job, rule, trace_id).await;
+        if let Err(e) = held.end(&self.s3).await {
+            tracing::warn!(error = %e, "Could not end the job's lease; it runs out by itself.");
+        }
+        outcome
+    }
+
+    /// [`Pipeline::run`] under the job's lease.
+    async fn run_held(
+        &self,
+        job: &Job,
+        rule: &Rule,
+        trace_id: String,
+    ) -> Result<Outcome, JobError> {
         if !job.rejudge
             && state::finished_job(&self.s3, &job.bucket, &trace_id)
                 .await?
@@ -271,6 +312,11 @@ impl Pipeline {
             set: &self.in_flight,
             trace_id: trace_id.to_owned(),
         })
+    }
+
+    /// This process, as the holder of the claims and leases it takes in the bucket.
+    pub fn holder(&self) -> &str {
+        &self.holder
     }
 
     /// Whether a task of this process is running the job right now.

@@ -24,6 +24,7 @@ use crate::layout;
 use crate::model::ForbiddenStatus;
 use crate::rules::Rule;
 use crate::state::blocks::{self, Allowed, AuditEntry, BlockRecord, Restore};
+use crate::state::lease::{self, Taken};
 use crate::state::{self, JobRecord, StateError};
 
 /// Score of an allow-listed fingerprint's match above which the upload counts as that audio.
@@ -60,7 +61,20 @@ pub enum UndoError {
     Job(#[from] JobError),
     #[error("s3://{bucket}/{key} holds no blocked object earshot recorded")]
     NotBlocked { bucket: String, key: String },
+    #[error(
+        "s3://{bucket}/{key} is being restored by {holder} (its lease runs until {until}); \
+         run it again after that if it does not finish"
+    )]
+    Busy {
+        bucket: String,
+        key: String,
+        holder: String,
+        until: u64,
+    },
 }
+
+/// A restore's lease: long enough to put back the largest object and call back.
+const RESTORE_LEASE_SECS: u64 = 600;
 
 impl From<BlockError> for UndoError {
     fn from(error: BlockError) -> UndoError {
@@ -158,7 +172,9 @@ impl Pipeline {
             references,
             restore: None,
         };
-        blocks::update_block(&self.s3, &record).await?;
+        if !blocks::create_block(&self.s3, &record).await? {
+            tracing::info!(%trace_id, "Another process recorded this block first; its record stands.");
+        }
         Ok(())
     }
 
@@ -219,7 +235,7 @@ impl Pipeline {
     /// instead of the restore's own, and logged as the review's decision).
     pub(super) async fn undo(
         &self,
-        mut record: BlockRecord,
+        record: BlockRecord,
         request: &RestoreRequest,
         decided: Option<Body>,
     ) -> Result<Restored, UndoError> {
@@ -227,7 +243,54 @@ impl Pipeline {
         if record.restore.as_ref().is_some_and(|r| r.done) {
             return Ok(Restored::Already { trace_id });
         }
+        // One restorer at a time (two people, a person and a review, a crash and its retry): the
+        // others are refused while its lease runs; after that the next one finishes its steps.
         let at = self.clock.now_secs();
+        let prefix = layout::restore_lease_prefix(&trace_id);
+        let held = match lease::take(
+            &self.s3,
+            &record.bucket,
+            &prefix,
+            &self.holder,
+            at,
+            RESTORE_LEASE_SECS,
+        )
+        .await?
+        {
+            Taken::Held(held) => held,
+            Taken::Busy(theirs) => {
+                return Err(UndoError::Busy {
+                    bucket: record.bucket,
+                    key: record.key,
+                    holder: theirs.holder,
+                    until: theirs.until,
+                });
+            }
+        };
+        crate::faults::pause("restore-leased").await;
+        let restored = self.undo_held(record, request, decided, at).await;
+        if let Err(e) = held.release(&self.s3, self.clock.now_secs()).await {
+            tracing::warn!(%trace_id, error = %e, "Could not release the restore's lease; it runs out by itself.");
+        }
+        restored
+    }
+
+    /// [`Pipeline::undo`] under its lease, from the record as it is now (a restore that held the
+    /// lease before may have done some steps, or all).
+    async fn undo_held(
+        &self,
+        record: BlockRecord,
+        request: &RestoreRequest,
+        decided: Option<Body>,
+        at: u64,
+    ) -> Result<Restored, UndoError> {
+        let trace_id = record.trace_id.clone();
+        let mut record = blocks::block_record(&self.s3, &record.bucket, &record.key, &trace_id)
+            .await?
+            .unwrap_or(record);
+        if record.restore.as_ref().is_some_and(|r| r.done) {
+            return Ok(Restored::Already { trace_id });
+        }
         let restore = Restore {
             by: request.by.clone(),
             at,

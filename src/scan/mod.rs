@@ -15,6 +15,7 @@
 //! end a report (counts by outcome, failures with reasons) is printed and kept beside it.
 
 mod enqueue;
+mod held;
 pub mod input;
 mod progress;
 
@@ -174,6 +175,15 @@ pub enum ScanError {
     State(#[from] StateError),
     #[error("enqueueing on {queue_url}: {message}")]
     Enqueue { queue_url: String, message: String },
+    #[error(
+        "scan {id} is running in another process ({holder}, its lease runs until {until}); \
+         start it again after that to resume it"
+    )]
+    Busy {
+        id: String,
+        holder: String,
+        until: u64,
+    },
 }
 
 /// The id of the scan `options` describes: the same command gives the same id, so it resumes.
@@ -216,10 +226,23 @@ enum Step {
 }
 
 /// Runs a scan to its end (or until `stop`), keeping its checkpoint; returns the final state.
+/// One process runs a scan at a time (under its lease, see [`held`]).
 ///
 /// # Errors
-/// The input or the bucket could not be read, or the queue refused the jobs.
+/// The scan runs in another process, the input or the bucket could not be read, or the queue
+/// refused the jobs.
 pub async fn run(
+    pipeline: Arc<Pipeline>,
+    options: Options,
+    stop: CancellationToken,
+) -> Result<Checkpoint, ScanError> {
+    if options.dry_run {
+        return run_held(pipeline, options, stop).await;
+    }
+    held::run(pipeline, options, stop).await
+}
+
+async fn run_held(
     pipeline: Arc<Pipeline>,
     options: Options,
     stop: CancellationToken,

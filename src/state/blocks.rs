@@ -72,6 +72,30 @@ pub async fn update_block(s3: &Client, record: &BlockRecord) -> Result<(), State
     put_json(s3, &record.bucket, &key, record).await
 }
 
+/// Writes the block record of a version unless one exists (`If-None-Match: *`): of two
+/// processes blocking the same version at once, the first keeps the state from before the block
+/// (the second may read the object already blocked). True when this call wrote it.
+///
+/// # Errors
+/// S3 failed.
+pub async fn create_block(s3: &Client, record: &BlockRecord) -> Result<bool, StateError> {
+    let key = layout::block_record_key(&record.key, &record.trace_id);
+    super::create_json(s3, &record.bucket, &key, record).await
+}
+
+/// The block record of one version, if any.
+///
+/// # Errors
+/// S3 failed or the record is not valid.
+pub async fn block_record(
+    s3: &Client,
+    bucket: &str,
+    key: &str,
+    trace_id: &str,
+) -> Result<Option<BlockRecord>, StateError> {
+    get_json(s3, bucket, &layout::block_record_key(key, trace_id)).await
+}
+
 /// Every block record of one key, oldest first.
 ///
 /// # Errors

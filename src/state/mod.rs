@@ -15,6 +15,7 @@
 //! Every key comes from [`crate::layout`].
 
 pub mod blocks;
+pub mod lease;
 pub mod pending;
 pub mod prints;
 pub mod review;

@@ -20,7 +20,7 @@ fn earshot(config: Option<&Path>, args: &[&str], cwd: &Path) -> Output {
         .expect("earshot runs")
 }
 
-fn stdout_json(out: &Output) -> serde_json::Value {
+pub(crate) fn stdout_json(out: &Output) -> serde_json::Value {
     assert!(
         out.status.success(),
         "exit {:?}: {}",

@@ -15,6 +15,7 @@ mod fingerprint_whole;
 mod infra;
 mod lambda;
 mod layers;
+mod leases;
 mod local_engine;
 mod moto_acl;
 mod pipeline;

@@ -10,6 +10,7 @@ pub mod corpus;
 pub mod gate;
 pub mod lambda_api;
 pub mod providers;
+pub mod requests;
 pub mod whole_tracks;
 
 use std::net::SocketAddr;

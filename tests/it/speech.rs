@@ -454,6 +454,68 @@ fn a_missing_or_wrong_model_is_refused_at_start() {
     assert_eq!(code, Some(0), "{stderr}");
 }
 
+/// Twelve sentences read back to back after 9 s of music: a recording longer than one of
+/// Whisper's 30 s windows, with the sentences falling across where windows would be cut.
+#[test]
+fn every_term_of_a_long_recording_is_placed_within_a_second_of_its_sentence() {
+    let (dir, config) = local_setup();
+    let terms = [
+        "car insurance",
+        "free money",
+        "casino bonus",
+        "phone number",
+        "bank account",
+        "online pharmacy",
+        "dating site",
+        "discount code",
+        "private message",
+        "secret recipe",
+        "luxury watches",
+        "cheap flights",
+    ];
+    let mut args = vec!["offers", "--scene", "ads"];
+    args.extend(terms);
+    add_terms(&config, &args);
+    let sentences: Vec<PathBuf> = terms
+        .iter()
+        .enumerate()
+        .map(|(i, term)| {
+            let text = match i % 3 {
+                0 => format!("I think we should talk about {term} later today."),
+                1 => format!("She told me that {term} was the reason."),
+                _ => format!("Yesterday the man on the radio mentioned {term} twice."),
+            };
+            say(dir.path(), &format!("sentence{i}"), "espeak", &text)
+        })
+        .collect();
+    let mut parts = vec![Part::File(Path::new(MUSIC), 30.0, Some(9.0))];
+    for sentence in &sentences {
+        parts.push(Part::File(sentence, 0.0, None));
+        parts.push(Part::Silence(0.3));
+    }
+    let (upload, starts) = upload_of(dir.path(), "long", &parts);
+    let (_, verdict) = moderate(&config, &upload);
+    let ads = segments_of(&verdict, "ads");
+    let mut found = Vec::new();
+    for segment in &ads {
+        let term = segment["term"].as_str().expect("a term");
+        let i = terms
+            .iter()
+            .position(|t| *t == term)
+            .expect("a planted term");
+        let (from, to) = (starts[1 + 2 * i], starts[2 + 2 * i]);
+        let at = segment["offset_secs"].as_f64().expect("offset");
+        assert!(
+            at >= from - 1.0 && at <= to + 1.0,
+            "{term} placed at {at:.1} s, said at {from:.1}-{to:.1} s: {verdict}"
+        );
+        found.push(term);
+    }
+    found.sort_unstable();
+    found.dedup();
+    assert!(found.len() >= 10, "found {} of 12: {found:?}", found.len());
+}
+
 /// A config for local files (the S3 endpoint is never asked) in a fresh directory.
 fn local_setup() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -153,9 +153,9 @@ async fn run_job(workers: &Workers, job: &Job) {
         attempt += 1;
         let handled = workers.pipeline.handle(job, "webhook").await;
         let error = match handled.result {
-            // Another worker of this process has the same object version, and retries it itself.
+            // Another worker or process holds the same object version and finishes it.
             Ok(Outcome::InProgress { trace_id }) => {
-                tracing::info!(%trace_id, bucket = %job.bucket, key = %job.key, "Same object version is being judged by another worker; this delivery is done.");
+                tracing::info!(%trace_id, bucket = %job.bucket, key = %job.key, "Same object version is being judged by another worker or process; this delivery is done.");
                 return;
             }
             _ if handled.ack == Ack::Done => return,

@@ -16,7 +16,8 @@
 use aws_sdk_s3::Client;
 use serde::{Deserialize, Serialize};
 
-use super::{StateError, create_json, get_json, keys_under, put_json};
+use super::{StateError, get_json, keys_under, put_json};
+use crate::storage::object;
 
 /// One generation of a lease.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +55,22 @@ pub struct Held {
     pub bucket: String,
     pub prefix: String,
     pub generation: Generation,
+}
+
+/// Creates a generation unless one exists: false when another process did first (S3 answers a
+/// 412, or a 409 while another conditional write of the key is under way).
+async fn create(
+    s3: &Client,
+    bucket: &str,
+    key: &str,
+    generation: &Generation,
+) -> Result<bool, StateError> {
+    let body = serde_json::to_vec_pretty(generation).expect("a generation always serialises");
+    match object::create(s3, bucket, key, body.into(), Some("application/json")).await {
+        Ok(created) => Ok(created),
+        Err(e) if e.failure().is_some_and(|f| f.status == Some(409)) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn key_of(prefix: &str, generation: u64) -> String {
@@ -109,7 +126,7 @@ pub async fn take(
         until: now.saturating_add(secs),
         released: false,
     };
-    if create_json(s3, bucket, &key_of(prefix, 0), &first).await? {
+    if create(s3, bucket, &key_of(prefix, 0), &first).await? {
         return Ok(Taken::Held(Held {
             bucket: bucket.to_owned(),
             prefix: prefix.to_owned(),
@@ -131,7 +148,7 @@ pub async fn take(
             until: now.saturating_add(secs),
             released: false,
         };
-        if create_json(s3, bucket, &key_of(prefix, next), &mine).await? {
+        if create(s3, bucket, &key_of(prefix, next), &mine).await? {
             if next > 0 {
                 forget_before(s3, bucket, prefix, next).await;
             }
@@ -225,7 +242,7 @@ impl Held {
             until: now,
             released: true,
         };
-        if create_json(s3, &self.bucket, &key_of(&self.prefix, next), &released).await? {
+        if create(s3, &self.bucket, &key_of(&self.prefix, next), &released).await? {
             forget_before(s3, &self.bucket, &self.prefix, next).await;
         }
         Ok(())

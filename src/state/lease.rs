@@ -16,8 +16,7 @@
 use aws_sdk_s3::Client;
 use serde::{Deserialize, Serialize};
 
-use super::{StateError, get_json, keys_under, put_json};
-use crate::storage::object;
+use super::{StateError, create_json, get_json, keys_under, put_json};
 
 /// One generation of a lease.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,11 +64,9 @@ async fn create(
     key: &str,
     generation: &Generation,
 ) -> Result<bool, StateError> {
-    let body = serde_json::to_vec_pretty(generation).expect("a generation always serialises");
-    match object::create(s3, bucket, key, body.into(), Some("application/json")).await {
-        Ok(created) => Ok(created),
-        Err(e) if e.failure().is_some_and(|f| f.status == Some(409)) => Ok(false),
-        Err(e) => Err(e.into()),
+    match create_json(s3, bucket, key, generation).await {
+        Err(StateError::S3 { failure, .. }) if failure.status == Some(409) => Ok(false),
+        created => created,
     }
 }
 
@@ -118,29 +115,18 @@ pub async fn take(
     now: u64,
     secs: u64,
 ) -> Result<Taken, StateError> {
-    // Most work is never leased before: the first generation, created at once (one request).
-    let first = Generation {
-        generation: 0,
-        holder: holder.to_owned(),
-        taken_at: now,
-        until: now.saturating_add(secs),
-        released: false,
-    };
-    if create(s3, bucket, &key_of(prefix, 0), &first).await? {
-        return Ok(Taken::Held(Held {
-            bucket: bucket.to_owned(),
-            prefix: prefix.to_owned(),
-            generation: first,
-        }));
-    }
-    // Each round either takes the lease, finds it busy, or loses a race to a process that took
-    // it (then the next round finds it busy, or released again).
-    for _ in 0..8 {
-        let next = match highest(s3, bucket, prefix).await? {
-            Some(current) if !current.free(now) => return Ok(Taken::Busy(current)),
-            Some(current) => current.generation + 1,
-            None => 0,
-        };
+    // Most work is never leased before: the first generation is tried at once (one request).
+    // Each later round either takes the lease, finds it busy, or loses a race to a process that
+    // took it (then the next round finds it busy, or released again).
+    let mut next = 0;
+    for round in 0..9 {
+        if round > 0 {
+            next = match highest(s3, bucket, prefix).await? {
+                Some(current) if !current.free(now) => return Ok(Taken::Busy(current)),
+                Some(current) => current.generation + 1,
+                None => 0,
+            };
+        }
         let mine = Generation {
             generation: next,
             holder: holder.to_owned(),

@@ -217,13 +217,12 @@ fn pieces(speech: &Speech) -> Vec<(f64, &[f32])> {
         while pcm.len() - from > window {
             let quietest = (from + shortest..from + window - frame)
                 .step_by(frame)
-                .min_by(|&a, &b| {
-                    let energy = |start: usize| -> f32 {
-                        pcm[start..start + frame].iter().map(|x| x * x).sum()
-                    };
-                    energy(a).total_cmp(&energy(b))
+                .map(|start| {
+                    let energy: f32 = pcm[start..start + frame].iter().map(|x| x * x).sum();
+                    (energy, start)
                 })
-                .map_or(from + window, |start| start + frame / 2);
+                .min_by(|a, b| a.0.total_cmp(&b.0))
+                .map_or(from + window, |(_, start)| start + frame / 2);
             out.push((at + from as f64 / RATE as f64, &pcm[from..quietest]));
             from = quietest;
         }

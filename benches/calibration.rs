@@ -14,6 +14,22 @@ use common::corpus;
 use common::whole_tracks;
 use earshot::fingerprint::{Index, Weigh};
 
+/// Each weighing in turn: the first two are where calibration stood before (bench/README.md).
+const WEIGHINGS: [(Weigh, &str); 3] = [
+    (
+        Weigh::Evenly,
+        "first: against hashes spread evenly (Weigh::Evenly)",
+    ),
+    (
+        Weigh::AgainstOwnAlignments,
+        "second: and against its own other alignments (Weigh::AgainstOwnAlignments)",
+    ),
+    (
+        Weigh::ByCoverage,
+        "shipped: by what it reproduces of the reference (Weigh::ByCoverage)",
+    ),
+];
+
 fn main() {
     corpus::require_corpus();
     let started = Instant::now();
@@ -42,17 +58,17 @@ fn main() {
     let queried = Instant::now();
     let mut results = Vec::new();
     for index in [&small, &large] {
-        for weigh in [Weigh::Evenly, Weigh::AgainstOwnAlignments] {
-            results.push(chance::strongest(index, &queries, weigh));
+        for weigh in WEIGHINGS {
+            results.push(chance::strongest(index, &queries, weigh.0));
         }
     }
     eprintln!(
-        "{} queries against both libraries, both ways, in {:.0} s",
+        "{} queries against both libraries, each weighing, in {:.0} s",
         queries.len(),
         queried.elapsed().as_secs_f64()
     );
     // Agreement counts do not depend on the weighing: the larger library's decide.
-    let held = chance::holding_library_recordings(&results[3]);
+    let held = chance::holding_library_recordings(&results[WEIGHINGS.len()]);
     let mut report = format!(
         "{} whole uploads outside the library ({} queries with their excerpts); {} of them hold a \
          library track's recording (the same recording shipped twice) and are left out:\n\n",
@@ -65,12 +81,8 @@ fn main() {
     }
     let names = [("the test library", &small), ("the larger library", &large)];
     for (i, result) in results.iter().enumerate() {
-        let (name, index) = names[i / 2];
-        let weigh = if i % 2 == 0 {
-            "before: against hashes spread evenly (Weigh::Evenly)"
-        } else {
-            "after: and against its own other alignments (Weigh::AgainstOwnAlignments)"
-        };
+        let (name, index) = names[i / WEIGHINGS.len()];
+        let weigh = WEIGHINGS[i % WEIGHINGS.len()].1;
         let outside: Vec<_> = result
             .iter()
             .filter(|r| !held.contains(&r.query.upload))
@@ -88,13 +100,14 @@ fn main() {
                 continue;
             };
             report.push_str(&format!(
-                "- {}: significance {:.2}, score {}, {} landmarks ({} in its densest 10 s; {} at \
-                 the next alignment) over {:.1} s, against {}\n",
+                "- {}: significance {:.2}, score {}, {} landmarks ({} in its densest 10 s, \
+                 coverage {:.3}; {} at the next alignment) over {:.1} s, against {}\n",
                 r.query.what,
                 found.significance,
                 found.score,
                 found.hits,
                 found.local_hits,
+                found.coverage,
                 found.runner_up,
                 found.segment.duration_secs,
                 index.reference(found.reference).0
@@ -138,7 +151,7 @@ fn positives(small: &Index, large: &Index) -> String {
     );
     let prints = corpus::on_every_core(&queries, |(_, _, path)| whole_tracks::print_of(path));
     let mut out = String::from(
-        "\n### True matches: the weakest per kind\n\n| kind | queries | weakest significance (test library) | its score | weakest significance (larger library) | its score | found |\n|---|---|---|---|---|---|---|\n",
+        "\n### True matches: the weakest per kind\n\n| kind | queries | weakest significance (test library) | its score | largest runner-up share | weakest significance (larger library) | its score | largest runner-up share | found |\n|---|---|---|---|---|---|---|---|---|\n",
     );
     let mut kinds: Vec<&str> = Vec::new();
     for (kind, _, _) in &queries {
@@ -213,27 +226,30 @@ fn matches(index: &Index, queries: &[chance::Query]) -> String {
     }
     let lines = corpus::on_every_core(&rows, |(set, what, secs, fp, truth)| {
         let evenly = index.query_weighing(fp, Weigh::Evenly);
+        let own = index.query_weighing(fp, Weigh::AgainstOwnAlignments);
         let mut out = String::new();
-        for (m, e) in index.query(fp).into_iter().zip(evenly) {
+        for ((m, e), o) in index.query(fp).into_iter().zip(evenly).zip(own) {
             let set = match truth {
                 Some(r) if *r != m.reference => "wrong reference",
                 _ => set.as_str(),
             };
             out.push_str(&format!(
-                "{set},\"{what}\",{secs:.1},\"{}\",{},{},{},{:.1},{:.2},{:.2}\n",
+                "{set},\"{what}\",{secs:.1},\"{}\",{},{},{},{:.3},{:.1},{:.2},{:.2},{:.2}\n",
                 index.reference(m.reference).0,
                 m.hits,
                 m.runner_up,
                 m.local_hits,
+                m.coverage,
                 m.segment.duration_secs,
                 e.significance,
+                o.significance,
                 m.significance
             ));
         }
         out
     });
     let mut csv = String::from(
-        "set,query,secs,reference,hits,runner_up,densest_10s,span_secs,evenly,against_own_alignments\n",
+        "set,query,secs,reference,hits,runner_up,densest_10s,coverage,span_secs,evenly,against_own_alignments,by_coverage\n",
     );
     csv.push_str(&lines.concat());
     csv

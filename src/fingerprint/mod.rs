@@ -20,8 +20,8 @@ mod index;
 mod resample;
 
 pub use index::{
-    Index, IndexFileError, LOCAL_FRAMES, Match, MatchSegment, SENSITIVE_AT, SUSPICIOUS_AT, Weigh,
-    score_of, unique_suffix,
+    COVERED, Index, IndexFileError, LOCAL_FRAMES, Match, MatchSegment, REPEATS, SENSITIVE_AT,
+    SUSPICIOUS_AT, Weigh, score_of, unique_suffix,
 };
 pub use resample::Resampler;
 

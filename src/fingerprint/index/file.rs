@@ -1,9 +1,10 @@
 //! The index file: the tables written once and mapped read-only by every reader, with the ids
 //! and the caller's metadata after them.
 
-use super::{HASH_BITS, Index, Tables};
+use super::{HASH_BITS, Index, Tables, density};
 
-const FILE_MAGIC: &[u8; 8] = b"ESIX0001";
+/// Version 2 added the landmark-density table (a version-1 file is refused, so rebuilt).
+const FILE_MAGIC: &[u8; 8] = b"ESIX0002";
 /// Magic, then six little-endian u64s: references, postings, hash bits, bytes of the ids' JSON,
 /// bytes of the caller's metadata, and a checksum of the header.
 const HEADER_BYTES: usize = 8 + 6 * 8;
@@ -56,6 +57,7 @@ impl Index {
         let written = (|| -> std::io::Result<()> {
             out.write_all(&header)?;
             write_padded(&mut out, bytemuck::cast_slice(&self.frames))?;
+            write_padded(&mut out, bytemuck::cast_slice(self.tables.density()))?;
             write_padded(&mut out, bytemuck::cast_slice(offsets))?;
             out.write_all(bytemuck::cast_slice(postings))?;
             out.write_all(&ids)?;
@@ -92,7 +94,7 @@ impl Index {
             ));
         }
         if map.len() < HEADER_BYTES || &map[..8] != FILE_MAGIC {
-            return Err(invalid("no ESIX0001 header".into()));
+            return Err(invalid("no ESIX0002 header".into()));
         }
         let field =
             |n: usize| u64::from_le_bytes(map[8 + n * 8..16 + n * 8].try_into().expect("8 bytes"));
@@ -106,7 +108,17 @@ impl Index {
         }
         let [refs, postings, _, ids_len, meta_len] = fields.map(|f| f as usize);
         let frames_at = HEADER_BYTES;
-        let offsets_at = frames_at + padded(refs * 4);
+        let density_at = frames_at + padded(refs * 4);
+        if map.len() < density_at {
+            return Err(invalid("shorter than its frame table".into()));
+        }
+        let frames: Vec<u32> = map[frames_at..frames_at + refs * 4]
+            .chunks_exact(4)
+            .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
+            .collect();
+        let density_starts = density::starts(&frames);
+        let blocks: usize = frames.iter().map(|&f| density::blocks_of(f)).sum();
+        let offsets_at = density_at + padded(blocks * 2);
         let postings_at = offsets_at + padded(((1 << HASH_BITS) + 1) * 4);
         let ids_at = postings_at + postings * 8;
         let end = ids_at + ids_len + meta_len;
@@ -116,10 +128,6 @@ impl Index {
                 map.len()
             )));
         }
-        let frames: Vec<u32> = map[frames_at..frames_at + refs * 4]
-            .chunks_exact(4)
-            .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
-            .collect();
         let ids: Vec<String> = serde_json::from_slice(&map[ids_at..ids_at + ids_len])
             .map_err(|e| invalid(format!("ids: {e}")))?;
         if ids.len() != refs {
@@ -134,6 +142,7 @@ impl Index {
         let tables = Tables::Mapped {
             offsets: offsets_at..offsets_at + ((1 << HASH_BITS) + 1) * 4,
             postings: postings_at..ids_at,
+            density: density_at..density_at + blocks * 2,
             map,
         };
         // The offsets are read whole (8 MB); the postings are not, so that a start touches none
@@ -149,6 +158,7 @@ impl Index {
             Index {
                 ids,
                 frames,
+                density_starts,
                 tables,
             },
             meta,

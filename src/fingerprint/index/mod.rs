@@ -8,6 +8,7 @@
 //! counts, per ratio, hits whose `ref_frame − ratio × query_frame` fall in one 8-frame band. The
 //! best (ratio, band) gives the match: its inlier count is its strength, their spans its segment.
 
+mod density;
 mod file;
 mod significance;
 
@@ -40,9 +41,30 @@ pub enum Weigh {
     /// Against that, and against the reference's own other alignments with this query: agreement
     /// a loop or a sample shared by two pieces gives at each of its repetitions is not evidence
     /// that the query holds the reference's recording.
-    #[default]
     AgainstOwnAlignments,
+    /// By what the query reproduces of the reference where it agrees best (its
+    /// [`Match::coverage`]) and how far that alignment stands out. A query holding the recording
+    /// reproduces a fair share of the reference's landmarks there (at least 20 % under 10 dB of
+    /// noise) and agrees best at one place: at least [`COVERED`] and a runner-up under
+    /// [`REPEATS`] of the best is weighed [`Weigh::Evenly`] (the runner-up is the reference
+    /// playing the passage again, varied). Otherwise [`Weigh::AgainstOwnAlignments`]: a loop two
+    /// pieces share agrees about as well at each repetition; and under [`COVERED`] only the share
+    /// of the agreement that coverage would explain counts (hits × coverage ÷ [`COVERED`]): the
+    /// query shares part of the reference's sound there (one instrument's patch, a drum
+    /// sample), not the recording.
+    #[default]
+    ByCoverage,
 }
+
+/// The coverage from which a match can reproduce the reference's recording (see
+/// [`Weigh::ByCoverage`]). Measured (bench/README.md, "Calibration"): true excerpts and uploads
+/// 0.20 at the least (8 s under 10 dB of noise); pieces sharing a patch or a sample with a
+/// reference 0.14 at the most, and 0.17 for one sharing a loop.
+pub const COVERED: f64 = 0.15;
+/// The runner-up's share of the best alignment from which the pair is taken to share a loop
+/// (see [`Weigh::ByCoverage`]). Measured: true excerpts and uploads 0.55 at the most, the piece
+/// sharing a loop 0.98.
+pub const REPEATS: f64 = 0.75;
 
 /// Where a reference was found.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,6 +89,9 @@ pub struct Match {
     /// The most agreeing landmarks in any [`LOCAL_FRAMES`] of the query (diagnostic: how
     /// concentrated the agreement is).
     pub local_hits: u32,
+    /// The share of the reference's landmarks in the stretch of those `local_hits` that the query
+    /// reproduces (0–1).
+    pub coverage: f64,
     /// Agreeing landmarks at the strongest other alignment of the same reference and ratio, off
     /// this match's own diagonal: what the pair's shared material (a loop, a sample) gives
     /// anywhere, weighed by [`Weigh::AgainstOwnAlignments`].
@@ -88,6 +113,8 @@ pub struct Index {
     ids: Vec<String>,
     /// Spectrogram frames of each reference.
     frames: Vec<u32>,
+    /// Where each reference's blocks start in the density table.
+    density_starts: Vec<usize>,
     tables: Tables,
 }
 
@@ -97,12 +124,14 @@ enum Tables {
     Heap {
         offsets: Vec<u32>,
         postings: Vec<u64>,
+        density: Vec<u16>,
     },
     /// Byte ranges of a mapped index file (checked for length and alignment when opened).
     Mapped {
         map: memmap2::Mmap,
         offsets: std::ops::Range<usize>,
         postings: std::ops::Range<usize>,
+        density: std::ops::Range<usize>,
     },
 }
 
@@ -118,6 +147,13 @@ impl Tables {
         match self {
             Tables::Heap { postings, .. } => postings,
             Tables::Mapped { map, postings, .. } => bytemuck::cast_slice(&map[postings.clone()]),
+        }
+    }
+
+    fn density(&self) -> &[u16] {
+        match self {
+            Tables::Heap { density, .. } => density,
+            Tables::Mapped { map, density, .. } => bytemuck::cast_slice(&map[density.clone()]),
         }
     }
 }
@@ -140,19 +176,26 @@ impl Index {
         let mut postings = vec![0u64; *offsets.last().expect("non-empty") as usize];
         let mut ids = Vec::with_capacity(refs.len());
         let mut frames = Vec::with_capacity(refs.len());
+        let mut density = Vec::new();
         for (reference, (id, fp)) in refs.into_iter().enumerate() {
             for landmark in &fp.landmarks {
                 let slot = &mut fill[landmark.hash as usize];
                 postings[*slot as usize] = ((reference as u64) << 32) | u64::from(landmark.frame);
                 *slot += 1;
             }
+            density::push_blocks(&mut density, &fp);
             ids.push(id);
             frames.push(fp.frames);
         }
         Index {
             ids,
+            density_starts: density::starts(&frames),
             frames,
-            tables: Tables::Heap { offsets, postings },
+            tables: Tables::Heap {
+                offsets,
+                postings,
+                density,
+            },
         }
     }
 
@@ -200,6 +243,10 @@ impl Index {
         }
         let mut ids: Vec<String> = kept.iter().map(|&r| self.ids[r].clone()).collect();
         let mut frames: Vec<u32> = kept.iter().map(|&r| self.frames[r]).collect();
+        let mut density: Vec<u16> = kept
+            .iter()
+            .flat_map(|&r| self.blocks(r).iter().copied())
+            .collect();
         for (id, fp) in added {
             let reference = ids.len() as u64;
             for landmark in &fp.landmarks {
@@ -207,15 +254,18 @@ impl Index {
                 postings[*slot as usize] = (reference << 32) | u64::from(landmark.frame);
                 *slot += 1;
             }
+            density::push_blocks(&mut density, &fp);
             ids.push(id);
             frames.push(fp.frames);
         }
         Index {
             ids,
+            density_starts: density::starts(&frames),
             frames,
             tables: Tables::Heap {
                 offsets: counts,
                 postings,
+                density,
             },
         }
     }
@@ -237,12 +287,19 @@ impl Index {
     pub fn table_bytes(&self) -> usize {
         self.tables.offsets().len() * 4
             + self.tables.postings().len() * 8
+            + self.tables.density().len() * 2
             + self.ids.iter().map(|i| i.len() + 24).sum::<usize>()
     }
 
     /// Whether the tables are mapped from a file rather than held in memory.
     pub fn is_mapped(&self) -> bool {
         matches!(self.tables, Tables::Mapped { .. })
+    }
+
+    /// Reference `n`'s landmark counts by block (see [`density`]).
+    fn blocks(&self, n: usize) -> &[u16] {
+        let start = self.density_starts[n];
+        &self.tables.density()[start..start + density::blocks_of(self.frames[n])]
     }
 
     fn postings(&self, hash: u32) -> &[u64] {
@@ -323,8 +380,19 @@ impl Index {
         for group in hits.chunk_by(|a, b| a.0 == b.0) {
             if let Some(mut found) = self.align(query, group) {
                 let own = Some((found.reference as u32, found.runner_up));
-                found.significance =
-                    self.significance(&totals, query.frames, found.hits, own, weigh);
+                let hits = f64::from(found.hits);
+                let (hits, own) = match weigh {
+                    Weigh::Evenly => (hits, None),
+                    Weigh::AgainstOwnAlignments => (hits, own),
+                    Weigh::ByCoverage
+                        if found.coverage >= COVERED
+                            && f64::from(found.runner_up) < REPEATS * hits =>
+                    {
+                        (hits, None)
+                    }
+                    Weigh::ByCoverage => (hits * (found.coverage / COVERED).min(1.0), own),
+                };
+                found.significance = self.significance(&totals, query.frames, hits, own);
                 found.score = score_of(found.significance);
                 matches.push(found);
             }
@@ -396,14 +464,26 @@ impl Index {
         }
         // The densest LOCAL_FRAMES of the query (inliers are in query order).
         let mut local_hits = 0u32;
+        let mut densest = 0..=0;
         let mut from = 0;
         for to in 0..inliers.len() {
             let end = query.landmarks[inliers[to].0 as usize].frame;
             while query.landmarks[inliers[from].0 as usize].frame + LOCAL_FRAMES <= end {
                 from += 1;
             }
-            local_hits = local_hits.max((to - from + 1) as u32);
+            if (to - from + 1) as u32 > local_hits {
+                local_hits = (to - from + 1) as u32;
+                densest = from..=to;
+            }
         }
+        let (low_frame, high_frame) = inliers[densest]
+            .iter()
+            .fold((u32::MAX, 0), |(low, high), &(_, f)| {
+                (low.min(f), high.max(f))
+            });
+        let own =
+            density::landmarks_between(self.blocks(hits[0].0 as usize), low_frame, high_frame);
+        let coverage = (f64::from(local_hits) / own.max(1.0)).min(1.0);
         let (first_qi, first_frame) = inliers[0];
         let (last_qi, _) = inliers[inliers.len() - 1];
         let start = query.landmarks[first_qi as usize].frame;
@@ -418,6 +498,7 @@ impl Index {
             hits: count,
             span_landmarks,
             local_hits,
+            coverage,
             runner_up,
             time_ratio: ratio,
             significance: 0.0,
@@ -519,6 +600,75 @@ pub(super) mod tests {
             found.iter().skip(1).all(|m| m.hits < found[0].hits / 10),
             "{found:?}"
         );
+    }
+
+    /// Every `every`-th landmark of `reference`'s frames 1000..1500, placed at each of `at` in
+    /// other music.
+    fn part_of(reference: &Fingerprint, every: usize, at: &[u32]) -> Fingerprint {
+        let part: Vec<&Landmark> = reference
+            .landmarks
+            .iter()
+            .filter(|l| (1000..1500).contains(&l.frame))
+            .step_by(every)
+            .collect();
+        let mut landmarks: Vec<Landmark> = at
+            .iter()
+            .flat_map(|&start| {
+                part.iter().map(move |l| Landmark {
+                    hash: l.hash,
+                    frame: l.frame - 1000 + start,
+                })
+            })
+            .collect();
+        // The rest of the query: other music.
+        let frames = at.iter().max().copied().unwrap_or(0) + 600;
+        landmarks.extend(synthetic(999, frames).landmarks);
+        landmarks.sort_by_key(|l| l.frame);
+        Fingerprint { landmarks, frames }
+    }
+
+    #[test]
+    fn agreement_is_weighed_by_what_the_query_reproduces_of_the_reference() {
+        let refs: Vec<(String, Fingerprint)> = (0..20)
+            .map(|i| (format!("ref{i}"), synthetic(i + 1, 3000)))
+            .collect();
+        let target = refs[7].1.clone();
+        let index = Index::build(refs);
+        let weighed = |query: &Fingerprint, weigh| {
+            let found = index.query_weighing(query, weigh);
+            assert_eq!(found[0].reference, 7, "{found:?}");
+            found[0].clone()
+        };
+        // A third of the reference's landmarks there, at one place: its recording.
+        let recording = part_of(&target, 3, &[200]);
+        let found = weighed(&recording, Weigh::ByCoverage);
+        assert!((found.coverage - 1.0 / 3.0).abs() < 0.05, "{found:?}");
+        assert_eq!(
+            found.significance,
+            weighed(&recording, Weigh::Evenly).significance
+        );
+        assert_eq!(found.score, 100);
+        // A fortieth of them (one instrument's patch): only the share coverage explains counts.
+        let patch = part_of(&target, 40, &[200]);
+        let (found, evenly) = (
+            weighed(&patch, Weigh::ByCoverage),
+            weighed(&patch, Weigh::Evenly),
+        );
+        assert!(found.coverage < COVERED, "{found:?}");
+        assert!(evenly.score > 60, "{evenly:?}");
+        assert!(found.score <= 60, "{found:?}");
+        // The same third at two places (a loop): weighed against its own other alignments.
+        let looped = part_of(&target, 3, &[200, 1400]);
+        let found = weighed(&looped, Weigh::ByCoverage);
+        assert!(
+            f64::from(found.runner_up) >= REPEATS * f64::from(found.hits),
+            "{found:?}"
+        );
+        assert_eq!(
+            found.significance,
+            weighed(&looped, Weigh::AgainstOwnAlignments).significance
+        );
+        assert!(found.score <= 60, "{found:?}");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! How unlikely a match is by chance (its significance) and the score that says so.
 
-use super::{FINE_BAND, Index, RATIOS, Weigh};
+use super::{FINE_BAND, Index, RATIOS};
 
 /// Landmarks per independent chance agreement (see [`Index::significance`]). Measured on 498
 /// queries outside the test library (tests/it/fingerprint.rs, 1,435 chance matches): counted one
@@ -28,9 +28,9 @@ impl Index {
     /// with the query (one composer's instruments, a short or band-limited query whose few
     /// landmarks are common ones) thus needs proportionally more agreeing landmarks.
     ///
-    /// With [`Weigh::AgainstOwnAlignments`], the matched reference's λ is also read off its own
-    /// other alignments: `own` = (reference, agreeing landmarks at its strongest other
-    /// alignment). Two pieces that share a loop, a sample or a steady timbre agree at many
+    /// With `own` = (reference, agreeing landmarks at its strongest other alignment), the
+    /// matched reference's λ is also read off its own other alignments
+    /// ([`super::Weigh::AgainstOwnAlignments`]). Two pieces that share a loop, a sample or a steady timbre agree at many
     /// alignments, far more than hashes spread evenly would give; the strongest of those is what
     /// chance reaches over this pair's windows, so λ is at least the rate at which the largest of
     /// its windows reaches it ([`rate_whose_largest_reaches`]). One recording agrees best at one
@@ -39,18 +39,17 @@ impl Index {
         &self,
         totals: &[(u32, u32)],
         query_frames: u32,
-        hits: u32,
+        hits: f64,
         own: Option<(u32, u32)>,
-        weigh: Weigh,
     ) -> f64 {
         let query = f64::from(query_frames.max(1));
-        let k = f64::from(hits) / CLUMP;
+        let k = hits / CLUMP;
         let mut log_terms: Vec<f64> = Vec::with_capacity(totals.len());
         for &(reference, total) in totals {
             let range = (f64::from(self.frames[reference as usize]) + query).max(1.0);
             let mut lambda = f64::from(total) / CLUMP * (2.0 * FINE_BAND) / range;
             let alignments = (range / FINE_BAND).max(1.0);
-            if let (Weigh::AgainstOwnAlignments, Some((matched, runner_up))) = (weigh, own)
+            if let Some((matched, runner_up)) = own
                 && matched == reference
             {
                 let reached = rate_whose_largest_reaches(f64::from(runner_up) / CLUMP, alignments);
@@ -64,7 +63,8 @@ impl Index {
         };
         let sum: f64 = log_terms.iter().map(|t| (t - top).exp()).sum();
         let ln_false_alarm = (top + sum.ln()).min(0.0);
-        -ln_false_alarm / std::f64::consts::LN_10
+        // (+ 0.0: no false alarm probability of 1 reads as −0.)
+        -ln_false_alarm / std::f64::consts::LN_10 + 0.0
     }
 }
 
@@ -214,20 +214,20 @@ mod tests {
         let library: Vec<(u32, u32)> = (0..20).map(|r| (r, 2000)).collect();
         // The same 30 agreeing landmarks mean less when the query shares many hashes with the
         // reference (a short or band-limited query of common landmarks, one composer's sound)…
-        let against_quiet = index.significance(&quiet, 500, 30, None, Weigh::Evenly);
-        let against_busy = index.significance(&busy, 500, 30, None, Weigh::Evenly);
+        let against_quiet = index.significance(&quiet, 500, 30.0, None);
+        let against_busy = index.significance(&busy, 500, 30.0, None);
         assert!(
             against_quiet > against_busy + 3.0,
             "{against_quiet} vs {against_busy}"
         );
         // …and when many references could have given them by chance.
-        let against_library = index.significance(&library, 500, 30, None, Weigh::Evenly);
+        let against_library = index.significance(&library, 500, 30.0, None);
         assert!(
             against_busy > against_library + 1.0,
             "{against_busy} vs {against_library}"
         );
         // More agreement is always more significant.
-        assert!(index.significance(&busy, 500, 60, None, Weigh::Evenly) > against_busy + 3.0);
+        assert!(index.significance(&busy, 500, 60.0, None) > against_busy + 3.0);
     }
 
     #[test]
@@ -237,17 +237,9 @@ mod tests {
             .collect();
         let index = Index::build(refs);
         let library: Vec<(u32, u32)> = (0..20).map(|r| (r, 400)).collect();
-        let (query, hits) = (10_000, 190);
-        let evenly = index.significance(&library, query, hits, Some((3, 188)), Weigh::Evenly);
-        let own = |runner_up| {
-            index.significance(
-                &library,
-                query,
-                hits,
-                Some((3, runner_up)),
-                Weigh::AgainstOwnAlignments,
-            )
-        };
+        let (query, hits) = (10_000, 190.0);
+        let evenly = index.significance(&library, query, hits, None);
+        let own = |runner_up| index.significance(&library, query, hits, Some((3, runner_up)));
         // A loop two pieces share: as much agreement at another alignment as at the best.
         assert!(evenly > 50.0, "{evenly}");
         assert!(own(188) < 1.0, "{}", own(188));

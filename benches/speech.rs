@@ -18,19 +18,22 @@
 //! Needs the test model (scripts/speech-model/fetch.sh) and the Debian packages of
 //! scripts/install-deps.sh. One thread per transcription, so "per core" holds.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
 use std::sync::Arc;
 use std::time::Instant;
+use support::{clip, peak_rss_mb, run};
 
-use earshot::audio::DecodeLimits;
 use earshot::config::{EngineConfig, S3Config};
-use earshot::engines::Clip;
 use earshot::engines::speech::SpeechEngine;
 use earshot::engines::speech::dictionary::{
     Dictionary, DictionaryStore, MatchMode, Suggestion, Term,
 };
-use earshot::engines::speech::gate::{Collector, Speech};
+
 use earshot::engines::speech::matcher::Matcher;
 use earshot::engines::speech::transcript::Transcript;
 use earshot::model::Scene;
@@ -107,13 +110,6 @@ const MUSIC: &[&str] = &[
 
 const LIBRIVOX: &str = "/usr/share/pocketsphinx/test/data/librivox";
 
-fn run(command: &mut Command) {
-    let status = command
-        .status()
-        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
-    assert!(status.success(), "{command:?}");
-}
-
 /// One recording of `sentences` by `voice`, with `pause` seconds of silence after each; where
 /// each sentence starts and ends.
 fn spoken(
@@ -161,35 +157,6 @@ fn duration(path: &Path) -> f64 {
         .trim()
         .parse()
         .expect("a duration")
-}
-
-/// Decodes and gates a file: the clip the engine judges, and the seconds that took.
-fn clip(path: &Path) -> (Clip, f64) {
-    let started = Instant::now();
-    let mut collector = Collector::new(3600);
-    let info = earshot::audio::decode_file(
-        path,
-        None,
-        DecodeLimits {
-            max_duration_secs: 3600,
-        },
-        &mut |samples, rate| collector.push(samples, rate),
-    )
-    .expect("decodes");
-    let speech: Speech = collector.finish();
-    let took = started.elapsed().as_secs_f64();
-    let mut sha256 = [0u8; 32];
-    for (i, b) in path.to_string_lossy().bytes().enumerate() {
-        sha256[i % 32] ^= b.rotate_left(i as u32 % 8);
-    }
-    let clip = Clip {
-        sha256,
-        size: 0,
-        audio: info,
-        fingerprint: Default::default(),
-        speech: Some(Arc::new(speech)),
-    };
-    (clip, took)
 }
 
 struct Tally {
@@ -334,15 +301,6 @@ impl Heard {
             }
         }
     }
-}
-
-fn peak_rss_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 #[tokio::main]

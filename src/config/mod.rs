@@ -26,8 +26,8 @@ pub use sources::{
 };
 
 pub use engines::{
-    AmsEngineConfig, EngineConfig, HttpEngineConfig, LocalEngineConfig, ShumeiEngineConfig,
-    SpeechEngineConfig,
+    AbuseClassifierConfig, AmsEngineConfig, EngineConfig, HttpEngineConfig, LocalEngineConfig,
+    ShumeiEngineConfig, SpeechEngineConfig,
 };
 
 /// Where a config file is looked for when neither `--config` nor `EARSHOT_CONFIG` names one.

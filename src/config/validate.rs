@@ -456,7 +456,8 @@ fn carved_out(rule: &RuleConfig, scope: &Pattern) -> bool {
     })
 }
 
-/// The speech engine's settings, and its model file: there, and the one named by its SHA-256.
+/// The speech engine's settings, and its model files: there, and the ones named by their
+/// SHA-256.
 fn check_speech(speech: &SpeechEngineConfig) -> Result<(), (&'static str, String)> {
     if !matches!(speech.language.as_str(), "en" | "zh" | "auto") {
         return Err((
@@ -479,24 +480,50 @@ fn check_speech(speech: &SpeechEngineConfig) -> Result<(), (&'static str, String
             "must name a directory or an s3:// prefix".to_owned(),
         ));
     }
-    let expected = speech.model_sha256.to_ascii_lowercase();
+    check_sha256(
+        &speech.model,
+        &speech.model_sha256,
+        ("model", "model_sha256"),
+    )?;
+    if let Some(abuse) = speech.abuse.as_ref().filter(|a| a.enabled) {
+        let (low, high) = (abuse.suspicious_from, abuse.sensitive_from);
+        if !(low > 0.0 && low < high && high < 1.0) {
+            return Err((
+                "abuse.suspicious_from",
+                format!(
+                    "{low} and sensitive_from {high}: expected 0 < suspicious_from < sensitive_from < 1"
+                ),
+            ));
+        }
+        check_sha256(
+            &abuse.model,
+            &abuse.model_sha256,
+            ("abuse.model", "abuse.model_sha256"),
+        )?;
+    }
+    Ok(())
+}
+
+/// A model file named with its SHA-256: there, and that one; `keys` name the two settings.
+fn check_sha256(
+    path: &str,
+    sha256: &str,
+    keys: (&'static str, &'static str),
+) -> Result<(), (&'static str, String)> {
+    let expected = sha256.to_ascii_lowercase();
     if expected.len() != 64 || !expected.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err((
-            "model_sha256",
+            keys.1,
             "must be the model file's SHA-256, 64 hex digits".to_owned(),
         ));
     }
-    let path = std::path::Path::new(&speech.model);
-    let actual = crate::signing::sha256_file(path)
+    let actual = crate::signing::sha256_file(std::path::Path::new(path))
         .map(hex::encode)
-        .map_err(|e| ("model", format!("{}: {e}", speech.model)))?;
+        .map_err(|e| (keys.0, format!("{path}: {e}")))?;
     if actual != expected {
         return Err((
-            "model_sha256",
-            format!(
-                "{} has SHA-256 {actual}, not {expected}: a different or damaged model",
-                speech.model
-            ),
+            keys.1,
+            format!("{path} has SHA-256 {actual}, not {expected}: a different or damaged model"),
         ));
     }
     Ok(())

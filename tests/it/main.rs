@@ -4,6 +4,7 @@
 
 mod common;
 
+mod abuse;
 mod audio;
 mod cli;
 mod cloud_engines;

@@ -12,9 +12,9 @@ use std::time::Duration;
 use crate::common::*;
 use earshot::config::{Config, EngineConfig};
 
-const LIBRIVOX: &str =
+pub const LIBRIVOX: &str =
     "/usr/share/pocketsphinx/test/data/librivox/sense_and_sensibility_01_austen_64kb-0880.wav";
-const MUSIC: &str = "/usr/share/games/etr/music/freezingpoint.ogg";
+pub const MUSIC: &str = "/usr/share/games/etr/music/freezingpoint.ogg";
 const OTHER_MUSIC: &str = "/usr/share/games/frozen-bubble/snd/frozen-mainzik-1p.ogg";
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -49,7 +49,7 @@ pub fn speech_engine(dictionaries: &Path) -> EngineConfig {
 }
 
 /// A config whose rule asks the local engine and the speech engine.
-fn speech_config(dir: &Path, bucket: &str, callback_url: &str) -> Config {
+pub fn speech_config(dir: &Path, bucket: &str, callback_url: &str) -> Config {
     let mut config = config(bucket, callback_url, "move", &dir.join("library"));
     config.engines.insert(
         "speech".to_owned(),
@@ -155,7 +155,7 @@ pub fn upload_of(dir: &Path, name: &str, parts: &[Part]) -> (PathBuf, Vec<f64>) 
 
 /// `earshot moderate FILE --engine speech --transcript` on every scene: the transcript's lines
 /// and the verdict.
-fn moderate(config: &Path, file: &Path) -> (Vec<String>, serde_json::Value) {
+pub fn moderate(config: &Path, file: &Path) -> (Vec<String>, serde_json::Value) {
     let out = ok(&earshot(
         config,
         &[
@@ -186,7 +186,7 @@ pub fn add_terms(config: &Path, args: &[&str]) {
     ok(&earshot(config, &all));
 }
 
-fn segments_of<'a>(verdict: &'a serde_json::Value, scene: &str) -> Vec<&'a serde_json::Value> {
+pub fn segments_of<'a>(verdict: &'a serde_json::Value, scene: &str) -> Vec<&'a serde_json::Value> {
     verdict["data"]["segments"]
         .as_array()
         .map(|all| all.iter().filter(|s| s["scene"] == scene).collect())

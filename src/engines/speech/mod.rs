@@ -6,6 +6,7 @@
 //! The model is a ggml file the user names with its SHA-256 (checked when the config loads); the
 //! dictionaries are reloaded when they change, like the local engine's library.
 
+pub mod abuse;
 pub mod dictionary;
 pub mod gate;
 pub mod matcher;
@@ -43,6 +44,8 @@ pub struct SpeechEngine {
     slots: tokio::sync::Semaphore,
     /// The last transcript, so that `earshot moderate --transcript` transcribes once.
     last: Mutex<Option<([u8; 32], Arc<Transcript>)>>,
+    /// The abuse classifier, when configured and enabled.
+    abuse: Option<Arc<abuse::AbuseModel>>,
 }
 
 impl SpeechEngine {
@@ -80,6 +83,15 @@ impl SpeechEngine {
                 ),
             ));
         }
+        let abuse = match config.abuse.as_ref().filter(|a| a.enabled) {
+            Some(abuse) => {
+                let model = abuse::AbuseModel::load(std::path::Path::new(&abuse.model))
+                    .map_err(|e| EngineError::failed(name, format!("abuse.model: {e}")))?;
+                tracing::info!(engine = %name, words = model.words(), "Abuse classifier loaded.");
+                Some(Arc::new(model))
+            }
+            None => None,
+        };
         let store = DictionaryStore::open(&config.dictionaries, s3);
         let engine = SpeechEngine {
             name: name.to_owned(),
@@ -90,6 +102,7 @@ impl SpeechEngine {
             signature: Mutex::new(Vec::new()),
             slots: tokio::sync::Semaphore::new(config.max_concurrent.max(1)),
             last: Mutex::new(None),
+            abuse,
         };
         engine.reload("Dictionaries loaded.").await?;
         Ok(engine)
@@ -172,7 +185,12 @@ impl Analyser for SpeechEngine {
 
     async fn moderate(&self, clip: &Clip, scenes: &[Scene]) -> Result<Verdict, EngineError> {
         let transcript = self.transcribe(clip).await?;
-        let verdict = self.matcher().verdict(&transcript, scenes);
+        let mut verdict = self.matcher().verdict(&transcript, scenes);
+        if let (Some(model), Some(settings)) = (&self.abuse, &self.config.abuse)
+            && scenes.contains(&settings.scene)
+        {
+            abuse::judge(model, settings, &transcript, &mut verdict);
+        }
         tracing::debug!(
             engine = %self.name,
             words = transcript.words.len(),

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use super::{esc, page};
 use crate::clock;
 use crate::console::auth::User;
+use crate::model::{Scene, SceneScore};
 use crate::state::review::{ReviewDecision, ReviewItem};
 
 /// Where the upload's player starts, and the reference it matched.
@@ -84,7 +85,7 @@ pub fn item(
         );
     }
     body.push_str("</table>");
-    body.push_str(&heard(item));
+    body.push_str(&heard(&item.scenes));
     body.push_str("<h2>Scores by engine</h2><table id=\"engines\"><tr><th>Engine</th><th>Scores</th><th>Keywords</th></tr>");
     for outcome in &item.engines {
         let (scores, keywords) = match &outcome.verdict {
@@ -166,12 +167,31 @@ pub fn item(
 }
 
 /// "What was heard": each speech finding as the transcript around it, the matched words marked,
-/// with the term, the dictionary, the scene and the score; a click on a line plays from there.
-fn heard(item: &ReviewItem) -> String {
+/// with the term, the dictionary, the scene and the score (a sentence the abuse classifier judged:
+/// the sentence, marked whole, and its score); a click on a line plays from there.
+fn heard(scenes: &std::collections::BTreeMap<Scene, SceneScore>) -> String {
     let mut lines: Vec<(f64, String)> = Vec::new();
-    for (scene, score) in &item.scenes {
+    for (scene, score) in scenes {
         for s in &score.segments {
-            let (Some(term), Some(text)) = (&s.term, &s.text) else {
+            let Some(text) = &s.text else {
+                continue;
+            };
+            let Some(term) = &s.term else {
+                // A sentence judged as a whole (the abuse classifier): the sentence, who judged
+                // it and its score.
+                lines.push((
+                    s.offset_secs,
+                    format!(
+                        "<li class=\"heard judged\" data-offset=\"{:.3}\" title=\"Play from here\"><span class=\"time\">{:.1} s</span> \
+                         <q><mark>{}</mark></q> <span class=\"muted\">· judged by <b class=\"judge\">{}</b> · {} {}</span></li>",
+                        s.offset_secs,
+                        s.offset_secs,
+                        esc(text),
+                        esc(&s.label),
+                        scene.as_str(),
+                        s.score
+                    ),
+                ));
                 continue;
             };
             let context = s.context.as_deref().unwrap_or(text);
@@ -267,3 +287,61 @@ const ITEM_SCRIPT: &str = r#"<script>
   });
 })();
 </script>"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Segment;
+
+    #[test]
+    fn what_was_heard_shows_terms_in_context_and_judged_sentences_whole() {
+        let segment = |text: &str, term: Option<&str>, label: &str, at: f64| Segment {
+            offset_secs: at,
+            duration_secs: 1.0,
+            score: 95,
+            label: label.to_owned(),
+            text: Some(text.to_owned()),
+            term: term.map(str::to_owned),
+            context: Some(format!("so {text} now")),
+            ..Segment::default()
+        };
+        let scenes = [
+            (
+                Scene::Ads,
+                SceneScore {
+                    score: 95,
+                    label: "held_ads".to_owned(),
+                    segments: vec![segment("casino", Some("casino"), "held_ads", 4.0)],
+                },
+            ),
+            (
+                Scene::Abuse,
+                SceneScore {
+                    score: 95,
+                    label: "abuse classifier".to_owned(),
+                    segments: vec![segment(
+                        "Shut up you <moron>",
+                        None,
+                        "abuse classifier",
+                        1.5,
+                    )],
+                },
+            ),
+        ]
+        .into_iter()
+        .collect();
+        let html = heard(&scenes);
+        let judged = html.find("judged by").expect("the classifier's line");
+        let term = html.find("term <b").expect("the term's line");
+        assert!(judged < term, "in time order: {html}");
+        assert!(
+            html.contains("<q><mark>Shut up you &lt;moron&gt;</mark></q>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<b class=\"judge\">abuse classifier</b> · abuse 95"),
+            "{html}"
+        );
+        assert!(html.contains("so <mark>casino</mark> now"), "{html}");
+    }
+}

@@ -6,25 +6,20 @@
 use std::path::{Path, PathBuf};
 
 use crate::common::*;
-use crate::speech::{LIBRIVOX, MUSIC, Part, moderate, say, segments_of, speech_config, upload_of};
+use crate::speech::{
+    LIBRIVOX, MUSIC, Part, moderate, pinned_model, say, segments_of, speech_config, upload_of,
+};
 use earshot::config::{AbuseClassifierConfig, EngineConfig};
 use earshot::engines::speech::abuse::AbuseModel;
 use earshot::model::Scene;
 
 /// The converted model and its pinned SHA-256.
 pub fn abuse_model() -> (PathBuf, String) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let model = root.join(".earshot/models/abuse-alt-profanity-check-1.9.1.tsv");
-    assert!(
-        model.is_file(),
-        "{} missing: run scripts/abuse-model/fetch.sh (scripts/test.sh does)",
-        model.display()
-    );
-    let sha = std::fs::read_to_string(
-        root.join("scripts/abuse-model/abuse-alt-profanity-check-1.9.1.sha256"),
+    pinned_model(
+        "abuse-alt-profanity-check-1.9.1.tsv",
+        "scripts/abuse-model/abuse-alt-profanity-check-1.9.1.sha256",
+        "scripts/abuse-model/fetch.sh",
     )
-    .expect("the pinned hash");
-    (model, sha.trim().to_owned())
 }
 
 #[test]

@@ -18,18 +18,27 @@ pub const MUSIC: &str = "/usr/share/games/etr/music/freezingpoint.ogg";
 const OTHER_MUSIC: &str = "/usr/share/games/frozen-bubble/snd/frozen-mainzik-1p.ogg";
 const WAIT: Duration = Duration::from_secs(90);
 
-/// The test model and its SHA-256.
-pub fn speech_model() -> (PathBuf, String) {
+/// A model a `scripts/` fetch script makes under `.earshot/models/`, and its pinned SHA-256 (in
+/// `sha_file`, relative to the repository).
+pub fn pinned_model(file: &str, sha_file: &str, script: &str) -> (PathBuf, String) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let model = root.join(".earshot/models/ggml-tiny.en-q8_0.bin");
+    let model = root.join(".earshot/models").join(file);
     assert!(
         model.is_file(),
-        "{} missing: run scripts/speech-model/fetch.sh (scripts/test.sh does)",
+        "{} missing: run {script} (scripts/test.sh does)",
         model.display()
     );
-    let sha = std::fs::read_to_string(root.join("scripts/speech-model/ggml-tiny.en-q8_0.sha256"))
-        .expect("the pinned hash");
+    let sha = std::fs::read_to_string(root.join(sha_file)).expect("the pinned hash");
     (model, sha.trim().to_owned())
+}
+
+/// The test model and its SHA-256.
+pub fn speech_model() -> (PathBuf, String) {
+    pinned_model(
+        "ggml-tiny.en-q8_0.bin",
+        "scripts/speech-model/ggml-tiny.en-q8_0.sha256",
+        "scripts/speech-model/fetch.sh",
+    )
 }
 
 /// `[engines.speech]` on the test model and `dictionaries`.

@@ -193,12 +193,7 @@ pub fn judge(
             }
         })
         .collect();
-    judged.sort_by(|a, b| {
-        b.score
-            .cmp(&a.score)
-            .then(a.offset_secs.total_cmp(&b.offset_secs))
-    });
-    let Some(best) = judged.first().map(|s| s.score) else {
+    let Some(best) = judged.iter().map(|s| s.score).max() else {
         return;
     };
     judged.retain(|s| s.score > 60);

@@ -45,7 +45,7 @@ pub struct SpeechEngine {
     /// The last transcript, so that `earshot moderate --transcript` transcribes once.
     last: Mutex<Option<([u8; 32], Arc<Transcript>)>>,
     /// The abuse classifier, when configured and enabled.
-    abuse: Option<Arc<abuse::AbuseModel>>,
+    abuse: Option<abuse::AbuseModel>,
 }
 
 impl SpeechEngine {
@@ -88,7 +88,7 @@ impl SpeechEngine {
                 let model = abuse::AbuseModel::load(std::path::Path::new(&abuse.model))
                     .map_err(|e| EngineError::failed(name, format!("abuse.model: {e}")))?;
                 tracing::info!(engine = %name, words = model.words(), "Abuse classifier loaded.");
-                Some(Arc::new(model))
+                Some(model)
             }
             None => None,
         };

@@ -321,10 +321,7 @@ async fn main() {
         mode: MatchMode::Exact,
         terms: TERMS
             .iter()
-            .map(|t| Term {
-                text: (*t).to_owned(),
-                score: None,
-            })
+            .map(|t| Term::words((*t).to_owned(), None))
             .collect(),
     };
     DictionaryStore::open(&dictionaries.display().to_string(), &s3)

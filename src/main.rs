@@ -227,6 +227,9 @@ enum DictionaryAction {
         /// A file of terms, one per line
         #[arg(long)]
         file: Option<PathBuf>,
+        /// The terms are example sentences, heard by meaning (needs the engine's `meaning`)
+        #[arg(long)]
+        examples: bool,
         terms: Vec<String>,
     },
     /// List the dictionaries, or one dictionary's terms.
@@ -402,6 +405,7 @@ async fn run(cli: Cli) -> Result<(), CommandError> {
                     mode,
                     score,
                     file,
+                    examples,
                     terms,
                 } => dictionary::Action::Add {
                     name,
@@ -412,6 +416,7 @@ async fn run(cli: Cli) -> Result<(), CommandError> {
                     score,
                     terms,
                     file,
+                    examples,
                 },
                 DictionaryAction::List { name } => dictionary::Action::List { name },
                 DictionaryAction::Remove { name, terms } => {

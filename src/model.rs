@@ -84,6 +84,13 @@ pub struct Segment {
     /// person to read the term in its sentence.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<String>,
+    /// The dictionary's example sentence that `text` says in other words, for the speech
+    /// engine's phrases by meaning …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub example: Option<String>,
+    /// … and how close in meaning they are (cosine similarity of their embeddings, 0–1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub similarity: Option<f64>,
 }
 
 /// An engine's answer: a score per scene it has an opinion on. Missing scenes score 0.
@@ -276,11 +283,7 @@ mod tests {
                 duration_secs: 1.0,
                 score,
                 label: String::new(),
-                reference_id: None,
-                reference_offset_secs: None,
-                text: None,
-                term: None,
-                context: None,
+                ..Segment::default()
             }],
         };
         let mut verdict = Verdict::default();

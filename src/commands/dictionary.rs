@@ -26,6 +26,8 @@ pub enum Action {
         terms: Vec<String>,
         /// A file of terms, one per line.
         file: Option<PathBuf>,
+        /// The terms are example sentences, matched by meaning.
+        examples: bool,
     },
     /// Every dictionary, or one dictionary's terms.
     List { name: Option<String> },
@@ -58,6 +60,7 @@ pub async fn run(config: Config, engine: &str, action: Action) -> Result<(), Com
             score,
             mut terms,
             file,
+            examples,
         } => {
             check_name(&name).map_err(CommandError::Usage)?;
             if let Some(file) = file {
@@ -104,11 +107,14 @@ pub async fn run(config: Config, engine: &str, action: Action) -> Result<(), Com
                 let known = dictionary
                     .terms
                     .iter()
-                    .position(|t| normalise::tokens(&t.text) == tokens);
+                    .position(|t| t.example == examples && normalise::tokens(&t.text) == tokens);
                 match known {
                     Some(i) => dictionary.terms[i].score = score.or(dictionary.terms[i].score),
                     None => {
-                        dictionary.terms.push(Term { text, score });
+                        dictionary.terms.push(match examples {
+                            false => Term::words(text, score),
+                            true => Term::example(text, score),
+                        });
                         added += 1;
                     }
                 }
@@ -147,7 +153,8 @@ pub async fn run(config: Config, engine: &str, action: Action) -> Result<(), Com
                 .map_err(failed)?
                 .ok_or_else(|| CommandError::Usage(format!("no dictionary named {name}")))?;
             for term in &dictionary.terms {
-                println!("{}\t{}", term.text, dictionary.score_of(term));
+                let kind = if term.example { "\texample" } else { "" };
+                println!("{}\t{}{kind}", term.text, dictionary.score_of(term));
             }
         }
         Action::Remove { name, terms } if terms.is_empty() => {

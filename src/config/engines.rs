@@ -216,6 +216,34 @@ pub struct SpeechEngineConfig {
     /// none when absent.
     #[serde(default)]
     pub abuse: Option<AbuseClassifierConfig>,
+    /// Dictionaries' example sentences matched by meaning (`[engines.<name>.meaning]`); none
+    /// when absent, and then examples are not heard.
+    #[serde(default)]
+    pub meaning: Option<MeaningConfig>,
+}
+
+/// The speech engine's sentence embedder (src/engines/speech/meaning/): all-MiniLM-L6-v2, so that
+/// a dictionary's example sentence is heard in other words.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeaningConfig {
+    /// false: examples are not matched (the model may stay).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// The model's weights, `model.safetensors` (`scripts/meaning-model/fetch.sh` fetches it).
+    pub model: String,
+    pub model_sha256: String,
+    /// Its `tokenizer.json`.
+    pub tokenizer: String,
+    pub tokenizer_sha256: String,
+    /// The cosine similarity from which a sentence says what an example says (calibrated in
+    /// bench/README.md, "Phrases by meaning").
+    #[serde(default = "default_meaning_threshold")]
+    pub threshold: f64,
+}
+
+fn default_meaning_threshold() -> f64 {
+    0.55
 }
 
 /// The speech engine's abuse classifier (src/engines/speech/abuse.rs): a model that judges a

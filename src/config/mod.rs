@@ -27,7 +27,7 @@ pub use sources::{
 
 pub use engines::{
     AbuseClassifierConfig, AmsEngineConfig, EngineConfig, HttpEngineConfig, LocalEngineConfig,
-    ShumeiEngineConfig, SpeechEngineConfig,
+    MeaningConfig, ShumeiEngineConfig, SpeechEngineConfig,
 };
 
 /// Where a config file is looked for when neither `--config` nor `EARSHOT_CONFIG` names one.

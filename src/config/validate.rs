@@ -501,6 +501,27 @@ fn check_speech(speech: &SpeechEngineConfig) -> Result<(), (&'static str, String
             ("abuse.model", "abuse.model_sha256"),
         )?;
     }
+    if let Some(meaning) = speech.meaning.as_ref().filter(|m| m.enabled) {
+        if !(meaning.threshold > 0.0 && meaning.threshold < 1.0) {
+            return Err((
+                "meaning.threshold",
+                format!(
+                    "{}: expected a cosine similarity between 0 and 1",
+                    meaning.threshold
+                ),
+            ));
+        }
+        check_sha256(
+            &meaning.model,
+            &meaning.model_sha256,
+            ("meaning.model", "meaning.model_sha256"),
+        )?;
+        check_sha256(
+            &meaning.tokenizer,
+            &meaning.tokenizer_sha256,
+            ("meaning.tokenizer", "meaning.tokenizer_sha256"),
+        )?;
+    }
     Ok(())
 }
 

@@ -508,6 +508,7 @@ impl TaskDetail {
                         text: None,
                         term: None,
                         context: None,
+                        ..Segment::default()
                     }],
                 },
             );

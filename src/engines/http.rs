@@ -89,6 +89,7 @@ fn verdict(answer: BTreeMap<String, SceneAnswer>, scenes: &[Scene]) -> Result<Ve
                 text: None,
                 term: None,
                 context: None,
+                ..Segment::default()
             });
         }
         verdict.raise(

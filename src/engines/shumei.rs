@@ -341,6 +341,7 @@ impl AudioResult {
                         text: None,
                         term: None,
                         context: None,
+                        ..Segment::default()
                     }],
                 },
             );

@@ -133,11 +133,7 @@ mod tests {
                 duration_secs: 2.0,
                 score,
                 label: "seg".into(),
-                reference_id: None,
-                reference_offset_secs: None,
-                text: None,
-                term: None,
-                context: None,
+                ..Segment::default()
             };
             verdict.raise(
                 scene,

@@ -3,12 +3,10 @@
 //! with alt-profanity-check itself, and the Rust classifier must give the same probabilities to
 //! the third decimal. And the speech engine hears abuse in words no dictionary lists.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::common::*;
-use crate::speech::{
-    LIBRIVOX, MUSIC, Part, moderate, pinned_model, say, segments_of, speech_config, upload_of,
-};
+use crate::speech::{moderate, pinned_model, say, segments_of, speech_config, term_free_uploads};
 use earshot::config::{AbuseClassifierConfig, EngineConfig};
 use earshot::engines::speech::abuse::AbuseModel;
 use earshot::model::Scene;
@@ -102,17 +100,7 @@ fn abuse_in_words_no_dictionary_lists_is_heard_and_clean_speech_is_not() {
         );
     }
     // A term-free reading (LibriVox) and music raise nothing.
-    let (reading, _) = upload_of(
-        dir.path(),
-        "reading",
-        &[Part::File(Path::new(LIBRIVOX), 0.0, Some(40.0))],
-    );
-    let (music, _) = upload_of(
-        dir.path(),
-        "music",
-        &[Part::File(Path::new(MUSIC), 20.0, Some(30.0))],
-    );
-    for file in [reading, music] {
+    for (file, _) in term_free_uploads(dir.path()) {
         let (lines, verdict) = moderate(&config, &file);
         assert!(
             abuse_score(&verdict) <= 60,

@@ -189,6 +189,21 @@ pub fn moderate(config: &Path, file: &Path) -> (Vec<String>, serde_json::Value) 
     (lines, verdict)
 }
 
+/// Term-free uploads: a LibriVox reading (speech, true) and game music (false).
+pub fn term_free_uploads(dir: &Path) -> [(PathBuf, bool); 2] {
+    let (reading, _) = upload_of(
+        dir,
+        "reading",
+        &[Part::File(Path::new(LIBRIVOX), 0.0, Some(40.0))],
+    );
+    let (music, _) = upload_of(
+        dir,
+        "music",
+        &[Part::File(Path::new(MUSIC), 20.0, Some(30.0))],
+    );
+    [(reading, true), (music, false)]
+}
+
 pub fn add_terms(config: &Path, args: &[&str]) {
     let mut all = vec!["dictionary", "add"];
     all.extend_from_slice(args);

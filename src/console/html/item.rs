@@ -168,7 +168,8 @@ pub fn item(
 
 /// "What was heard": each speech finding as the transcript around it, the matched words marked,
 /// with the term, the dictionary, the scene and the score (a sentence the abuse classifier judged:
-/// the sentence, marked whole, and its score); a click on a line plays from there.
+/// the sentence, marked whole, and its score; a sentence that says a dictionary's example in other
+/// words: the sentence, the example and their similarity); a click on a line plays from there.
 fn heard(scenes: &std::collections::BTreeMap<Scene, SceneScore>) -> String {
     let mut lines: Vec<(f64, String)> = Vec::new();
     for (scene, score) in scenes {
@@ -176,6 +177,24 @@ fn heard(scenes: &std::collections::BTreeMap<Scene, SceneScore>) -> String {
             let Some(text) = &s.text else {
                 continue;
             };
+            if let Some(example) = &s.example {
+                lines.push((
+                    s.offset_secs,
+                    format!(
+                        "<li class=\"heard judged\" data-offset=\"{:.3}\" title=\"Play from here\"><span class=\"time\">{:.1} s</span> \
+                         <q><mark>{}</mark></q> <span class=\"muted\">· means <q class=\"example\">{}</q> (similarity {:.2}) · dictionary <code class=\"dictionary\">{}</code> · {} {}</span></li>",
+                        s.offset_secs,
+                        s.offset_secs,
+                        esc(text),
+                        esc(example),
+                        s.similarity.unwrap_or_default(),
+                        esc(&s.label),
+                        scene.as_str(),
+                        s.score
+                    ),
+                ));
+                continue;
+            }
             let Some(term) = &s.term else {
                 // A sentence judged as a whole (the abuse classifier): the sentence, who judged
                 // it and its score.
@@ -315,6 +334,18 @@ mod tests {
                 },
             ),
             (
+                Scene::Illegal,
+                SceneScore {
+                    score: 75,
+                    label: "scams".to_owned(),
+                    segments: vec![Segment {
+                        example: Some("send your bank details to claim your prize".to_owned()),
+                        similarity: Some(0.712),
+                        ..segment("tell us your card number & win", None, "scams", 7.0)
+                    }],
+                },
+            ),
+            (
                 Scene::Abuse,
                 SceneScore {
                     score: 95,
@@ -343,5 +374,15 @@ mod tests {
             "{html}"
         );
         assert!(html.contains("so <mark>casino</mark> now"), "{html}");
+        let means = html.find("· means").expect("the example's line");
+        assert!(term < means, "in time order: {html}");
+        assert!(
+            html.contains(
+                "<q><mark>tell us your card number &amp; win</mark></q> <span class=\"muted\">· means \
+                 <q class=\"example\">send your bank details to claim your prize</q> (similarity 0.71) \
+                 · dictionary <code class=\"dictionary\">scams</code> · illegal 95"
+            ),
+            "{html}"
+        );
     }
 }

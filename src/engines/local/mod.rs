@@ -177,6 +177,7 @@ impl LocalEngine {
                     text: None,
                     term: None,
                     context: None,
+                    ..Segment::default()
                 };
                 (entry, segment)
             })
@@ -258,6 +259,7 @@ impl Analyser for LocalEngine {
                 text: None,
                 term: None,
                 context: None,
+                ..Segment::default()
             };
             verdict.scenes.insert(
                 entry.scene,

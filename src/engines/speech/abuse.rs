@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 
-use super::transcript::{Transcript, Word};
+use super::transcript::Transcript;
 use crate::config::AbuseClassifierConfig;
 use crate::model::{SceneScore, Segment, Verdict};
 
@@ -129,25 +129,6 @@ fn words_of(text: &str) -> impl Iterator<Item = &str> {
         .filter(|w| w.chars().nth(1).is_some())
 }
 
-/// The transcript's sentences: words up to one that ends a sentence (`.`, `?`, `!`), a pause of
-/// more than a second, or 40 words. Returns word index ranges.
-pub fn sentences(words: &[Word]) -> Vec<std::ops::Range<usize>> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    for (i, word) in words.iter().enumerate() {
-        let ends = word.text.trim_end().ends_with(['.', '?', '!'])
-            || words
-                .get(i + 1)
-                .is_some_and(|next| next.start_secs - word.end_secs > 1.0)
-            || i + 1 - start >= 40;
-        if ends || i + 1 == words.len() {
-            out.push(start..i + 1);
-            start = i + 1;
-        }
-    }
-    out
-}
-
 /// The 0–100 score of a probability: under `suspicious_from` normal (0–59, rising with it), up
 /// to `sensitive_from` suspicious (61–90), above that sensitive (91–100).
 pub fn score_of(p: f64, settings: &AbuseClassifierConfig) -> u8 {
@@ -171,26 +152,17 @@ pub fn judge(
     transcript: &Transcript,
     verdict: &mut Verdict,
 ) {
-    let words = &transcript.words;
-    let mut judged: Vec<Segment> = sentences(words)
+    let mut judged: Vec<Segment> = transcript
+        .sentences()
         .into_iter()
-        .map(|range| {
-            let text: String = words[range.clone()]
-                .iter()
-                .map(|w| w.text.as_str())
-                .collect::<String>()
-                .trim()
-                .to_owned();
-            let (first, last) = (&words[range.start], &words[range.end - 1]);
-            Segment {
-                offset_secs: first.start_secs,
-                duration_secs: (last.end_secs - first.start_secs).max(0.0),
-                score: score_of(model.probability(&text), settings),
-                label: LABEL.to_owned(),
-                context: Some(text.clone()),
-                text: Some(text),
-                ..Segment::default()
-            }
+        .map(|sentence| Segment {
+            offset_secs: sentence.offset_secs,
+            duration_secs: sentence.duration_secs,
+            score: score_of(model.probability(&sentence.text), settings),
+            label: LABEL.to_owned(),
+            context: Some(sentence.text.clone()),
+            text: Some(sentence.text),
+            ..Segment::default()
         })
         .collect();
     let Some(best) = judged.iter().map(|s| s.score).max() else {
@@ -270,7 +242,7 @@ mod tests {
     #[test]
     fn the_most_abusive_sentence_scores_the_scene_beside_the_dictionaries() {
         let model = AbuseModel::parse(TINY).expect("parses");
-        let word = |text: &str, start: f64| Word {
+        let word = |text: &str, start: f64| super::super::transcript::Word {
             text: text.to_owned(),
             start_secs: start,
             end_secs: start + 0.3,
@@ -318,25 +290,5 @@ mod tests {
         assert!(err.contains("line 5"), "{err}");
         let err = AbuseModel::parse(&format!("{TINY}word\tidiot\t1\t1\t1\n")).unwrap_err();
         assert!(err.contains("twice"), "{err}");
-    }
-
-    #[test]
-    fn sentences_end_at_stops_pauses_and_forty_words() {
-        let word = |text: &str, start: f64| Word {
-            text: text.to_owned(),
-            start_secs: start,
-            end_secs: start + 0.3,
-            confidence: 0.9,
-        };
-        let words = vec![
-            word(" Hello", 0.0),
-            word(" there.", 0.4),
-            word(" You", 0.8),
-            word(" fool", 1.2),
-            word(" again", 3.0),
-        ];
-        assert_eq!(sentences(&words), vec![0..2, 2..4, 4..5]);
-        let long: Vec<Word> = (0..85).map(|i| word(" la", f64::from(i) * 0.4)).collect();
-        assert_eq!(sentences(&long), vec![0..40, 40..80, 80..85]);
     }
 }

@@ -33,28 +33,78 @@ pub enum MatchMode {
     Fuzzy,
 }
 
-/// One term; in a file, a plain string or `{ "text": …, "score": … }`.
+/// One term; in a file, a plain string, `{ "text": …, "score": … }`, or an example sentence,
+/// `{ "example": …, "score": … }`, heard by what it means rather than by its words (when the
+/// speech engine has `[engines.<name>.meaning]`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(from = "TermSpec")]
+#[serde(from = "TermSpec", into = "TermSpec")]
 pub struct Term {
     pub text: String,
     /// 1–100: how sure a hit of this term is non-compliant; the suggestion's default when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub score: Option<u8>,
+    /// An example sentence, matched by meaning, not a term matched by its words.
+    pub example: bool,
 }
 
-#[derive(Deserialize)]
+impl Term {
+    /// A term matched by its words.
+    pub fn words(text: String, score: Option<u8>) -> Term {
+        Term {
+            text,
+            score,
+            example: false,
+        }
+    }
+
+    /// An example sentence, matched by meaning.
+    pub fn example(text: String, score: Option<u8>) -> Term {
+        Term {
+            text,
+            score,
+            example: true,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
 #[serde(untagged)]
 enum TermSpec {
     Text(String),
-    Full { text: String, score: Option<u8> },
+    Full {
+        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        score: Option<u8>,
+    },
+    Example {
+        example: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        score: Option<u8>,
+    },
 }
 
 impl From<TermSpec> for Term {
     fn from(spec: TermSpec) -> Self {
         match spec {
-            TermSpec::Text(text) => Term { text, score: None },
-            TermSpec::Full { text, score } => Term { text, score },
+            TermSpec::Text(text) => Term::words(text, None),
+            TermSpec::Full { text, score } => Term::words(text, score),
+            TermSpec::Example { example, score } => Term::example(example, score),
+        }
+    }
+}
+
+impl From<Term> for TermSpec {
+    fn from(term: Term) -> Self {
+        match term {
+            Term {
+                text,
+                score,
+                example: false,
+            } => TermSpec::Full { text, score },
+            Term {
+                text: example,
+                score,
+                example: true,
+            } => TermSpec::Example { example, score },
         }
     }
 }
@@ -77,6 +127,8 @@ pub struct Dictionary {
 
 /// The longest term, in characters.
 pub const MAX_TERM_CHARS: usize = 64;
+/// The longest example sentence, in characters.
+pub const MAX_EXAMPLE_CHARS: usize = 256;
 
 impl Dictionary {
     /// The reasons this dictionary cannot be used, if any.
@@ -87,17 +139,18 @@ impl Dictionary {
         check_name(&self.name)?;
         for term in &self.terms {
             let chars = term.text.chars().count();
-            if chars == 0 || chars > MAX_TERM_CHARS {
-                return Err(format!(
-                    "term {:?}: 1 to {MAX_TERM_CHARS} characters",
-                    term.text
-                ));
+            let (what, max) = match term.example {
+                false => ("term", MAX_TERM_CHARS),
+                true => ("example", MAX_EXAMPLE_CHARS),
+            };
+            if chars == 0 || chars > max {
+                return Err(format!("{what} {:?}: 1 to {max} characters", term.text));
             }
             if normalise::tokens(&term.text).is_empty() {
-                return Err(format!("term {:?} has no words to match", term.text));
+                return Err(format!("{what} {:?} has no words to match", term.text));
             }
             if term.score.is_some_and(|s| !(1..=100).contains(&s)) {
-                return Err(format!("term {:?}: score must be 1 to 100", term.text));
+                return Err(format!("{what} {:?}: score must be 1 to 100", term.text));
             }
         }
         Ok(())
@@ -246,5 +299,30 @@ mod tests {
         let mut bad = dictionary;
         bad.terms[0].text = "!!!".to_owned();
         assert!(bad.check().unwrap_err().contains("no words"));
+    }
+
+    #[test]
+    fn example_sentences_sit_beside_terms_and_keep_their_form() {
+        let json = r#"{"name": "scams", "scene": "ads", "terms": ["lottery",
+            {"example": "send your bank details to claim your prize", "score": 80}]}"#;
+        let dictionary: Dictionary = serde_json::from_str(json).expect("parses");
+        assert!(!dictionary.terms[0].example);
+        assert!(dictionary.terms[1].example);
+        assert_eq!(dictionary.score_of(&dictionary.terms[1]), 80);
+        assert!(dictionary.check().is_ok());
+        let written = serde_json::to_value(&dictionary).expect("serialises");
+        assert_eq!(written["terms"][0], serde_json::json!({"text": "lottery"}));
+        assert_eq!(
+            written["terms"][1],
+            serde_json::json!({"example": "send your bank details to claim your prize", "score": 80})
+        );
+        let again: Dictionary = serde_json::from_value(written).expect("reads back");
+        assert_eq!(again, dictionary);
+        // An example may be longer than a term, but not without bound.
+        let mut long = dictionary;
+        long.terms[1].text = "word ".repeat(40);
+        assert!(long.check().is_ok());
+        long.terms[1].text = "word ".repeat(60);
+        assert!(long.check().unwrap_err().contains("example"));
     }
 }

@@ -167,7 +167,7 @@ impl Matcher {
         let mut terms = Vec::new();
         let (mut exact, mut compact, mut sound) = (Vec::new(), Vec::new(), Vec::new());
         for dictionary in dictionaries {
-            for term in &dictionary.terms {
+            for term in dictionary.terms.iter().filter(|t| !t.example) {
                 let tokens = normalise::tokens(&term.text);
                 if tokens.is_empty() {
                     continue;
@@ -367,10 +367,7 @@ mod tests {
             mode,
             terms: terms
                 .iter()
-                .map(|t| Term {
-                    text: (*t).to_owned(),
-                    score: None,
-                })
+                .map(|t| Term::words((*t).to_owned(), None))
                 .collect(),
         }
     }

@@ -10,6 +10,7 @@ pub mod abuse;
 pub mod dictionary;
 pub mod gate;
 pub mod matcher;
+pub mod meaning;
 pub mod normalise;
 pub mod transcript;
 
@@ -46,6 +47,10 @@ pub struct SpeechEngine {
     last: Mutex<Option<([u8; 32], Arc<Transcript>)>>,
     /// The abuse classifier, when configured and enabled.
     abuse: Option<abuse::AbuseModel>,
+    /// The sentence embedder for phrases by meaning, when configured and enabled …
+    embedder: Option<Arc<meaning::Embedder>>,
+    /// … and the dictionaries' example sentences, embedded.
+    examples: RwLock<Arc<meaning::Examples>>,
 }
 
 impl SpeechEngine {
@@ -92,6 +97,20 @@ impl SpeechEngine {
             }
             None => None,
         };
+        let embedder = match config.meaning.as_ref().filter(|m| m.enabled) {
+            Some(meaning) => {
+                let (model, tokenizer) = (meaning.model.clone(), meaning.tokenizer.clone());
+                let embedder = tokio::task::spawn_blocking(move || {
+                    meaning::Embedder::load(model.as_ref(), tokenizer.as_ref())
+                })
+                .await
+                .map_err(|e| EngineError::failed(name, e))?
+                .map_err(|e| EngineError::failed(name, format!("meaning: {e}")))?;
+                tracing::info!(engine = %name, "Sentence embedder loaded.");
+                Some(Arc::new(embedder))
+            }
+            None => None,
+        };
         let store = DictionaryStore::open(&config.dictionaries, s3);
         let engine = SpeechEngine {
             name: name.to_owned(),
@@ -103,6 +122,8 @@ impl SpeechEngine {
             slots: tokio::sync::Semaphore::new(config.max_concurrent.max(1)),
             last: Mutex::new(None),
             abuse,
+            embedder,
+            examples: RwLock::new(Arc::default()),
         };
         engine.reload("Dictionaries loaded.").await?;
         Ok(engine)
@@ -121,14 +142,28 @@ impl SpeechEngine {
         }
         let dictionaries = self.store.list().await.map_err(failed)?;
         let matcher = Matcher::build(&dictionaries);
+        let examples = match &self.embedder {
+            Some(embedder) => {
+                let embedder = embedder.clone();
+                let dictionaries = dictionaries.clone();
+                tokio::task::spawn_blocking(move || {
+                    meaning::Examples::build(&embedder, &dictionaries)
+                })
+                .await
+                .map_err(|e| EngineError::failed(&self.name, e))?
+            }
+            None => meaning::Examples::default(),
+        };
         tracing::info!(
             engine = %self.name,
             dictionaries = dictionaries.len(),
             terms = matcher.term_count(),
+            examples = examples.len(),
             location = %self.store.location(),
             "{what}"
         );
         *self.matcher.write().expect("never poisoned") = Arc::new(matcher);
+        *self.examples.write().expect("never poisoned") = Arc::new(examples);
         *self.signature.lock().expect("never poisoned") = signature;
         Ok(true)
     }
@@ -190,6 +225,24 @@ impl Analyser for SpeechEngine {
             && scenes.contains(&settings.scene)
         {
             abuse::judge(model, settings, &transcript, &mut verdict);
+        }
+        if let (Some(embedder), Some(settings)) = (&self.embedder, &self.config.meaning) {
+            let examples = self.examples.read().expect("never poisoned").clone();
+            let (embedder, threshold) = (embedder.clone(), settings.threshold);
+            let (heard, scenes) = (transcript.clone(), scenes.to_vec());
+            verdict = tokio::task::spawn_blocking(move || {
+                meaning::judge(
+                    &embedder,
+                    &examples,
+                    threshold,
+                    &heard,
+                    &scenes,
+                    &mut verdict,
+                );
+                verdict
+            })
+            .await
+            .map_err(|e| EngineError::failed(&self.name, e))?;
         }
         tracing::debug!(
             engine = %self.name,

@@ -27,7 +27,52 @@ pub struct Transcript {
     pub capped: bool,
 }
 
+/// A sentence of a transcript, for the models that judge text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sentence {
+    pub text: String,
+    /// Seconds into the upload.
+    pub offset_secs: f64,
+    pub duration_secs: f64,
+}
+
+/// The most words a sentence runs to before it is cut.
+const MAX_SENTENCE_WORDS: usize = 40;
+
 impl Transcript {
+    /// The sentences: words up to one that ends a sentence (`.`, `?`, `!` or their CJK forms),
+    /// a pause of more than a second, or 40 words.
+    pub fn sentences(&self) -> Vec<Sentence> {
+        let words = &self.words;
+        let mut out = Vec::new();
+        let mut start = 0;
+        for (i, word) in words.iter().enumerate() {
+            let ends = word
+                .text
+                .trim_end()
+                .ends_with(['.', '?', '!', '。', '？', '！'])
+                || words
+                    .get(i + 1)
+                    .is_some_and(|next| next.start_secs - word.end_secs > 1.0)
+                || i + 1 - start >= MAX_SENTENCE_WORDS;
+            if ends || i + 1 == words.len() {
+                let (first, last) = (&words[start], word);
+                out.push(Sentence {
+                    text: words[start..=i]
+                        .iter()
+                        .map(|w| w.text.as_str())
+                        .collect::<String>()
+                        .trim()
+                        .to_owned(),
+                    offset_secs: first.start_secs,
+                    duration_secs: (last.end_secs - first.start_secs).max(0.0),
+                });
+                start = i + 1;
+            }
+        }
+        out
+    }
+
     /// The words as lines of text with their times, one line per pause-separated phrase.
     pub fn lines(&self) -> Vec<String> {
         let mut lines = Vec::new();
@@ -66,4 +111,47 @@ fn clock(secs: f64) -> String {
     let secs = secs.max(0.0);
     let minutes = (secs / 60.0).floor();
     format!("{:02}:{:05.2}", minutes as u64, secs - minutes * 60.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sentences_end_at_stops_pauses_and_forty_words() {
+        let word = |text: &str, start: f64| Word {
+            text: text.to_owned(),
+            start_secs: start,
+            end_secs: start + 0.3,
+            confidence: 0.9,
+        };
+        let transcript = |words: Vec<Word>| Transcript {
+            words,
+            ..Transcript::default()
+        };
+        let texts = |t: &Transcript| {
+            t.sentences()
+                .into_iter()
+                .map(|s| s.text)
+                .collect::<Vec<_>>()
+        };
+        let heard = transcript(vec![
+            word(" Hello", 0.0),
+            word(" there.", 0.4),
+            word(" You", 0.8),
+            word(" fool", 1.2),
+            word(" again", 3.0),
+            word("赌博。", 3.4),
+            word("加微信", 3.8),
+        ]);
+        assert_eq!(
+            texts(&heard),
+            ["Hello there.", "You fool", "again赌博。", "加微信"]
+        );
+        let second = &heard.sentences()[1];
+        assert_eq!((second.offset_secs, second.duration_secs), (0.8, 0.7));
+        let long = transcript((0..85).map(|i| word(" la", f64::from(i) * 0.4)).collect());
+        let lengths: Vec<usize> = texts(&long).iter().map(|s| s.split(' ').count()).collect();
+        assert_eq!(lengths, [40, 40, 5]);
+    }
 }

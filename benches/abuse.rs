@@ -9,56 +9,18 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use earshot::config::{AbuseClassifierConfig, EngineConfig, S3Config};
+use earshot::config::AbuseClassifierConfig;
 use earshot::engines::Analyser;
 use earshot::engines::speech::SpeechEngine;
 use earshot::engines::speech::abuse::{self, AbuseModel};
 use earshot::model::{Scene, Segment, Verdict};
-use support::{clip, peak_rss_mb, run};
-
-const TERM_FREE_MUSIC: &[&str] = &[
-    "/usr/share/games/etr/music",
-    "/usr/share/games/frozen-bubble/snd",
-    "/usr/share/games/warzone2100/music/albums/aftermath_soundtrack",
-];
-const LIBRIVOX: &str = "/usr/share/pocketsphinx/test/data/librivox";
-
-fn files_in(dir: &str, suffixes: &[&str]) -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
-        .unwrap_or_default();
-    out.retain(|p| {
-        p.extension()
-            .is_some_and(|e| suffixes.iter().any(|s| e == *s))
-    });
-    out.sort();
-    out
-}
-
-/// Precision and recall of `caught` against `labels` (true: abusive).
-fn precision_recall(labels: &[bool], caught: &[bool]) -> String {
-    let tp = labels
-        .iter()
-        .zip(caught)
-        .filter(|(l, c)| **l && **c)
-        .count();
-    let fp = labels
-        .iter()
-        .zip(caught)
-        .filter(|(l, c)| !**l && **c)
-        .count();
-    let positives = labels.iter().filter(|l| **l).count();
-    format!(
-        "precision {:.3} ({tp} of {}), recall {:.3} ({tp} of {positives})",
-        tp as f64 / (tp + fp).max(1) as f64,
-        tp + fp,
-        tp as f64 / positives.max(1) as f64
-    )
-}
+use support::{
+    LIBRIVOX, TERM_FREE_MUSIC, clip, files_in, peak_rss_mb, precision_recall, run, speech_engine,
+};
 
 /// What one file gives: (speech secs, audio secs, recogniser secs, classifier secs, the engine's
 /// abuse segments).
@@ -138,31 +100,21 @@ async fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     let dictionaries = dir.path().join("dictionaries");
     std::fs::create_dir_all(&dictionaries).expect("dir");
-    let config = format!(
-        r#"
-        type = "speech"
-        model = "{}"
-        model_sha256 = "{}"
-        dictionaries = "{}"
-        threads = 1
-        [abuse]
-        model = "{}"
-        model_sha256 = "{}"
-        "#,
-        speech_model.display(),
-        hash("scripts/speech-model/ggml-tiny.en-q8_0.sha256"),
-        dictionaries.display(),
-        abuse_model.display(),
-        hash("scripts/abuse-model/abuse-alt-profanity-check-1.9.1.sha256"),
-    );
-    let EngineConfig::Speech(config) = toml::from_str(&config).expect("engine config") else {
-        unreachable!()
-    };
+    let (config, engine) = speech_engine(
+        &speech_model,
+        &root.join("scripts/speech-model/ggml-tiny.en-q8_0.sha256"),
+        &dictionaries,
+        &format!(
+            "threads = 1
+[abuse]
+model = \"{}\"
+model_sha256 = \"{}\"",
+            abuse_model.display(),
+            hash("scripts/abuse-model/abuse-alt-profanity-check-1.9.1.sha256"),
+        ),
+    )
+    .await;
     let settings = config.abuse.clone().expect("abuse settings");
-    let s3 = earshot::storage::s3_client(&S3Config::default()).await;
-    let engine = SpeechEngine::load("speech", &config, &s3)
-        .await
-        .expect("loads");
     let (mut speech_secs, mut recognise_secs, mut classify_secs) = (0.0, 0.0, 0.0);
     let mut caught = Vec::new();
     for (i, (_, text)) in labelled.iter().enumerate() {

@@ -26,60 +26,14 @@ use std::process::Command;
 
 use std::sync::Arc;
 use std::time::Instant;
-use support::{clip, peak_rss_mb, run};
+use support::{TERMS, clip, peak_rss_mb, planted, run, speech_engine, terms_dictionary};
 
-use earshot::config::{EngineConfig, S3Config};
+use earshot::config::S3Config;
 use earshot::engines::speech::SpeechEngine;
-use earshot::engines::speech::dictionary::{
-    Dictionary, DictionaryStore, MatchMode, Suggestion, Term,
-};
+use earshot::engines::speech::dictionary::DictionaryStore;
 
 use earshot::engines::speech::matcher::Matcher;
 use earshot::engines::speech::transcript::Transcript;
-use earshot::model::Scene;
-
-const TERMS: [&str; 40] = [
-    "car insurance",
-    "free money",
-    "lottery ticket",
-    "casino bonus",
-    "weight loss pills",
-    "cheap loans",
-    "crypto investment",
-    "phone number",
-    "credit card",
-    "bank account",
-    "online pharmacy",
-    "sports betting",
-    "dating site",
-    "gift card",
-    "wire transfer",
-    "password",
-    "discount code",
-    "miracle cure",
-    "work from home",
-    "limited offer",
-    "private message",
-    "secret recipe",
-    "luxury watches",
-    "diet plan",
-    "energy drink",
-    "mortgage rates",
-    "payday loan",
-    "bitcoin wallet",
-    "hot singles",
-    "prize draw",
-    "cash reward",
-    "instant approval",
-    "debt relief",
-    "cheap flights",
-    "hair growth",
-    "poker tournament",
-    "fake passport",
-    "stolen goods",
-    "adult videos",
-    "gun sale",
-];
 
 const HARMLESS: [&str; 8] = [
     "the garden",
@@ -308,38 +262,17 @@ async fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let model = root.join(".earshot/models/ggml-tiny.en-q8_0.bin");
     assert!(model.is_file(), "run scripts/speech-model/fetch.sh first");
-    let sha = std::fs::read_to_string(root.join("scripts/speech-model/ggml-tiny.en-q8_0.sha256"))
-        .expect("hash");
     let dir = tempfile::tempdir().expect("tempdir");
     let dictionaries = dir.path().join("dictionaries");
     let s3 = earshot::storage::s3_client(&S3Config::default()).await;
-    let dictionary = Dictionary {
-        name: "bench".to_owned(),
-        scene: Scene::Ads,
-        label: None,
-        suggestion: Suggestion::Block,
-        mode: MatchMode::Exact,
-        terms: TERMS
-            .iter()
-            .map(|t| Term::words((*t).to_owned(), None))
-            .collect(),
-    };
+    let dictionary = terms_dictionary("bench");
     DictionaryStore::open(&dictionaries.display().to_string(), &s3)
         .put(&dictionary)
         .await
         .expect("dictionary");
     let matcher = Matcher::build(std::slice::from_ref(&dictionary));
 
-    let planted: Vec<String> = TERMS
-        .iter()
-        .enumerate()
-        .map(|(i, t)| match i % 4 {
-            0 => format!("I think we should talk about {t} later today."),
-            1 => format!("She told me that {t} was the reason."),
-            2 => format!("Have you ever heard about {t} from your neighbours?"),
-            _ => format!("Yesterday the man on the radio mentioned {t} twice."),
-        })
-        .collect();
+    let planted = planted();
     let harmless: Vec<String> = planted
         .iter()
         .zip(TERMS.iter())
@@ -410,25 +343,16 @@ async fn main() {
         TERMS.len() * voices.len()
     );
     for prompt in [true, false] {
-        let config = format!(
-            r#"
-            type = "speech"
-            model = "{}"
-            model_sha256 = "{}"
-            dictionaries = "{}"
-            threads = 1
-            prompt_terms = {prompt}
-            "#,
-            model.display(),
-            sha.trim(),
-            dictionaries.display()
-        );
-        let EngineConfig::Speech(config) = toml::from_str(&config).expect("engine config") else {
-            unreachable!()
-        };
-        let engine = SpeechEngine::load("speech", &config, &s3)
-            .await
-            .expect("loads");
+        let (_, engine) = speech_engine(
+            &model,
+            &root.join("scripts/speech-model/ggml-tiny.en-q8_0.sha256"),
+            &dictionaries,
+            &format!(
+                "threads = 1
+prompt_terms = {prompt}"
+            ),
+        )
+        .await;
         let mut speech = Tally::new();
         let mut table = String::new();
         let (mut found, mut placed, mut hits_of_planted) = (0, 0, 0);

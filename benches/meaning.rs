@@ -18,8 +18,8 @@ use std::time::Instant;
 
 use earshot::engines::speech::abuse::{self, AbuseModel};
 use earshot::engines::speech::dictionary::{Dictionary, MatchMode, Suggestion, Term};
-use earshot::engines::speech::meaning::{Embedder, Examples, similarity};
-use earshot::engines::speech::transcript::Transcript;
+use earshot::engines::speech::meaning::{self, Embedder, Examples};
+use earshot::engines::speech::transcript::{Transcript, Word};
 use earshot::model::{Scene, Verdict};
 use support::{
     LIBRIVOX, TERM_FREE_MUSIC, clip, files_in, peak_rss_mb, precision_recall, run, speech_engine,
@@ -93,18 +93,17 @@ fn calibrate(rows: &[(bool, f64)]) -> f64 {
 /// Thresholds the heard and term-free figures are given at.
 const THRESHOLDS: [f64; 4] = [0.45, 0.50, 0.55, 0.60];
 
-/// Each sentence's closest example: (sentence, example, similarity).
+/// Each sentence's closest example: (words, example, similarity).
 type Closest = Vec<(String, String, f64)>;
 
 /// Both layers on one transcript: (abuse classifier secs, embedder secs, the abuse classifier's
-/// findings, each sentence's closest example). The embedder's work is what
-/// `meaning::judge` does (embed each sentence, compare it with every example), spelled out so
-/// that every sentence's similarity is seen, not only those above one threshold.
+/// findings, each sentence's closest example, whatever its similarity: what `meaning::judge`
+/// then keeps at or above its threshold).
 fn layers(
     model: &AbuseModel,
     settings: &earshot::config::AbuseClassifierConfig,
     embedder: &Embedder,
-    examples: &[(String, Vec<f32>)],
+    examples: &Examples,
     transcript: &Transcript,
 ) -> (f64, f64, Vec<String>, Closest) {
     let mut verdict = Verdict::default();
@@ -125,17 +124,14 @@ fn layers(
         })
         .collect();
     let started = Instant::now();
-    let closest = transcript
-        .sentences()
+    let closest = meaning::nearest(embedder, examples, transcript, &Scene::ALL)
         .into_iter()
-        .map(|sentence| {
-            let v = embedder.embed(&sentence.text);
-            let (example, s) = examples
-                .iter()
-                .map(|(text, e)| (text.clone(), similarity(&v, e)))
-                .max_by(|a, b| a.1.total_cmp(&b.1))
-                .expect("examples");
-            (sentence.text, example, s)
+        .map(|n| {
+            (
+                n.sentence.text,
+                examples.text(n.example).to_owned(),
+                n.similarity,
+            )
         })
         .collect();
     (classified, started.elapsed().as_secs_f64(), judged, closest)
@@ -175,25 +171,41 @@ async fn main() {
     let started = Instant::now();
     let compiled = Examples::build(&embedder, &dictionaries(&examples));
     let build_ms = started.elapsed().as_secs_f64() * 1e3;
-    let vectors: Vec<(String, Vec<f32>)> = examples
-        .iter()
-        .map(|e| (e[2].clone(), embedder.embed(&e[2])))
-        .collect();
+    // One embedding per sentence: the cost.
     let started = Instant::now();
     let mut tokens = 0;
+    for l in &labelled {
+        tokens += embedder.tokens(&l.text).len();
+        std::hint::black_box(embedder.embed(&l.text));
+    }
+    let per_sentence_ms = started.elapsed().as_secs_f64() * 1e3 / labelled.len() as f64;
+    // What the engine does with the sentence as a transcript (its clauses too): the closest
+    // example and its similarity.
     let best: Vec<(String, f64)> = labelled
         .iter()
         .map(|l| {
-            tokens += embedder.tokens(&l.text).len();
-            let v = embedder.embed(&l.text);
-            vectors
-                .iter()
-                .map(|(text, e)| (text.clone(), similarity(&v, e)))
+            let words = l
+                .text
+                .split_whitespace()
+                .enumerate()
+                .map(|(i, w)| Word {
+                    text: format!(" {w}"),
+                    start_secs: i as f64 * 0.3,
+                    end_secs: i as f64 * 0.3 + 0.25,
+                    confidence: 1.0,
+                })
+                .collect();
+            let transcript = Transcript {
+                words,
+                ..Transcript::default()
+            };
+            meaning::nearest(&embedder, &compiled, &transcript, &Scene::ALL)
+                .into_iter()
+                .map(|n| (compiled.text(n.example).to_owned(), n.similarity))
                 .max_by(|a, b| a.1.total_cmp(&b.1))
-                .expect("examples")
+                .unwrap_or_default()
         })
         .collect();
-    let per_sentence_ms = started.elapsed().as_secs_f64() * 1e3 / labelled.len() as f64;
     let rows: Vec<(bool, f64)> = labels.iter().zip(&best).map(|(l, b)| (*l, b.1)).collect();
     println!(
         "phrases by meaning, {} sentences ({} paraphrases) against {} examples:",
@@ -261,7 +273,7 @@ async fn main() {
         let transcript = engine.transcribe(&clip).await.expect("transcribes");
         let recognised = started.elapsed().as_secs_f64();
         let (classified, embedded, judged, closest) =
-            layers(&model, &settings, &embedder, &vectors, &transcript);
+            layers(&model, &settings, &embedder, &compiled, &transcript);
         for (c, v) in
             costs
                 .iter_mut()

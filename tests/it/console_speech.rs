@@ -1,6 +1,8 @@
 //! The reviewer sees what was heard: a spoken ad held for review shows, on its console page, the
-//! transcript around the heard term with the words marked, the term and its dictionary; a click on
-//! the line plays the upload from there; the history and its CSV carry the term.
+//! transcript around the heard term with the words marked, the term and its dictionary, and a
+//! sentence that says a dictionary's example in other words beside that example and their
+//! similarity; a click on the line plays the upload from there; the history and its CSV carry the
+//! term.
 
 use std::sync::Arc;
 
@@ -8,6 +10,7 @@ use serde_json::json;
 
 use crate::common::browser::{Driver, Served};
 use crate::common::*;
+use crate::meaning::meaning_model;
 use crate::speech::{Part, add_terms, say, speech_engine, upload_of};
 use earshot::config::{ConsoleConfig, ConsoleUserConfig, Role};
 use earshot::job::Job;
@@ -25,6 +28,17 @@ async fn the_item_page_shows_the_heard_term_in_its_transcript_and_seeks_there() 
         "speech".to_owned(),
         speech_engine(&dir.path().join("dictionaries")),
     );
+    if let Some(earshot::config::EngineConfig::Speech(speech)) = config.engines.get_mut("speech") {
+        let ((model, model_sha256), (tokenizer, tokenizer_sha256)) = meaning_model();
+        speech.meaning = Some(earshot::config::MeaningConfig {
+            enabled: true,
+            model: model.display().to_string(),
+            model_sha256,
+            tokenizer: tokenizer.display().to_string(),
+            tokenizer_sha256,
+            threshold: 0.55,
+        });
+    }
     config.rules[0].engine = earshot::config::EngineNames::Many(vec!["speech".into()]);
     human_review(&mut config, false, 3600);
     let path = dir.path().join("earshot.toml");
@@ -33,11 +47,14 @@ async fn the_item_page_shows_the_heard_term_in_its_transcript_and_seeks_there() 
         &path,
         &["held_ads", "--scene", "ads", "--score", "75", "casino"],
     );
+    let example = "send your bank details to claim your prize";
+    add_terms(&path, &["held_ads", "--examples", "--score", "70", example]);
     let spoken = say(
         dir.path(),
         "pitch",
         "espeak",
-        "Good evening everyone. Visit the new casino downtown tonight. Doors open at eight.",
+        "Good evening everyone. Visit the new casino downtown tonight. Doors open at eight. \
+         To receive the prize money, just tell us your card details.",
     );
     let (upload, starts) = upload_of(
         dir.path(),
@@ -87,6 +104,13 @@ async fn the_item_page_shows_the_heard_term_in_its_transcript_and_seeks_there() 
     ana.type_into("#password", "ana's long passphrase").await;
     ana.click("#login").await;
     ana.goto(&format!("{base}/item/{id}")).await;
+    // The paraphrase of the example: the sentence, the example, their similarity.
+    let heard = ana.text("#transcript").await;
+    assert!(heard.contains("means"), "the paraphrase's line: {heard}");
+    let meant = ana.text("#transcript li.judged").await;
+    assert!(meant.to_lowercase().contains("prize money"), "{meant}");
+    assert_eq!(ana.text("#transcript .example").await, example);
+    assert!(meant.contains("similarity 0."), "{meant}");
     let line = ana.text("#transcript li.heard").await;
     assert!(line.contains("casino"), "{line}");
     assert!(

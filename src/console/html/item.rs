@@ -168,8 +168,9 @@ pub fn item(
 
 /// "What was heard": each speech finding as the transcript around it, the matched words marked,
 /// with the term, the dictionary, the scene and the score (a sentence the abuse classifier judged:
-/// the sentence, marked whole, and its score; a sentence that says a dictionary's example in other
-/// words: the sentence, the example and their similarity); a click on a line plays from there.
+/// the sentence, marked whole, and its score; words that say a dictionary's example in other
+/// words: marked in their sentence, the example and their similarity); a click on a line plays
+/// from there.
 fn heard(scenes: &std::collections::BTreeMap<Scene, SceneScore>) -> String {
     let mut lines: Vec<(f64, String)> = Vec::new();
     for (scene, score) in scenes {
@@ -182,10 +183,10 @@ fn heard(scenes: &std::collections::BTreeMap<Scene, SceneScore>) -> String {
                     s.offset_secs,
                     format!(
                         "<li class=\"heard judged\" data-offset=\"{:.3}\" title=\"Play from here\"><span class=\"time\">{:.1} s</span> \
-                         <q><mark>{}</mark></q> <span class=\"muted\">· means <q class=\"example\">{}</q> (similarity {:.2}) · dictionary <code class=\"dictionary\">{}</code> · {} {}</span></li>",
+                         <q>{}</q> <span class=\"muted\">· means <q class=\"example\">{}</q> (similarity {:.2}) · dictionary <code class=\"dictionary\">{}</code> · {} {}</span></li>",
                         s.offset_secs,
                         s.offset_secs,
-                        esc(text),
+                        mark(s.context.as_deref().unwrap_or(text), text),
                         esc(example),
                         s.similarity.unwrap_or_default(),
                         esc(&s.label),
@@ -378,7 +379,7 @@ mod tests {
         assert!(term < means, "in time order: {html}");
         assert!(
             html.contains(
-                "<q><mark>tell us your card number &amp; win</mark></q> <span class=\"muted\">· means \
+                "<q>so <mark>tell us your card number &amp; win</mark> now</q> <span class=\"muted\">· means \
                  <q class=\"example\">send your bank details to claim your prize</q> (similarity 0.71) \
                  · dictionary <code class=\"dictionary\">scams</code> · illegal 95"
             ),

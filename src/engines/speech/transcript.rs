@@ -34,6 +34,26 @@ pub struct Sentence {
     /// Seconds into the upload.
     pub offset_secs: f64,
     pub duration_secs: f64,
+    /// Its clauses (words up to a comma, semicolon or colon), when it has more than one: the
+    /// recogniser often runs sentences together with commas.
+    pub clauses: Vec<Sentence>,
+}
+
+impl Sentence {
+    fn of(words: &[Word]) -> Sentence {
+        let (first, last) = (&words[0], &words[words.len() - 1]);
+        Sentence {
+            text: words
+                .iter()
+                .map(|w| w.text.as_str())
+                .collect::<String>()
+                .trim()
+                .to_owned(),
+            offset_secs: first.start_secs,
+            duration_secs: (last.end_secs - first.start_secs).max(0.0),
+            clauses: Vec::new(),
+        }
+    }
 }
 
 /// The most words a sentence runs to before it is cut.
@@ -56,17 +76,20 @@ impl Transcript {
                     .is_some_and(|next| next.start_secs - word.end_secs > 1.0)
                 || i + 1 - start >= MAX_SENTENCE_WORDS;
             if ends || i + 1 == words.len() {
-                let (first, last) = (&words[start], word);
-                out.push(Sentence {
-                    text: words[start..=i]
-                        .iter()
-                        .map(|w| w.text.as_str())
-                        .collect::<String>()
-                        .trim()
-                        .to_owned(),
-                    offset_secs: first.start_secs,
-                    duration_secs: (last.end_secs - first.start_secs).max(0.0),
-                });
+                let span = &words[start..=i];
+                let mut sentence = Sentence::of(span);
+                let clauses: Vec<Sentence> = span
+                    .split_inclusive(|w| {
+                        w.text
+                            .trim_end()
+                            .ends_with([',', ';', ':', '，', '；', '：'])
+                    })
+                    .map(Sentence::of)
+                    .collect();
+                if clauses.len() > 1 {
+                    sentence.clauses = clauses;
+                }
+                out.push(sentence);
                 start = i + 1;
             }
         }
@@ -150,6 +173,22 @@ mod tests {
         );
         let second = &heard.sentences()[1];
         assert_eq!((second.offset_secs, second.duration_secs), (0.8, 0.7));
+        assert!(second.clauses.is_empty());
+        let run_on = transcript(vec![
+            word(" Doors open at eight,", 0.0),
+            word(" to receive the prize,", 0.4),
+            word(" call.", 0.8),
+        ]);
+        let clauses: Vec<String> = run_on.sentences()[0]
+            .clauses
+            .iter()
+            .map(|c| c.text.clone())
+            .collect();
+        assert_eq!(
+            clauses,
+            ["Doors open at eight,", "to receive the prize,", "call."]
+        );
+        assert_eq!(run_on.sentences()[0].clauses[1].offset_secs, 0.4);
         let long = transcript((0..85).map(|i| word(" la", f64::from(i) * 0.4)).collect());
         let lengths: Vec<usize> = texts(&long).iter().map(|s| s.split(' ').count()).collect();
         assert_eq!(lengths, [40, 40, 5]);

@@ -15,7 +15,7 @@ use std::path::Path;
 use self::encoder::Encoder;
 use self::tokenizer::Tokenizer;
 use super::dictionary::Dictionary;
-use super::transcript::Transcript;
+use super::transcript::{Sentence, Transcript};
 use crate::model::{Scene, SceneScore, Segment, Verdict};
 
 /// Tokens one sentence is cut to, as sentence-transformers runs this model.
@@ -116,9 +116,80 @@ impl Examples {
     }
 }
 
-/// Embeds each sentence of `transcript` and raises, in `verdict`, the scene of every example one
-/// says in other words (similarity at least `threshold`): the scene scores the example's term
-/// score, and a segment carries the sentence, the example and their similarity.
+/// A sentence's closest example.
+#[derive(Debug, Clone)]
+pub struct Nearest {
+    /// The words that came closest: the sentence, one of its clauses, or two clauses in a row …
+    pub sentence: Sentence,
+    /// … and the whole sentence.
+    pub context: String,
+    /// The example's index in [`Examples`].
+    pub example: usize,
+    pub similarity: f64,
+}
+
+impl Examples {
+    /// The text of example `i`.
+    pub fn text(&self, i: usize) -> &str {
+        &self.examples[i].text
+    }
+}
+
+/// What of `sentence` is compared with the examples: the sentence, and when the recogniser ran
+/// several together with commas, each clause and each two clauses in a row.
+fn candidates(sentence: Sentence) -> Vec<Sentence> {
+    let mut out = Vec::with_capacity(2 * sentence.clauses.len());
+    for pair in sentence.clauses.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        out.push(Sentence {
+            text: format!("{} {}", a.text, b.text),
+            offset_secs: a.offset_secs,
+            duration_secs: b.offset_secs + b.duration_secs - a.offset_secs,
+            clauses: Vec::new(),
+        });
+    }
+    let mut sentence = sentence;
+    out.append(&mut sentence.clauses);
+    out.push(sentence);
+    out
+}
+
+/// Each sentence of `transcript` with its closest example among `scenes`' (none when no example
+/// is of those scenes).
+pub fn nearest(
+    embedder: &Embedder,
+    examples: &Examples,
+    transcript: &Transcript,
+    scenes: &[Scene],
+) -> Vec<Nearest> {
+    if !examples.examples.iter().any(|e| scenes.contains(&e.scene)) {
+        return Vec::new();
+    }
+    transcript
+        .sentences()
+        .into_iter()
+        .filter_map(|sentence| {
+            let context = sentence.text.clone();
+            candidates(sentence)
+                .into_iter()
+                .filter_map(|candidate| {
+                    let vector = embedder.embed(&candidate.text);
+                    let (example, similarity) = examples.closest(&vector, scenes)?;
+                    Some(Nearest {
+                        sentence: candidate,
+                        context: context.clone(),
+                        example,
+                        similarity,
+                    })
+                })
+                .max_by(|a, b| a.similarity.total_cmp(&b.similarity))
+        })
+        .collect()
+}
+
+/// Raises, in `verdict`, the scene of every example a sentence of `transcript` says in other
+/// words (similarity at least `threshold`): the scene scores the example's term score, and a
+/// segment carries the words, the example and their similarity.
 pub fn judge(
     embedder: &Embedder,
     examples: &Examples,
@@ -127,31 +198,24 @@ pub fn judge(
     scenes: &[Scene],
     verdict: &mut Verdict,
 ) {
-    if !examples.examples.iter().any(|e| scenes.contains(&e.scene)) {
-        return;
-    }
-    let mut hits: Vec<(usize, f64, Segment)> = Vec::new();
-    for sentence in transcript.sentences() {
-        let vector = embedder.embed(&sentence.text);
-        let closest = examples.closest(&vector, scenes);
-        if let Some((i, similarity)) = closest.filter(|(_, s)| *s >= threshold) {
-            let segment = Segment {
-                offset_secs: sentence.offset_secs,
-                duration_secs: sentence.duration_secs,
-                score: examples.examples[i].score,
-                label: examples.examples[i].label.clone(),
-                context: Some(sentence.text.clone()),
-                text: Some(sentence.text),
-                example: Some(examples.examples[i].text.clone()),
-                similarity: Some((similarity * 1000.0).round() / 1000.0),
-                ..Segment::default()
-            };
-            hits.push((i, similarity, segment));
-        }
-    }
-    hits.sort_by(|a, b| b.1.total_cmp(&a.1));
-    for (i, _, segment) in hits.into_iter().take(MAX_SEGMENTS) {
-        let example = &examples.examples[i];
+    let mut hits: Vec<Nearest> = nearest(embedder, examples, transcript, scenes)
+        .into_iter()
+        .filter(|n| n.similarity >= threshold)
+        .collect();
+    hits.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));
+    for hit in hits.into_iter().take(MAX_SEGMENTS) {
+        let example = &examples.examples[hit.example];
+        let segment = Segment {
+            offset_secs: hit.sentence.offset_secs,
+            duration_secs: hit.sentence.duration_secs,
+            score: example.score,
+            label: example.label.clone(),
+            context: Some(hit.context),
+            text: Some(hit.sentence.text),
+            example: Some(example.text.clone()),
+            similarity: Some((hit.similarity * 1000.0).round() / 1000.0),
+            ..Segment::default()
+        };
         verdict.raise(
             example.scene,
             SceneScore {

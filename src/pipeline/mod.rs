@@ -27,10 +27,10 @@ mod settle;
 mod undo;
 pub mod waiting;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use aws_sdk_s3::Client;
 use tracing::Instrument;
@@ -59,6 +59,9 @@ use report::Report;
 /// How long a process may judge one object version before another may take it over (its holder
 /// stopped): longer than decoding and judging the longest upload the caps allow.
 const JOB_LEASE_SECS: u64 = 600;
+/// How long a called-back job keeps trying to write its record while S3 refuses it, by default,
+/// before it is left for its retry (well within [`JOB_LEASE_SECS`]).
+const RECORD_PATIENCE: Duration = Duration::from_secs(120);
 
 /// Everything a job needs, built once.
 pub struct Pipeline {
@@ -77,6 +80,10 @@ pub struct Pipeline {
     tokens: Option<token::Signer>,
     /// This process as the holder of the review decisions it claims.
     holder: String,
+    /// Jobs called back whose record S3 would not take: the body and how its callback went, so
+    /// that the job's retry in this process writes the record and does not call back again.
+    unrecorded: Mutex<HashMap<String, (Body, CallbackOutcome)>>,
+    record_patience: Duration,
 }
 
 /// Holds a trace id in the in-flight set; removes it when the job ends, however it ends.
@@ -121,7 +128,16 @@ impl Pipeline {
             in_flight: Mutex::new(HashSet::new()),
             tokens,
             holder: crate::state::review::holder_id(),
+            unrecorded: Mutex::new(HashMap::new()),
+            record_patience: RECORD_PATIENCE,
         })
+    }
+
+    /// How long a called-back job keeps trying to write its record while S3 refuses it before it
+    /// is left for its retry (which then only writes the record); 120 s unless set.
+    pub fn with_record_patience(mut self, patience: Duration) -> Pipeline {
+        self.record_patience = patience;
+        self
     }
 
     pub fn rules(&self) -> &Rules {
@@ -241,10 +257,12 @@ impl Pipeline {
             return Ok(Outcome::InProgress { trace_id });
         };
         // Across processes (two daemons given the same event, a scan and an upload's event): one
-        // judges, the other leaves its delivery for later and then finds the job record.
+        // judges, the other leaves its delivery for later and then finds the job record. A lease
+        // of this process's own is one an earlier run could not release (S3 refused): taken over,
+        // as the claim above says no task here runs the job.
         let now = self.clock.now_secs();
         let prefix = layout::job_lease_prefix(&trace_id);
-        let held = match lease::take(
+        let held = match lease::take_own(
             &self.s3,
             &job.bucket,
             &prefix,
@@ -275,6 +293,15 @@ impl Pipeline {
         rule: &Rule,
         trace_id: String,
     ) -> Result<Outcome, JobError> {
+        let unrecorded = self
+            .unrecorded
+            .lock()
+            .expect("never poisoned")
+            .remove(&trace_id);
+        if let Some((body, callback)) = unrecorded {
+            tracing::info!("Called back before; now writing the job record S3 refused then.");
+            return self.record(job, rule, trace_id, body, callback).await;
+        }
         if !job.rejudge
             && state::finished_job(&self.s3, &job.bucket, &trace_id)
                 .await?
@@ -335,7 +362,32 @@ impl Pipeline {
         trace_id: String,
         body: Body,
     ) -> Result<Outcome, JobError> {
-        let callback = self.call_back(&job.bucket, rule, &trace_id, &body).await?;
+        let unrecorded = self
+            .unrecorded
+            .lock()
+            .expect("never poisoned")
+            .remove(&trace_id);
+        let (body, callback) = match unrecorded {
+            Some(done) => done,
+            None => {
+                let callback = self.call_back(&job.bucket, rule, &trace_id, &body).await?;
+                (body, callback)
+            }
+        };
+        self.record(job, rule, trace_id, body, callback).await
+    }
+
+    /// Writes the record of a job called back (or whose callback was dead-lettered): a step of its
+    /// own, so that S3 refusing it never sends the callback again. While S3 refuses, it tries
+    /// again for `record_patience`; then the job is left for its retry, which resumes here.
+    async fn record(
+        &self,
+        job: &Job,
+        rule: &Rule,
+        trace_id: String,
+        body: Body,
+        callback: CallbackOutcome,
+    ) -> Result<Outcome, JobError> {
         let record = JobRecord {
             trace_id: trace_id.clone(),
             finished_at: self.clock.now_secs(),
@@ -343,7 +395,27 @@ impl Pipeline {
             body: body.clone(),
             library: self.library_as_of(rule),
         };
-        state::record_job(&self.s3, &job.bucket, &record).await?;
+        crate::faults::pause("called-back").await;
+        let give_up = Instant::now() + self.record_patience;
+        let mut backoff =
+            crate::backoff::Backoff::new(Duration::from_millis(500), Duration::from_secs(15));
+        loop {
+            match state::record_job(&self.s3, &job.bucket, &record).await {
+                Ok(()) => break,
+                Err(e) if e.is_transient() && Instant::now() < give_up => {
+                    tracing::warn!(error = %e, "Job record not written; trying again (the callback is not sent again).");
+                    backoff.wait().await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "Job record not written; the job's retry writes it and does not call back again.");
+                    self.unrecorded
+                        .lock()
+                        .expect("never poisoned")
+                        .insert(trace_id, (body, callback));
+                    return Err(e.into());
+                }
+            }
+        }
         // An item under review is filed under the time it was opened, so its decision updates
         // the same row.
         let judged_at = match &body.data.review {
@@ -356,7 +428,7 @@ impl Pipeline {
             code = body.code,
             result = body.data.result.as_u8(),
             forbidden_status = body.data.forbidden_status.as_u8(),
-            message = %body.message,
+            body_message = %body.message,
             "Job finished."
         );
         Ok(Outcome::Finished {

@@ -115,6 +115,43 @@ pub async fn take(
     now: u64,
     secs: u64,
 ) -> Result<Taken, StateError> {
+    take_unless(s3, bucket, prefix, holder, now, secs, |current| {
+        !current.free(now)
+    })
+    .await
+}
+
+/// [`take`], also taking over a lease `holder` itself still holds: for a caller that knows no
+/// task of its own runs the work (it holds the work's in-process claim), so that a lease left
+/// behind because S3 refused its release does not keep the work's retry waiting until it runs
+/// out.
+///
+/// # Errors
+/// S3 failed.
+pub async fn take_own(
+    s3: &Client,
+    bucket: &str,
+    prefix: &str,
+    holder: &str,
+    now: u64,
+    secs: u64,
+) -> Result<Taken, StateError> {
+    take_unless(s3, bucket, prefix, holder, now, secs, |current| {
+        !current.free(now) && current.holder != holder
+    })
+    .await
+}
+
+/// Takes the lease unless its current generation is `busy`.
+async fn take_unless(
+    s3: &Client,
+    bucket: &str,
+    prefix: &str,
+    holder: &str,
+    now: u64,
+    secs: u64,
+    busy: impl Fn(&Generation) -> bool,
+) -> Result<Taken, StateError> {
     // Most work is never leased before: the first generation is tried at once (one request).
     // Each later round either takes the lease, finds it busy, or loses a race to a process that
     // took it (then the next round finds it busy, or released again).
@@ -122,7 +159,7 @@ pub async fn take(
     for round in 0..9 {
         if round > 0 {
             next = match highest(s3, bucket, prefix).await? {
-                Some(current) if !current.free(now) => return Ok(Taken::Busy(current)),
+                Some(current) if busy(&current) => return Ok(Taken::Busy(current)),
                 Some(current) => current.generation + 1,
                 None => 0,
             };

@@ -90,6 +90,41 @@ impl Setup {
     }
 }
 
+/// A lease its holder could not give back (S3 refused the release) is taken over by that holder
+/// alone (`take_own`, for a process that knows none of its tasks runs the work), never by another
+/// before it runs out.
+#[tokio::test]
+async fn a_lease_left_behind_is_taken_back_by_its_own_holder_only() {
+    require_localstack();
+    let s3 = s3(LOCALSTACK).await;
+    let bucket = fresh_bucket(&s3).await;
+    let prefix = "audit_freeze_backup/earshot/leases/own/";
+    let take = |holder: &'static str, own: bool| {
+        let (s3, bucket) = (s3.clone(), bucket.clone());
+        async move {
+            let taken = if own {
+                lease::take_own(&s3, &bucket, prefix, holder, 1_010, 60).await
+            } else {
+                lease::take(&s3, &bucket, prefix, holder, 1_010, 60).await
+            };
+            taken.expect("S3 answers")
+        }
+    };
+    let Taken::Held(first) = lease::take(&s3, &bucket, prefix, "a", 1_000, 60)
+        .await
+        .expect("S3 answers")
+    else {
+        panic!("a fresh lease is free")
+    };
+    assert!(matches!(take("a", false).await, Taken::Busy(_)));
+    assert!(matches!(take("b", true).await, Taken::Busy(_)));
+    let Taken::Held(again) = take("a", true).await else {
+        panic!("its own holder takes it back")
+    };
+    assert_eq!(again.generation.generation, first.generation.generation + 1);
+    assert!(matches!(take("b", false).await, Taken::Busy(_)));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn of_six_takers_one_holds_a_lease_and_one_takes_over_a_stopped_holder() {
     require_localstack();

@@ -21,6 +21,7 @@ mod local_engine;
 mod mandarin;
 mod meaning;
 mod moto_acl;
+mod outage;
 mod pipeline;
 mod restore;
 mod retro;

@@ -459,6 +459,13 @@ async fn enqueue_shares_a_scan_with_two_running_daemons() {
         .map(|d| d.log().contains("Job finished."))
         .collect();
     assert_eq!(worked, [true, true], "both daemons took jobs");
+    // Each `Job finished.` line is JSON with one `message` key (the body's message is its own).
+    for daemon in &daemons {
+        for line in daemon.log().lines().filter(|l| l.contains("Job finished.")) {
+            assert_eq!(line.matches("\"message\":").count(), 1, "{line}");
+            assert!(line.contains("\"body_message\":"), "{line}");
+        }
+    }
 }
 
 #[tokio::test]

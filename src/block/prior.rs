@@ -3,18 +3,17 @@
 //! for a move its content type, the other content headers, user metadata, tags and storage class.
 //!
 //! [`capture`] reads it (HEAD, GetObjectTagging, GetObjectAcl); [`put_back_acl`] restores the
-//! grants and reads them back to prove it; [`move_back`] copies a moved object from its backup to
-//! its key with the recorded headers, metadata, tags and storage class, verifies the copy, puts the
-//! grants back and only then deletes the backup. Every step checks what S3 holds first, so running
-//! it again after an interruption finishes it, and it never overwrites an object uploaded at the
-//! key since the block.
+//! grants and reads them back to prove it; [`move_back`] writes a moved object from its backup to
+//! its key with the recorded headers, metadata, tags and storage class, only if the key is free
+//! (a conditional PUT), verifies it, puts the grants back and only then deletes the backup. Every
+//! step checks what S3 holds first, so running it again after an interruption finishes it, and it
+//! never overwrites an object uploaded at the key since the block, even one that lands between
+//! the check and the write.
 
 use std::collections::BTreeMap;
 
 use aws_sdk_s3::Client;
-use aws_sdk_s3::types::{
-    ChecksumAlgorithm, ChecksumMode, MetadataDirective, StorageClass, TaggingDirective,
-};
+use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, StorageClass};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
@@ -345,31 +344,32 @@ pub async fn move_back(
                     backup_key: backup.to_owned(),
                 });
             };
-            let tagging = prior
-                .tags
-                .iter()
-                .map(|(k, v)| format!("{}={}", encode_key(k), encode_key(v)))
-                .collect::<Vec<_>>()
-                .join("&");
-            s3.copy_object()
-                .bucket(bucket)
-                .key(key)
-                .copy_source(format!("{bucket}/{}", encode_key(backup)))
-                .copy_source_if_match(format!("\"{}\"", in_backup.etag))
-                .metadata_directive(MetadataDirective::Replace)
-                .set_content_type(prior.content_type.clone())
-                .set_cache_control(prior.cache_control.clone())
-                .set_content_disposition(prior.content_disposition.clone())
-                .set_content_encoding(prior.content_encoding.clone())
-                .set_content_language(prior.content_language.clone())
-                .set_metadata(Some(prior.metadata.clone().into_iter().collect()))
-                .tagging_directive(TaggingDirective::Replace)
-                .tagging(tagging)
-                .set_storage_class(prior.storage_class.as_deref().map(StorageClass::from))
-                .checksum_algorithm(ChecksumAlgorithm::Sha256)
-                .send()
-                .await
-                .map_err(|e| s3_error("CopyObject", bucket, key, S3Failure::from_sdk(&e)))?;
+            crate::faults::pause("restore-checked").await;
+            if !put_if_absent(s3, moved, prior, &in_backup.etag).await? {
+                // Something is at the key now: an upload landed since the check (kept), or
+                // another restore put it back first.
+                return match holds(s3, bucket, key, moved).await? {
+                    Holds::Same(found) => Ok(found),
+                    Holds::Other { etag, size } => Err(RestoreError::KeyReused {
+                        bucket: bucket.to_owned(),
+                        key: key.to_owned(),
+                        backup_key: backup.to_owned(),
+                        etag,
+                        size,
+                    }),
+                    Holds::Nothing => Err(s3_error(
+                        "PutObject",
+                        bucket,
+                        key,
+                        S3Failure {
+                            status: None,
+                            code: None,
+                            message: "the key was taken, then freed again; try again".to_owned(),
+                        },
+                    )
+                    .into()),
+                };
+            }
             match holds(s3, bucket, key, moved).await? {
                 Holds::Same(found) => found,
                 _ => {
@@ -404,6 +404,64 @@ enum Holds {
     Nothing,
     Same(MovedBack),
     Other { etag: String, size: i64 },
+}
+
+/// Writes the backup's bytes to the key with the recorded headers, metadata, tags and storage
+/// class, only if nothing is at the key (`If-None-Match: *`: S3 refuses the write atomically when
+/// an upload landed there since the key was checked). False when it was refused so. The bytes pass
+/// through earshot (GET, then a conditional PUT): S3's CopyObject takes the same condition, but the
+/// S3-compatible servers the tests run (LocalStack, moto) ignore it there and overwrite.
+async fn put_if_absent(
+    s3: &Client,
+    moved: &Moved<'_>,
+    prior: &PriorState,
+    backup_etag: &str,
+) -> Result<bool, RestoreError> {
+    let (bucket, key, backup) = (moved.bucket, moved.key, moved.backup_key);
+    let object = s3
+        .get_object()
+        .bucket(bucket)
+        .key(backup)
+        .if_match(format!("\"{backup_etag}\""))
+        .send()
+        .await
+        .map_err(|e| s3_error("GetObject", bucket, backup, S3Failure::from_sdk(&e)))?;
+    let tagging = prior
+        .tags
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode_key(k), encode_key(v)))
+        .collect::<Vec<_>>()
+        .join("&");
+    let put = s3
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .if_none_match("*")
+        .set_content_length(object.content_length())
+        .body(object.body)
+        .set_content_type(prior.content_type.clone())
+        .set_cache_control(prior.cache_control.clone())
+        .set_content_disposition(prior.content_disposition.clone())
+        .set_content_encoding(prior.content_encoding.clone())
+        .set_content_language(prior.content_language.clone())
+        .set_metadata(Some(prior.metadata.clone().into_iter().collect()))
+        .tagging(tagging)
+        .set_storage_class(prior.storage_class.as_deref().map(StorageClass::from))
+        .checksum_algorithm(ChecksumAlgorithm::Sha256)
+        .send()
+        .await;
+    match put {
+        Ok(_) => Ok(true),
+        Err(e) => {
+            // 412: something is at the key; 409: another conditional write of it is under way.
+            let failure = S3Failure::from_sdk(&e);
+            if failure.is_precondition_failed() || failure.status == Some(409) {
+                Ok(false)
+            } else {
+                Err(s3_error("PutObject", bucket, key, failure).into())
+            }
+        }
+    }
 }
 
 /// What `key` holds compared with the blocked bytes (size and SHA-256, or the ETag of a

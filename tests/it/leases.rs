@@ -1,7 +1,8 @@
 //! Work that two processes can meet on, outside review, done exactly once: a lease raced by six
 //! takers (and taken over once when its holder stopped), three `earshot moderate` processes at once
 //! on each upload (as two daemons given the same event), five `earshot restore` processes at once
-//! on each blocked object, and two `earshot scan` processes of the same objects at once. The
+//! on each blocked object, two `earshot scan` processes of the same objects at once, and an upload
+//! landing between a restore's check of the key and its write. The
 //! processes are made to meet: the one that takes the lease waits there (`EARSHOT_PAUSE_AT`) while
 //! the others arrive.
 
@@ -388,4 +389,79 @@ async fn two_scans_of_the_same_objects_at_once_judge_each_object_once() {
     assert_eq!(counts["already_judged"], 3, "{counts}");
     assert_eq!(counts["judged"], serde_json::json!({}), "{counts}");
     assert_eq!(listener.arrived(), 6, "nothing judged twice");
+}
+
+/// An upload that lands at a blocked key after `earshot restore` found the key free, and before
+/// it wrote the object back, is kept: the write is conditional on the key being free, so the
+/// restore refuses (the key was reused) and keeps the backup.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_upload_between_a_restores_check_and_its_write_is_kept() {
+    use tokio::io::AsyncBufReadExt;
+    let Setup {
+        s3,
+        bucket,
+        config,
+        config_path,
+        keys,
+        _dir,
+        ..
+    } = Setup::new(1, 0).await;
+    let key = &keys[0];
+    let pipeline = earshot::pipeline::Pipeline::new(config)
+        .await
+        .expect("builds");
+    pipeline
+        .process(&earshot::job::Job::new(bucket.clone(), key))
+        .await
+        .expect("job runs");
+    assert_eq!(head_status(&s3, &bucket, key).await, 404, "blocked");
+    let mut restore = tokio::process::Command::new(env!("CARGO_BIN_EXE_earshot"))
+        .arg("--config")
+        .arg(&config_path)
+        .args([
+            "restore",
+            &format!("s3://{bucket}/{key}"),
+            "--reason",
+            "licensed",
+        ])
+        .env("EARSHOT_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .env("EARSHOT_PAUSE_AT", "restore-checked:3")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("earshot runs");
+    // The restore has checked the key (free) and waits before writing: upload there now.
+    let mut log = tokio::io::BufReader::new(restore.stderr.take().expect("piped")).lines();
+    let mut seen = String::new();
+    loop {
+        let line = tokio::time::timeout(Duration::from_secs(60), log.next_line())
+            .await
+            .expect("the restore reaches its write")
+            .expect("reads")
+            .unwrap_or_else(|| panic!("the restore ended first: {seen}"));
+        seen.push_str(&line);
+        if line.contains("EARSHOT_PAUSE_AT: waiting here.") && line.contains("restore-checked") {
+            break;
+        }
+    }
+    let new_upload = b"a new voice message, uploaded after the block".to_vec();
+    put_bytes(&s3, &bucket, key, new_upload.clone()).await;
+    while let Ok(Some(line)) = log.next_line().await {
+        seen.push_str(&line);
+    }
+    let out = restore.wait_with_output().await.expect("ends");
+    assert!(!out.status.success(), "the restore refuses: {seen}");
+    assert!(seen.contains("holds a newer upload"), "says why: {seen}");
+    assert_eq!(
+        get_bytes(&s3, &bucket, key).await,
+        new_upload,
+        "the upload is kept"
+    );
+    let backup = earshot::layout::backup_key(key);
+    assert_eq!(
+        head_status(&s3, &bucket, &backup).await,
+        200,
+        "the backup is kept"
+    );
 }

@@ -26,7 +26,7 @@ use support::{
 };
 
 /// The configured threshold (config/earshot.toml).
-const THRESHOLD: f64 = 0.55;
+const THRESHOLD: f64 = 0.50;
 /// Licences read aloud as term-free speech, and the voice that reads each.
 const LICENCES: &[(&str, &str)] = &[
     ("GPL-3", "espeak-ng"),

@@ -243,7 +243,7 @@ pub struct MeaningConfig {
 }
 
 fn default_meaning_threshold() -> f64 {
-    0.55
+    0.5
 }
 
 /// The speech engine's abuse classifier (src/engines/speech/abuse.rs): a model that judges a

@@ -36,7 +36,7 @@ async fn the_item_page_shows_the_heard_term_in_its_transcript_and_seeks_there() 
             model_sha256,
             tokenizer: tokenizer.display().to_string(),
             tokenizer_sha256,
-            threshold: 0.55,
+            threshold: 0.5,
         });
     }
     config.rules[0].engine = earshot::config::EngineNames::Many(vec!["speech".into()]);

@@ -106,6 +106,30 @@ pub fn decode_file(
     limits: DecodeLimits,
     sink: &mut dyn FnMut(&[f32], u32),
 ) -> Result<AudioInfo, AudioError> {
+    // A decoder that panics on a malformed file (found by fuzzing: symphonia's WAVE reader
+    // overflows a shift on an extensible format's channel mask) has judged the file corrupt; the
+    // job calls back so instead of failing (and being parked without a word to the user).
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        decode_unguarded(path, suffix, limits, sink)
+    }))
+    .unwrap_or_else(|panic| {
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".to_owned());
+        Err(AudioError::Corrupt(format!(
+            "the decoder failed on this file ({why})"
+        )))
+    })
+}
+
+fn decode_unguarded(
+    path: &Path,
+    suffix: Option<&str>,
+    limits: DecodeLimits,
+    sink: &mut dyn FnMut(&[f32], u32),
+) -> Result<AudioInfo, AudioError> {
     let mut file = File::open(path)?;
     let len = file.metadata()?.len();
     if len == 0 {
@@ -430,6 +454,27 @@ mod tests {
         ];
         for (head, want) in cases {
             assert_eq!(sniff_special(head), *want, "{head:?}");
+        }
+    }
+
+    /// Found by `bench/fuzz.sh` (target `decode`): an MP3-looking prefix, then a WAVE file whose
+    /// extensible format declares more channels than its mask has bits; symphonia's WAVE reader
+    /// panics on it where overflow checks are on (as in the tests' builds).
+    #[test]
+    fn a_wave_channel_mask_shift_overflow_is_corrupt_audio_not_a_panic() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/fuzz/decode-wave-channel-mask-shift-overflow.bin");
+        let limits = DecodeLimits {
+            max_duration_secs: 30,
+        };
+        let decoded = decode_file(&path, Some("wav"), limits, &mut |_, _| {});
+        if cfg!(debug_assertions) {
+            match decoded {
+                Err(AudioError::Corrupt(why)) => {
+                    assert!(why.contains("decoder failed"), "{why}");
+                }
+                other => panic!("{other:?}"),
+            }
         }
     }
 

@@ -169,7 +169,7 @@ async fn main() {
     .expect("run scripts/meaning-model/fetch.sh first");
     // The engine embeds the examples as it loads the dictionaries; timed here once.
     let started = Instant::now();
-    let compiled = Examples::build(&embedder, &dictionaries(&examples));
+    let compiled = Examples::build(&embedder, &dictionaries(&examples), &Examples::default());
     let build_ms = started.elapsed().as_secs_f64() * 1e3;
     // One embedding per sentence: the cost.
     let started = Instant::now();

@@ -293,12 +293,7 @@ impl Pipeline {
         rule: &Rule,
         trace_id: String,
     ) -> Result<Outcome, JobError> {
-        let unrecorded = self
-            .unrecorded
-            .lock()
-            .expect("never poisoned")
-            .remove(&trace_id);
-        if let Some((body, callback)) = unrecorded {
+        if let Some((body, callback)) = self.take_unrecorded(&trace_id) {
             tracing::info!("Called back before; now writing the job record S3 refused then.");
             return self.record(job, rule, trace_id, body, callback).await;
         }
@@ -362,12 +357,7 @@ impl Pipeline {
         trace_id: String,
         body: Body,
     ) -> Result<Outcome, JobError> {
-        let unrecorded = self
-            .unrecorded
-            .lock()
-            .expect("never poisoned")
-            .remove(&trace_id);
-        let (body, callback) = match unrecorded {
+        let (body, callback) = match self.take_unrecorded(&trace_id) {
             Some(done) => done,
             None => {
                 let callback = self.call_back(&job.bucket, rule, &trace_id, &body).await?;
@@ -375,6 +365,14 @@ impl Pipeline {
             }
         };
         self.record(job, rule, trace_id, body, callback).await
+    }
+
+    /// The body and callback outcome of a job called back whose record S3 refused, if any.
+    fn take_unrecorded(&self, trace_id: &str) -> Option<(Body, CallbackOutcome)> {
+        self.unrecorded
+            .lock()
+            .expect("never poisoned")
+            .remove(trace_id)
     }
 
     /// Writes the record of a job called back (or whose callback was dead-lettered): a step of its

@@ -146,8 +146,9 @@ impl SpeechEngine {
             Some(embedder) => {
                 let embedder = embedder.clone();
                 let dictionaries = dictionaries.clone();
+                let known = self.examples.read().expect("never poisoned").clone();
                 tokio::task::spawn_blocking(move || {
-                    meaning::Examples::build(&embedder, &dictionaries)
+                    meaning::Examples::build(&embedder, &dictionaries, &known)
                 })
                 .await
                 .map_err(|e| EngineError::failed(&self.name, e))?

@@ -14,9 +14,6 @@ const LAYERS: usize = 6;
 const POSITIONS: usize = 512;
 const EPSILON: f32 = 1e-12;
 
-/// An embedding's length.
-pub const DIMENSIONS: usize = WIDTH;
-
 struct Dense {
     /// `[out × in]`, row-major, as PyTorch keeps a linear layer.
     weight: Vec<f32>,

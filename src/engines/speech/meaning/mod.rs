@@ -81,8 +81,14 @@ pub struct Examples {
 }
 
 impl Examples {
-    /// Embeds the examples of `dictionaries` (their terms are the matcher's).
-    pub fn build(embedder: &Embedder, dictionaries: &[Dictionary]) -> Examples {
+    /// Embeds the examples of `dictionaries` (their terms are the matcher's); those `known`
+    /// already embedded (the set before a reload) are not embedded again.
+    pub fn build(embedder: &Embedder, dictionaries: &[Dictionary], known: &Examples) -> Examples {
+        let known: std::collections::HashMap<&str, &[f32]> = known
+            .examples
+            .iter()
+            .map(|e| (e.text.as_str(), e.vector.as_slice()))
+            .collect();
         let examples = dictionaries
             .iter()
             .flat_map(|d| d.terms.iter().filter(|t| t.example).map(move |t| (d, t)))
@@ -91,7 +97,9 @@ impl Examples {
                 label: dictionary.label().to_owned(),
                 text: term.text.clone(),
                 score: dictionary.score_of(term),
-                vector: embedder.embed(&term.text),
+                vector: known
+                    .get(term.text.as_str())
+                    .map_or_else(|| embedder.embed(&term.text), |v| v.to_vec()),
             })
             .collect();
         Examples { examples }

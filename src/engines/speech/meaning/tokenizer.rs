@@ -104,7 +104,7 @@ fn normalise(text: &str) -> String {
         if c == '\0' || c == '\u{fffd}' || is_control(c) {
             continue;
         }
-        if is_whitespace(c) {
+        if c.is_whitespace() {
             spaced.push(' ');
         } else if is_ideograph(c) {
             spaced.push(' ');
@@ -124,7 +124,7 @@ fn normalise(text: &str) -> String {
 /// `BertPreTokenizer`: words split at whitespace, each punctuation mark a word of its own.
 fn words(text: &str) -> Vec<String> {
     let mut words = Vec::new();
-    for chunk in text.split(is_whitespace).filter(|w| !w.is_empty()) {
+    for chunk in text.split(char::is_whitespace).filter(|w| !w.is_empty()) {
         let mut word = String::new();
         for c in chunk.chars() {
             if is_punctuation(c) {
@@ -141,10 +141,6 @@ fn words(text: &str) -> Vec<String> {
         }
     }
     words
-}
-
-fn is_whitespace(c: char) -> bool {
-    c.is_whitespace()
 }
 
 /// Unicode's "other" characters that speech transcripts can carry: controls (but tab and line

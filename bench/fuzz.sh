@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Runs every fuzz target (fuzz/fuzz_targets/) for SECS seconds each (default 60) with cargo-fuzz
-# on the nightly toolchain. Each starts from its seeds (the event target from the tests' event
-# fixtures, tests/fixtures/events/; the dictionary target from fuzz/seeds/dictionary/; the decode
-# target from short recordings made here with sox) and the corpus
-# kept from earlier runs in fuzz/corpus/<target>/ (ignored by git; new inputs go there). Prints,
-# per target, executions, seconds, coverage (edges) and whether it crashed; crashes are kept under
+# on the nightly toolchain. Each starts from its seeds and the corpus kept from earlier runs in
+# fuzz/corpus/<target>/ (ignored by git; new inputs go there). Seeds: the event target's are the
+# tests' event fixtures (tests/fixtures/events/); the decode target's are short recordings made
+# here with sox; every other target's are in fuzz/seeds/<target>/. Prints, per target,
+# executions, seconds, coverage (edges) and whether it crashed; crashes are kept under
 # fuzz/artifacts/<target>/. cargo-fuzz is installed into .earshot/tools/ when missing.
 #
 # Usage: bench/fuzz.sh [SECS] [TARGET...]

@@ -311,9 +311,7 @@ impl Provider for AmsEngine {
                 "X-Signature does not match the body".to_owned(),
             ));
         }
-        let detail: TaskDetail = serde_json::from_slice(body)
-            .map_err(|e| ResultError::Malformed(format!("not an AMS task result: {e}")))?;
-        Ok(detail.into_result(&self.inner.name))
+        result_of(body, &self.inner.name).map_err(ResultError::Malformed)
     }
 
     async fn poll(&self, task_id: &str, trace_id: &str) -> Result<Option<TaskResult>, EngineError> {
@@ -402,6 +400,17 @@ fn number(value: Option<&Value>) -> f64 {
 }
 
 /// The scene of an AMS label; None for `Normal` and labels earshot does not know.
+/// The result in the body of an AMS task (a callback's or `DescribeTaskDetail`'s); None while
+/// the task has not finished.
+///
+/// # Errors
+/// The body is not an AMS task result.
+pub fn result_of(body: &[u8], engine: &str) -> Result<Option<TaskResult>, String> {
+    let detail: TaskDetail =
+        serde_json::from_slice(body).map_err(|e| format!("not an AMS task result: {e}"))?;
+    Ok(detail.into_result(engine))
+}
+
 pub fn scene_of(label: &str) -> Option<Scene> {
     match label.to_ascii_lowercase().as_str() {
         "porn" | "sexy" | "moan" => Some(Scene::Porn),

@@ -66,6 +66,17 @@ fn score(value: f64) -> Result<u8, String> {
 }
 
 /// The verdict in a classifier's answer, for the scenes asked about.
+/// The verdict in an engine's answer (a JSON object of scene answers) for the scenes asked.
+///
+/// # Errors
+/// The answer is not JSON of that shape, or breaks the contract (a score out of range, a scene
+/// asked for and not answered).
+pub fn verdict_of(body: &[u8], scenes: &[Scene]) -> Result<Verdict, String> {
+    let answer: BTreeMap<String, SceneAnswer> =
+        serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    verdict(answer, scenes)
+}
+
 fn verdict(answer: BTreeMap<String, SceneAnswer>, scenes: &[Scene]) -> Result<Verdict, String> {
     let mut verdict = Verdict::default();
     for (name, answer) in answer {
@@ -141,11 +152,8 @@ impl Classifier for HttpEngine {
             let text: String = text.chars().take(200).collect();
             return Err(failed(format!("answered {status}: {text}")));
         }
-        let answer: BTreeMap<String, SceneAnswer> = response
-            .json()
-            .await
-            .map_err(|e| failed(format!("answer breaks the contract: {e}")))?;
-        verdict(answer, &submission.scenes)
+        let body = response.bytes().await.map_err(|e| failed(e.to_string()))?;
+        verdict_of(&body, &submission.scenes)
             .map_err(|e| failed(format!("answer breaks the contract: {e}")))
     }
 }

@@ -185,9 +185,7 @@ impl Provider for ShumeiEngine {
         _headers: &Headers,
         body: &[u8],
     ) -> Result<Option<TaskResult>, ResultError> {
-        let result: AudioResult = serde_json::from_slice(body)
-            .map_err(|e| ResultError::Malformed(format!("not a Shumei audio result: {e}")))?;
-        Ok(result.into_result(&self.name))
+        result_of(body, &self.name).map_err(ResultError::Malformed)
     }
 
     async fn poll(
@@ -261,6 +259,16 @@ struct Detail {
 }
 
 /// The scene of a Shumei label or risk type.
+/// The result in the body of a Shumei audio callback or query; None while it has not finished.
+///
+/// # Errors
+/// The body is not a Shumei audio result.
+pub fn result_of(body: &[u8], engine: &str) -> Result<Option<TaskResult>, String> {
+    let result: AudioResult =
+        serde_json::from_slice(body).map_err(|e| format!("not a Shumei audio result: {e}"))?;
+    Ok(result.into_result(engine))
+}
+
 pub fn scene_of(label: &str) -> Option<Scene> {
     match label.to_ascii_lowercase().as_str() {
         "porn" | "erotic" | "moan" | "sexy" => Some(Scene::Porn),

@@ -96,13 +96,21 @@ impl Fingerprint {
         }
         let word = |at: usize| u32::from_le_bytes(body[at..at + 4].try_into().expect("4 bytes"));
         let frames = word(0);
-        let landmarks = (4..body.len())
+        let landmarks: Vec<Landmark> = (4..body.len())
             .step_by(8)
             .map(|at| Landmark {
                 hash: word(at),
                 frame: word(at + 4),
             })
             .collect();
+        // A hash packs three fields into 21 bits (`pack`); a larger one is damage, and would
+        // index past the reference index's table.
+        if let Some(n) = landmarks.iter().position(|l| l.hash >= HASH_SPACE) {
+            return Err(FormatError::HashOutOfRange {
+                landmark: n,
+                hash: landmarks[n].hash,
+            });
+        }
         Ok(Fingerprint { landmarks, frames })
     }
 }
@@ -114,7 +122,14 @@ pub enum FormatError {
     NotAFingerprint,
     #[error("fingerprint body of {bytes} bytes is truncated")]
     Truncated { bytes: usize },
+    #[error("landmark {landmark} has hash {hash:#x}, outside the 21-bit hash space")]
+    HashOutOfRange { landmark: usize, hash: u32 },
 }
+
+/// The bits of a landmark hash (and so the size of the reference index's table).
+pub(crate) const HASH_BITS: u32 = 21;
+/// Every hash [`pack`] makes is below this.
+const HASH_SPACE: u32 = 1 << HASH_BITS;
 
 /// Packs a pair of peaks into a hash: f1 (8 bits), f2 − f1 + 64 (7 bits), Δt (6 bits).
 pub(crate) fn pack(f1: u32, df: i32, dt: u32) -> u32 {
@@ -411,6 +426,22 @@ mod tests {
         assert!(fp.landmarks.len() > 50, "{} landmarks", fp.landmarks.len());
         assert_eq!(Fingerprint::from_bytes(&fp.to_bytes()), Ok(fp));
         assert!(Fingerprint::from_bytes(b"nope").is_err());
+    }
+
+    #[test]
+    fn a_stored_fingerprint_with_a_hash_beyond_the_index_is_refused_not_a_panic() {
+        // Found by the `prints` fuzz target: a library entry whose landmark hash lies outside
+        // the hash space made the index build index past its table.
+        let found = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/fuzz/prints-fingerprint-hash-beyond-the-index.bin"
+        ))
+        .expect("the fixture");
+        assert!(matches!(
+            Fingerprint::from_bytes(&found),
+            Err(FormatError::HashOutOfRange { .. })
+        ));
+        assert!(pack(255, 63, 63) < HASH_SPACE);
     }
 
     #[test]

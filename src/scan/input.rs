@@ -278,6 +278,105 @@ impl Columns {
     }
 }
 
+/// What a scan needs from an S3 Inventory `manifest.json`: the source bucket, the columns, and
+/// the CSV files in order.
+#[derive(Debug)]
+pub struct InventoryManifest {
+    source_bucket: String,
+    columns: Columns,
+    pub files: Vec<String>,
+}
+
+impl InventoryManifest {
+    /// # Errors
+    /// Not a manifest, not CSV, or no `Key` column.
+    pub fn parse(bytes: &[u8]) -> Result<InventoryManifest, String> {
+        let manifest: Manifest = serde_json::from_slice(bytes)
+            .map_err(|e| format!("not an S3 Inventory manifest: {e}"))?;
+        if !manifest.file_format.eq_ignore_ascii_case("CSV") {
+            return Err(format!(
+                "fileFormat {} is not supported; configure the inventory as CSV",
+                manifest.file_format
+            ));
+        }
+        let columns = Columns::of(&manifest.file_schema)
+            .ok_or_else(|| format!("fileSchema {:?} has no Key", manifest.file_schema))?;
+        Ok(InventoryManifest {
+            source_bucket: manifest.source_bucket,
+            columns,
+            files: manifest.files.into_iter().map(|f| f.key).collect(),
+        })
+    }
+
+    /// The rows of one of its files (gzip-compressed CSV, read as a stream), numbered on from
+    /// `seq` (the number of rows in the files before it).
+    pub fn rows<R: Read>(&self, gz: R, seq: u64) -> InventoryRows<'_, R> {
+        InventoryRows {
+            manifest: self,
+            csv: std::io::BufReader::new(flate2::read::MultiGzDecoder::new(gz)),
+            seq,
+            line: Vec::new(),
+        }
+    }
+}
+
+/// The longest CSV line an inventory row may be: S3 keys are at most 1,024 bytes, three times
+/// that URL-encoded, and the other columns are short. A longer line is a damaged file.
+const MAX_INVENTORY_LINE: usize = 64 * 1024;
+
+/// The rows of one inventory file: each non-empty line counts (its number is a candidate's
+/// `seq`); delete markers, non-current versions and rows of another bucket yield no candidate.
+pub struct InventoryRows<'a, R: Read> {
+    manifest: &'a InventoryManifest,
+    csv: std::io::BufReader<flate2::read::MultiGzDecoder<R>>,
+    seq: u64,
+    line: Vec<u8>,
+}
+
+impl<R: Read> InventoryRows<'_, R> {
+    /// The number of the last row read.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// The next row: Ok(None) at the end; a row without a candidate is `Some(None)`.
+    ///
+    /// # Errors
+    /// The file is not gzip-compressed UTF-8 CSV, or a line is longer than any row can be.
+    pub fn next_row(&mut self) -> Result<Option<(u64, Option<Candidate>)>, String> {
+        loop {
+            self.line.clear();
+            let limit = MAX_INVENTORY_LINE as u64 + 1;
+            let read = (&mut self.csv)
+                .take(limit)
+                .read_until(b'\n', &mut self.line)
+                .map_err(|e| format!("not gzip-compressed CSV: {e}"))?;
+            if read == 0 {
+                return Ok(None);
+            }
+            if self.line.len() > MAX_INVENTORY_LINE {
+                return Err(format!(
+                    "row {} is longer than {MAX_INVENTORY_LINE} bytes",
+                    self.seq + 1
+                ));
+            }
+            let line = std::str::from_utf8(&self.line)
+                .map_err(|e| format!("row {} is not UTF-8: {e}", self.seq + 1))?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            self.seq += 1;
+            let fields = csv_fields(line.trim_end_matches(['\n', '\r']));
+            let candidate = inventory_row(&fields, &self.manifest.columns, self.seq).filter(|_| {
+                fields
+                    .first()
+                    .is_none_or(|b| b == &self.manifest.source_bucket)
+            });
+            return Ok(Some((self.seq, candidate)));
+        }
+    }
+}
+
 async fn inventory(
     s3: &Client,
     url: &str,
@@ -292,43 +391,24 @@ async fn inventory(
         .strip_prefix("s3://")
         .and_then(|rest| rest.split_once('/'))
         .ok_or_else(|| bad("expected s3://bucket/…/manifest.json".to_owned()))?;
-    let manifest: Manifest = serde_json::from_slice(&get(s3, bucket, key).await?)
-        .map_err(|e| bad(format!("not an S3 Inventory manifest: {e}")))?;
-    if !manifest.file_format.eq_ignore_ascii_case("CSV") {
-        return Err(bad(format!(
-            "fileFormat {} is not supported; configure the inventory as CSV",
-            manifest.file_format
-        )));
-    }
-    let columns = Columns::of(&manifest.file_schema)
-        .ok_or_else(|| bad(format!("fileSchema {:?} has no Key", manifest.file_schema)))?;
+    let manifest = InventoryManifest::parse(&get(s3, bucket, key).await?).map_err(bad)?;
     let mut seq = 0u64;
     for file in &manifest.files {
-        let gz = get(s3, bucket, &file.key).await?;
-        let mut text = String::new();
-        flate2::read::MultiGzDecoder::new(&gz[..])
-            .read_to_string(&mut text)
-            .map_err(|e| InputError::Read {
-                bucket: bucket.to_owned(),
-                key: file.key.clone(),
-                message: format!("not gzip-compressed CSV: {e}"),
-            })?;
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            seq += 1;
-            if seq <= skip {
-                continue;
-            }
-            let fields = csv_fields(line);
-            let Some(candidate) = inventory_row(&fields, &columns, seq) else {
+        let gz = get(s3, bucket, file).await?;
+        let mut rows = manifest.rows(&gz[..], seq);
+        while let Some((at, candidate)) = rows.next_row().map_err(|message| InputError::Read {
+            bucket: bucket.to_owned(),
+            key: file.clone(),
+            message,
+        })? {
+            let Some(candidate) = candidate.filter(|_| at > skip) else {
                 continue;
             };
-            if fields.first().is_some_and(|b| b != &manifest.source_bucket) {
-                continue;
-            }
             if out.send(candidate).await.is_err() {
                 return Ok(());
             }
         }
+        seq = rows.seq();
     }
     Ok(())
 }
@@ -487,5 +567,58 @@ mod tests {
             csv_fields(r#""a ""quoted"" name",2"#),
             ["a \"quoted\" name", "2"]
         );
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        use std::io::Write as _;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(bytes).expect("in memory");
+        gz.finish().expect("in memory")
+    }
+
+    const MANIFEST: &[u8] = br#"{"sourceBucket": "media", "fileFormat": "CSV",
+        "fileSchema": "Bucket, Key, Size", "files": [{"key": "inv/a.csv.gz"}]}"#;
+
+    #[test]
+    fn inventory_files_are_read_row_by_row_numbered_across_files() {
+        let manifest = InventoryManifest::parse(MANIFEST).expect("a CSV manifest");
+        assert_eq!(manifest.files, ["inv/a.csv.gz"]);
+        let gz = gzip(
+            b"\"media\",\"a.mp3\",\"5\"\r\n\n\"other\",\"b.mp3\",\"6\"\n\"media\",\"c.mp3\",\"7\"",
+        );
+        let mut rows = manifest.rows(&gz[..], 10);
+        let (seq, a) = rows.next_row().expect("readable").expect("a row");
+        assert_eq!(
+            (seq, a.map(|c| (c.key, c.size))),
+            (11, Some(("a.mp3".to_owned(), 5)))
+        );
+        assert_eq!(rows.next_row().expect("readable"), Some((12, None)));
+        let (seq, c) = rows.next_row().expect("readable").expect("a row");
+        assert_eq!((seq, c.map(|c| c.key)), (13, Some("c.mp3".to_owned())));
+        assert_eq!(rows.next_row().expect("readable"), None);
+        assert_eq!(rows.seq(), 13);
+        assert!(
+            InventoryManifest::parse(
+                br#"{"sourceBucket": "m", "fileFormat": "ORC",
+                "fileSchema": "Key", "files": []}"#
+            )
+            .is_err_and(|e| e.contains("ORC"))
+        );
+    }
+
+    #[test]
+    fn an_inventory_file_without_line_ends_is_refused_not_read_whole() {
+        let manifest = InventoryManifest::parse(MANIFEST).expect("a CSV manifest");
+        let gz = gzip(&vec![b'a'; 8 << 20]);
+        let refused = manifest
+            .rows(&gz[..], 0)
+            .next_row()
+            .expect_err("no row is that long");
+        assert!(refused.contains("longer than"), "{refused}");
+        let refused = manifest
+            .rows(&b"not gzip"[..], 0)
+            .next_row()
+            .expect_err("not gzip");
+        assert!(refused.contains("not gzip-compressed CSV"), "{refused}");
     }
 }

@@ -100,16 +100,7 @@ impl Verifier {
     /// [`SnsError::Refused`] for a bad certificate URL, certificate or signature;
     /// [`SnsError::CertUnavailable`] when the certificate could not be downloaded.
     pub async fn verify(&self, message: &Message) -> Result<(), SnsError> {
-        let algorithm: &'static dyn signature::VerificationAlgorithm =
-            match message.signature_version.as_str() {
-                "1" => &signature::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY,
-                "2" => &signature::RSA_PKCS1_2048_8192_SHA256,
-                other => {
-                    return Err(SnsError::Refused(format!(
-                        "unknown SignatureVersion {other:?}"
-                    )));
-                }
-            };
+        algorithm(&message.signature_version)?;
         let url = Url::parse(&message.signing_cert_url).map_err(|e| {
             SnsError::Refused(format!(
                 "SigningCertURL {:?}: {e}",
@@ -121,13 +112,8 @@ impl Verifier {
                 "SigningCertURL {url} is not an SNS host or a trusted origin"
             )));
         }
-        let signature = base64::engine::general_purpose::STANDARD
-            .decode(message.signature.trim())
-            .map_err(|e| SnsError::Refused(format!("Signature is not base64: {e}")))?;
         let key = self.public_key(&url).await?;
-        UnparsedPublicKey::new(algorithm, key.as_slice())
-            .verify(message.canonical().as_bytes(), &signature)
-            .map_err(|_| SnsError::Refused("signature does not match the message".to_owned()))
+        signed_by(message, &key)
     }
 
     fn cert_url_allowed(&self, url: &Url) -> bool {
@@ -191,8 +177,37 @@ fn is_sns_host(host: &str) -> bool {
     }
 }
 
+fn algorithm(version: &str) -> Result<&'static dyn signature::VerificationAlgorithm, SnsError> {
+    match version {
+        "1" => Ok(&signature::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY),
+        "2" => Ok(&signature::RSA_PKCS1_2048_8192_SHA256),
+        other => Err(SnsError::Refused(format!(
+            "unknown SignatureVersion {other:?}"
+        ))),
+    }
+}
+
+/// Whether the message's signature is the RSA key's (PKCS#1 DER, as [`public_key_of`] gives it)
+/// over its canonical string.
+///
+/// # Errors
+/// [`SnsError::Refused`]: an unknown signature version, a signature that is not base64, or one
+/// that does not match.
+pub fn signed_by(message: &Message, key: &[u8]) -> Result<(), SnsError> {
+    let algorithm = algorithm(&message.signature_version)?;
+    let signature = base64::engine::general_purpose::STANDARD
+        .decode(message.signature.trim())
+        .map_err(|e| SnsError::Refused(format!("Signature is not base64: {e}")))?;
+    UnparsedPublicKey::new(algorithm, key)
+        .verify(message.canonical().as_bytes(), &signature)
+        .map_err(|_| SnsError::Refused("signature does not match the message".to_owned()))
+}
+
 /// The RSA public key (PKCS#1 DER) of a PEM certificate that is valid now.
-fn public_key_of(pem: &[u8]) -> Result<Vec<u8>, SnsError> {
+///
+/// # Errors
+/// [`SnsError::Refused`]: not a PEM X.509 certificate, or not valid now.
+pub fn public_key_of(pem: &[u8]) -> Result<Vec<u8>, SnsError> {
     let refused = |what: String| SnsError::Refused(format!("signing certificate: {what}"));
     let (_, pem) =
         x509_parser::pem::parse_x509_pem(pem).map_err(|e| refused(format!("not PEM: {e}")))?;

@@ -198,6 +198,28 @@ pub async fn compact(s3: &Client, bucket: &str, rule: &str) -> Result<usize, Sta
     Ok(packed)
 }
 
+/// Calls `each` with every print of a pack (records of a 4-byte little-endian length and a
+/// print), in order.
+///
+/// # Errors
+/// What is damaged: a record running past the end, or one that is not a print.
+pub fn read_pack(pack: &[u8], mut each: impl FnMut(Print)) -> Result<(), &'static str> {
+    let mut at = 0;
+    while at + 4 <= pack.len() {
+        let len = u32::from_le_bytes(pack[at..at + 4].try_into().expect("4 bytes")) as usize;
+        let record = pack
+            .get(at + 4..at.saturating_add(4).saturating_add(len))
+            .ok_or("a record runs past the end")?;
+        at += 4 + len;
+        each(Print::from_bytes(record).ok_or("a record is not a print")?);
+    }
+    if at == pack.len() {
+        Ok(())
+    } else {
+        Err("the pack ends inside a record's length")
+    }
+}
+
 /// Calls `each` with every kept print of the rule (each trace id once); returns the bytes read.
 ///
 /// # Errors
@@ -215,19 +237,12 @@ pub async fn for_each(
             continue;
         };
         read += pack.len() as u64;
-        let mut at = 0;
-        while at + 4 <= pack.len() {
-            let len = u32::from_le_bytes(pack[at..at + 4].try_into().expect("4 bytes")) as usize;
-            let record = pack
-                .get(at + 4..at + 4 + len)
-                .ok_or_else(|| StateError::corrupt(bucket, &key, "a record runs past the end"))?;
-            at += 4 + len;
-            let print = Print::from_bytes(record)
-                .ok_or_else(|| StateError::corrupt(bucket, &key, "a record is not a print"))?;
+        read_pack(&pack, |print| {
             if seen.insert(print.trace_id.clone()) {
                 each(print);
             }
-        }
+        })
+        .map_err(|what| StateError::corrupt(bucket, &key, what))?;
     }
     for key in keys_under(s3, bucket, &loose_prefix(rule)).await? {
         let Some(bytes) = get_bytes(s3, bucket, &key).await? else {

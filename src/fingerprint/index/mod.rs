@@ -15,9 +15,8 @@ mod significance;
 pub use file::{IndexFileError, unique_suffix};
 pub use significance::{SENSITIVE_AT, SUSPICIOUS_AT, score_of};
 
-use super::{FRAME_SECS, Fingerprint, MAX_DT, dt_of};
+use super::{FRAME_SECS, Fingerprint, HASH_BITS, MAX_DT, dt_of};
 
-const HASH_BITS: u32 = 21;
 const COARSE_BAND: i64 = 256;
 /// Hits a reference needs in one 4 s offset band (or two neighbouring ones) to be aligned finely.
 /// Chance reaches this for about 0.3 % of references of a 10,000-reference library against a

@@ -380,6 +380,12 @@ pub struct LimitsConfig {
     pub max_object_bytes: u64,
     #[serde(default = "default_max_duration")]
     pub max_duration_secs: u64,
+    /// How long a job stays with the daemon judging it unless renewed (it is renewed every third
+    /// of this while the job runs): a daemon that stopped has its jobs taken over this long after
+    /// its last renewal. An outage of S3 longer than this (for that daemon alone) may let another
+    /// daemon start the same job.
+    #[serde(default = "default_job_lease")]
+    pub job_lease_secs: u64,
 }
 
 fn default_max_bytes() -> u64 {
@@ -390,11 +396,16 @@ fn default_max_duration() -> u64 {
     3 * 60 * 60
 }
 
+fn default_job_lease() -> u64 {
+    120
+}
+
 impl Default for LimitsConfig {
     fn default() -> Self {
         LimitsConfig {
             max_object_bytes: default_max_bytes(),
             max_duration_secs: default_max_duration(),
+            job_lease_secs: default_job_lease(),
         }
     }
 }

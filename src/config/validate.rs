@@ -289,6 +289,12 @@ impl Config {
                 "must be positive".to_owned(),
             ));
         }
+        if self.limits.job_lease_secs < 3 {
+            return Err(invalid(
+                "limits.job_lease_secs".to_owned(),
+                "must be at least 3 (it is renewed every third of it)".to_owned(),
+            ));
+        }
         if let Some(webhook) = &self.sources.webhook {
             if webhook.listen.parse::<std::net::SocketAddr>().is_err() {
                 return Err(invalid(

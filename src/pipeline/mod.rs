@@ -56,11 +56,8 @@ use crate::storage;
 use crate::token;
 use report::Report;
 
-/// How long a process may judge one object version before another may take it over (its holder
-/// stopped): longer than decoding and judging the longest upload the caps allow.
-const JOB_LEASE_SECS: u64 = 600;
 /// How long a called-back job keeps trying to write its record while S3 refuses it, by default,
-/// before it is left for its retry (well within [`JOB_LEASE_SECS`]).
+/// before it is left for its retry (its lease renewed meanwhile).
 const RECORD_PATIENCE: Duration = Duration::from_secs(120);
 
 /// Everything a job needs, built once.
@@ -196,10 +193,17 @@ impl Pipeline {
                 }
             },
         };
+        let retry_not_before = match &result {
+            Ok(Outcome::InProgress {
+                elsewhere_until, ..
+            }) => *elsewhere_until,
+            _ => None,
+        };
         Handled {
             result,
             ack,
             parked,
+            retry_not_before,
         }
     }
 
@@ -254,36 +258,78 @@ impl Pipeline {
             tracing::info!(
                 "Same object version is being judged already; this delivery is left for later."
             );
-            return Ok(Outcome::InProgress { trace_id });
+            return Ok(Outcome::InProgress {
+                trace_id,
+                elsewhere_until: None,
+            });
         };
         // Across processes (two daemons given the same event, a scan and an upload's event): one
         // judges, the other leaves its delivery for later and then finds the job record. A lease
         // of this process's own is one an earlier run could not release (S3 refused): taken over,
         // as the claim above says no task here runs the job.
+        // The lease is renewed while the job runs, so a holder that stopped (a crash, SIGKILL)
+        // has its job taken over soon after; a delivery that finds it held comes back when the
+        // lease would run out, not sooner (each return spends one of the queue's redrives).
         let now = self.clock.now_secs();
+        let lease_secs = self.config.limits.job_lease_secs;
         let prefix = layout::job_lease_prefix(&trace_id);
-        let held = match lease::take_own(
+        let mut held = match lease::take_own(
             &self.s3,
             &job.bucket,
             &prefix,
             &self.holder,
             now,
-            JOB_LEASE_SECS,
+            lease_secs,
         )
         .await?
         {
             Taken::Held(held) => held,
             Taken::Busy(theirs) => {
-                tracing::info!(holder = %theirs.holder, "Same object version is being judged by another process; this delivery is left for later.");
-                return Ok(Outcome::InProgress { trace_id });
+                tracing::info!(holder = %theirs.holder, until = theirs.until, "Same object version is being judged by another process; this delivery is left for later.");
+                return Ok(Outcome::InProgress {
+                    trace_id,
+                    elsewhere_until: Some(theirs.until),
+                });
             }
         };
-        crate::faults::pause("job-leased").await;
-        let outcome = self.run_held(job, rule, trace_id).await;
+        let outcome = {
+            let run = async {
+                crate::faults::pause("job-leased").await;
+                self.run_held(job, rule, trace_id).await
+            };
+            let renew = self.keep_lease(&mut held, lease_secs);
+            tokio::pin!(run, renew);
+            tokio::select! {
+                outcome = &mut run => outcome,
+                () = &mut renew => run.await,
+            }
+        };
         if let Err(e) = held.end(&self.s3).await {
             tracing::warn!(error = %e, "Could not end the job's lease; it runs out by itself.");
         }
         outcome
+    }
+
+    /// Renews the job's lease every third of `secs` while it runs; returns only if another
+    /// process took it over (this one could not renew it in time: S3 was out of its reach), and
+    /// then the job goes on without it.
+    async fn keep_lease(&self, held: &mut lease::Held, secs: u64) {
+        let period = Duration::from_secs((secs / 3).max(1));
+        loop {
+            tokio::time::sleep(period).await;
+            match held.renew(&self.s3, self.clock.now_secs(), secs).await {
+                Ok(true) => tracing::debug!("Job lease renewed."),
+                Ok(false) => {
+                    tracing::warn!(
+                        "Another process took this job's lease over (it could not be renewed in time); both may finish the job."
+                    );
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "Could not renew the job's lease; trying again.")
+                }
+            }
+        }
     }
 
     /// [`Pipeline::run`] under the job's lease.

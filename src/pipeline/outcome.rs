@@ -17,10 +17,14 @@ pub enum Outcome {
     Skipped(Skip),
     /// This object version was already judged and called back.
     Duplicate { trace_id: String },
-    /// This object version is being judged right now by this process (the same event delivered
-    /// twice). The event must not be acknowledged: if the running job fails, it is this event's
-    /// redelivery that will retry it.
-    InProgress { trace_id: String },
+    /// This object version is being judged right now, by this process (the same event delivered
+    /// twice) or by another (`elsewhere_until`: when that process's lease on it runs out unless
+    /// renewed, in seconds since the epoch). The event must not be acknowledged: if the running
+    /// job fails, or its process stopped, it is this event's redelivery that will retry it.
+    InProgress {
+        trace_id: String,
+        elsewhere_until: Option<u64>,
+    },
     /// Handed to an asynchronous engine; the job is kept in the bucket (see
     /// [`crate::state::pending`]) and finished when the provider's result arrives, or by the
     /// sweep.
@@ -153,6 +157,9 @@ pub struct Handled {
     pub ack: Ack,
     /// Where the job was parked, when it can never succeed as it stands.
     pub parked: Option<String>,
+    /// For [`Ack::Retry`]: not before this (seconds since the epoch) can the retry do more than
+    /// find the job still held by another process.
+    pub retry_not_before: Option<u64>,
 }
 
 #[cfg(test)]

@@ -292,7 +292,7 @@ async fn sqs_record(pipeline: &Pipeline, record: &SqsMessage) -> bool {
 fn summary(job: &Job, outcome: &Outcome) -> Value {
     let mut summary = match outcome {
         Outcome::Skipped(skip) => json!({"outcome": "skipped", "reason": skip.to_string()}),
-        Outcome::Duplicate { trace_id } | Outcome::InProgress { trace_id } => {
+        Outcome::Duplicate { trace_id } | Outcome::InProgress { trace_id, .. } => {
             json!({"outcome": "duplicate", "trace_id": trace_id})
         }
         Outcome::Waiting { trace_id } => json!({"outcome": "waiting", "trace_id": trace_id}),

@@ -124,8 +124,9 @@ async fn handle(pipeline: &Pipeline, sqs: &Client, config: &SqsConfig, message: 
 
     // Keep the message hidden while its jobs run, however long they take; the guard stops the
     // extender however this ends (a panic included).
-    let _keeper = extend_visibility(sqs.clone(), config.clone(), receipt.clone()).drop_guard();
+    let keeper = extend_visibility(sqs.clone(), config.clone(), receipt.clone()).drop_guard();
     let mut ack = Ack::Done;
+    let mut not_before = None;
     for job in &parsed.jobs {
         let handled = pipeline.handle(job, "sqs").await;
         if let Err(e) = &handled.result {
@@ -133,9 +134,32 @@ async fn handle(pipeline: &Pipeline, sqs: &Client, config: &SqsConfig, message: 
         }
         if handled.ack == Ack::Retry {
             ack = Ack::Retry;
+            not_before = not_before.max(handled.retry_not_before);
         }
     }
+    drop(keeper);
     if ack == Ack::Retry {
+        // A job another daemon holds is worth retrying only once that daemon's lease would run
+        // out: the message stays hidden till then rather than spending a redrive every visibility
+        // timeout (a daemon killed holding it would otherwise send it to the dead-letter queue).
+        if let Some(at) = not_before {
+            let secs = at
+                .saturating_sub(pipeline.clock.now_secs())
+                .saturating_add(1)
+                .min(MAX_VISIBILITY_SECS);
+            if let Err(e) = sqs
+                .change_message_visibility()
+                .queue_url(&config.queue_url)
+                .receipt_handle(&receipt)
+                .visibility_timeout(secs as i32)
+                .send()
+                .await
+            {
+                tracing::warn!(%message_id, error = %S3Failure::from_sdk(&e), "Could not hide the message until the job's lease runs out; it comes back sooner.");
+            }
+            tracing::info!(%message_id, secs, "Message left for redelivery when the other daemon's lease on its job runs out.");
+            return;
+        }
         tracing::info!(%message_id, "Message left for redelivery.");
         return;
     }
@@ -150,6 +174,9 @@ async fn handle(pipeline: &Pipeline, sqs: &Client, config: &SqsConfig, message: 
         tracing::warn!(%message_id, error = %S3Failure::from_sdk(&e), "DeleteMessage failed; the message will come back as a duplicate.");
     }
 }
+
+/// SQS's longest visibility timeout: 12 hours.
+const MAX_VISIBILITY_SECS: u64 = 12 * 60 * 60;
 
 /// Extends the message's visibility every half timeout until cancelled.
 fn extend_visibility(sqs: Client, config: SqsConfig, receipt: String) -> CancellationToken {

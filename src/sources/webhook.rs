@@ -154,7 +154,7 @@ async fn run_job(workers: &Workers, job: &Job) {
         let handled = workers.pipeline.handle(job, "webhook").await;
         let error = match handled.result {
             // Another worker or process holds the same object version and finishes it.
-            Ok(Outcome::InProgress { trace_id }) => {
+            Ok(Outcome::InProgress { trace_id, .. }) => {
                 tracing::info!(%trace_id, bucket = %job.bucket, key = %job.key, "Same object version is being judged by another worker or process; this delivery is done.");
                 return;
             }

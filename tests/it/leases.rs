@@ -256,6 +256,61 @@ async fn three_processes_judging_one_upload_at_once_block_and_call_back_once() {
     assert_eq!(logged.get("block"), Some(&keys.len()), "{logged:?}");
 }
 
+/// A job's lease is renewed while the job runs: a process that holds one past the lease's
+/// length (3 s; it waits 5 s just after taking it) still holds it when another arrives at 4 s.
+#[tokio::test]
+async fn a_job_held_past_its_lease_length_is_renewed_not_taken_over() {
+    let setup = Setup::new(1, 0).await;
+    let mut config = setup.config.clone();
+    config.limits.job_lease_secs = 3;
+    let config_path = setup.config_path.with_file_name("short-lease.toml");
+    std::fs::write(&config_path, config_toml(&config)).expect("write");
+    let args: Vec<String> = [
+        "moderate".to_owned(),
+        format!("s3://{}/{}", setup.bucket, setup.keys[0]),
+    ]
+    .into();
+    let holder = {
+        let (config_path, args) = (config_path.clone(), args.clone());
+        tokio::spawn(async move { earshot_pausing(&config_path, &args, "job-leased:5").await })
+    };
+    let etag = setup
+        .s3
+        .head_object()
+        .bucket(&setup.bucket)
+        .key(&setup.keys[0])
+        .send()
+        .await
+        .expect("head")
+        .e_tag()
+        .expect("etag")
+        .trim_matches('"')
+        .to_owned();
+    let mut job = earshot::job::Job::new(&setup.bucket, &setup.keys[0]);
+    job.etag = Some(etag);
+    let lease = earshot::layout::job_lease_prefix(&job.trace_id());
+    // Evidence that the holder took the lease, then a wait past its length.
+    eventually(Duration::from_secs(30), "the lease taken", || async {
+        let held = earshot::state::keys_under(&setup.s3, &setup.bucket, &lease)
+            .await
+            .expect("S3 answers");
+        (!held.is_empty()).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let late = earshot_pausing(&config_path, &args, "none:0").await;
+    assert!(
+        !late.status.success() && text(&late.stderr).contains("is being judged by another process"),
+        "the late process found the job held: {}",
+        text(&late.stderr)
+    );
+    let held = holder.await.expect("runs");
+    assert!(held.status.success(), "{}", text(&held.stderr));
+    let received = setup.listener.wait_for(1, Duration::from_secs(30)).await;
+    assert_eq!(received.len(), 1);
+    assert_eq!(setup.listener.arrived(), 1, "called back once");
+}
+
 fn stdout_json_text(said: &str) -> serde_json::Value {
     serde_json::from_str(said).unwrap_or_else(|e| panic!("{e}: {said}"))
 }

@@ -440,3 +440,127 @@ async fn admin_listener_beside_sqs_reports_health_readiness_and_metrics() {
     let (status, log) = daemon.terminate().await;
     assert!(status.success(), "log:\n{log}");
 }
+
+/// Makes the setup's queue send a message to a fresh dead-letter queue after `max_receives`
+/// receives; returns that queue's URL.
+async fn redrive_after(setup: &Setup, max_receives: u32) -> String {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let dlq = setup
+        .sqs
+        .create_queue()
+        .queue_name(unique("dlq"))
+        .send()
+        .await
+        .expect("create queue")
+        .queue_url
+        .expect("queue url");
+    let arn = setup
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&dlq)
+        .attribute_names(A::QueueArn)
+        .send()
+        .await
+        .expect("attributes")
+        .attributes()
+        .and_then(|a| a.get(&A::QueueArn))
+        .expect("queue ARN")
+        .clone();
+    let policy = serde_json::json!({"deadLetterTargetArn": arn, "maxReceiveCount": max_receives});
+    setup
+        .sqs
+        .set_queue_attributes()
+        .queue_url(&setup.queue_url)
+        .attributes(A::RedrivePolicy, policy.to_string())
+        .send()
+        .await
+        .expect("redrive policy");
+    dlq
+}
+
+/// A daemon killed while it holds a job (at the point just after it takes the job's lease) does
+/// not strand the upload: the lease, renewed only while a job runs, runs out, and the other
+/// daemon takes the job over and finishes it once. Meanwhile the message is not spent: a delivery
+/// that finds the job held waits for the lease instead of coming back every visibility timeout,
+/// so it stays within a redrive count of 3 (visibility 10 s, lease 40 s: redelivered every 10 s
+/// it would have gone to the dead-letter queue at its fourth receive, unjudged).
+#[tokio::test]
+async fn a_job_whose_daemon_was_killed_is_taken_over_when_its_lease_runs_out_not_dead_lettered() {
+    let setup = setup().await;
+    let dlq = redrive_after(&setup, 3).await;
+    let listener = Listener::start().await;
+    let library = setup.dir.path().join("library");
+    let mut config = config_at(LOCALSTACK, &setup.bucket, &listener.url, "move", &library);
+    config.sources.sqs = Some(sqs_source(&setup.queue_url, 4, 10));
+    config.limits.job_lease_secs = 40;
+    let spawn = |name: &str, crash_at: Option<&str>| {
+        let dir = setup.dir.path().join(name);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("earshot.toml");
+        std::fs::write(&path, config_toml(&config)).expect("config");
+        let log = dir.join("earshot.log");
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_earshot"));
+        command
+            .arg("--config")
+            .arg(&path)
+            .arg("serve")
+            .env("EARSHOT_LOG_FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .kill_on_drop(true);
+        if let Some(point) = crash_at {
+            command.env("EARSHOT_CRASH_AT", point);
+        }
+        Daemon {
+            child: command.spawn().expect("earshot serve starts"),
+            log,
+        }
+    };
+    let mut first = spawn("first", Some("job-leased"));
+    upload(&setup, "audio/held.mp3", &setup.known_bad).await;
+    let crashed = tokio::time::timeout(WAIT, first.child.wait())
+        .await
+        .expect("the first daemon reaches the crash point")
+        .expect("exit status");
+    assert!(
+        !crashed.success() && first.log().contains("EARSHOT_CRASH_AT"),
+        "it aborted holding the lease:\n{}",
+        first.log()
+    );
+    let second = spawn("second", None);
+    let what = format!("the job taken over (log {})", second.log.display());
+    eventually(Duration::from_secs(150), &what, || async {
+        (!listener.received().is_empty()).then_some(())
+    })
+    .await;
+    let received = listener.received();
+    assert_eq!(received[0].json()["data"]["forbidden_status"], 2, "moved");
+    // Evidence that the job ended: the message deleted (not sent to the dead-letter queue).
+    eventually(WAIT, "the message deleted", || async {
+        (setup.messages().await == 0).then_some(())
+    })
+    .await;
+    let (status, log) = second.terminate().await;
+    assert!(status.success(), "{log}");
+    assert!(
+        log.contains("another process; this delivery is left for later"),
+        "the second daemon found the job held first:\n{log}"
+    );
+    assert_eq!(listener.received().len(), 1, "called back once:\n{log}");
+    let in_dlq = setup
+        .sqs
+        .receive_message()
+        .queue_url(&dlq)
+        .send()
+        .await
+        .expect("receive");
+    assert!(
+        in_dlq.messages().is_empty(),
+        "nothing reached the dead-letter queue:\n{log}"
+    );
+    assert_eq!(
+        head_status(&setup.s3, &setup.bucket, "audio/held.mp3").await,
+        404
+    );
+}

@@ -247,6 +247,7 @@ pub async fn move_object(
             }
         };
         after(MoveStep::Copied)?;
+        crate::faults::pause("move-copied").await;
         // The copy's own whole-object SHA-256 verifies it without another request; a store
         // that gives none is asked with a HEAD.
         let want = base64::engine::general_purpose::STANDARD.encode(target.sha256);

@@ -283,10 +283,10 @@ impl Config {
                 "must be positive".to_owned(),
             ));
         }
-        if self.limits.max_duration_secs == 0 {
+        if self.limits.max_duration_secs == 0 || self.limits.max_duration_secs > 48 * 3600 {
             return Err(invalid(
                 "limits.max_duration_secs".to_owned(),
-                "must be positive".to_owned(),
+                "must be from 1 to 172800 (48 h)".to_owned(),
             ));
         }
         if self.limits.job_lease_secs < 3 {

@@ -111,6 +111,10 @@ impl Fingerprint {
                 hash: landmarks[n].hash,
             });
         }
+        // Matching allocates by length: a length no recording has is damage.
+        if frames > MAX_FRAMES || landmarks.iter().any(|l| l.frame > frames) {
+            return Err(FormatError::Length { frames });
+        }
         Ok(Fingerprint { landmarks, frames })
     }
 }
@@ -124,7 +128,16 @@ pub enum FormatError {
     Truncated { bytes: usize },
     #[error("landmark {landmark} has hash {hash:#x}, outside the 21-bit hash space")]
     HashOutOfRange { landmark: usize, hash: u32 },
+    #[error(
+        "{frames} frames, or a landmark past them: longer than any recording ({MAX_FRAMES} frames, 48 h)"
+    )]
+    Length { frames: u32 },
 }
+
+/// The most frames a fingerprint may span: 48 hours (`limits.max_duration_secs` may not be set
+/// higher). Matching allocates in proportion to a query's and a reference's length, so a stored
+/// fingerprint or print claiming more is refused as damaged.
+pub const MAX_FRAMES: u32 = 48 * 3600 * SAMPLE_RATE / HOP as u32;
 
 /// The bits of a landmark hash (and so the size of the reference index's table).
 pub(crate) const HASH_BITS: u32 = 21;

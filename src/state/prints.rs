@@ -111,6 +111,9 @@ impl Print {
             Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
         };
         let frames = word(at)?;
+        if frames > crate::fingerprint::MAX_FRAMES {
+            return None;
+        }
         let count = word(at + 4)? as usize;
         at += 8;
         let mut landmarks = Vec::with_capacity(count.min(bytes.len() / 4));
@@ -121,19 +124,28 @@ impl Print {
             let word = u32::from_le_bytes([word[0], word[1], word[2], 0]);
             let mut delta = word & 63;
             if delta == 63 {
+                // A varint of at most five bytes whose value fits 32 bits, as `to_bytes` writes.
                 delta = 0;
                 let mut shift = 0;
                 loop {
                     let byte = *bytes.get(at)?;
                     at += 1;
-                    delta |= u32::from(byte & 0x7f) << shift;
-                    shift += 7;
-                    if byte & 0x80 == 0 || shift > 28 {
+                    let part = u32::from(byte & 0x7f);
+                    if shift == 28 && part > 0x0f {
+                        return None;
+                    }
+                    delta |= part << shift;
+                    if byte & 0x80 == 0 {
                         break;
+                    }
+                    shift += 7;
+                    if shift > 28 {
+                        return None;
                     }
                 }
             }
-            frame = frame.wrapping_add(delta);
+            // Frames only grow, up to the print's length: anything else is damage.
+            frame = frame.checked_add(delta).filter(|&f| f <= frames)?;
             landmarks.push(Landmark {
                 hash: (word >> 6) * SAMPLE,
                 frame,
@@ -261,6 +273,32 @@ pub async fn for_each(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An input a fuzz target found, kept in `tests/fixtures/fuzz/`.
+    fn fuzz_fixture(name: &str) -> Vec<u8> {
+        let path = format!("{}/tests/fixtures/fuzz/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    #[test]
+    fn a_print_whose_frame_delta_wraps_is_refused_not_misread() {
+        // Found by the `prints` fuzz target: a varint of more than 32 bits wrapped a landmark's
+        // frame below the one before it, and the print read back differently once written.
+        assert_eq!(
+            Print::from_bytes(&fuzz_fixture("prints-frame-delta-wraps.bin")),
+            None
+        );
+    }
+
+    #[test]
+    fn a_print_longer_than_any_recording_is_refused_not_matched() {
+        // Found by the `prints` fuzz target: a print claiming about 500 million frames made a
+        // retro-hunt's match allocate 7 GB.
+        assert_eq!(
+            Print::from_bytes(&fuzz_fixture("prints-frames-beyond-any-recording.bin")),
+            None
+        );
+    }
 
     #[test]
     fn a_print_round_trips_in_about_three_bytes_a_landmark() {

@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use earshot::commands::{self, CommandError, dictionary, library, moderate};
 use earshot::config::Config;
 use earshot::engines::speech::dictionary::{MatchMode, Suggestion};
@@ -159,6 +159,14 @@ enum Command {
     HashPassword,
     /// Validate the config and print it, secrets redacted.
     CheckConfig,
+    /// Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
+    /// Print earshot's man page, or with --dir write one page per command there
+    /// (earshot.1, earshot-serve.1, …).
+    Man {
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -299,6 +307,22 @@ fn main() -> ExitCode {
     }
 }
 
+/// The man page on stdout, or every command's page written to `dir`.
+fn man_pages(dir: Option<&std::path::Path>) -> Result<(), CommandError> {
+    let command = Cli::command();
+    match dir {
+        None => clap_mangen::Man::new(command)
+            .render(&mut std::io::stdout())
+            .map_err(|e| CommandError::failed("writing the man page", e)),
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| CommandError::failed(format!("creating {}", dir.display()), e))?;
+            clap_mangen::generate_to(command, dir)
+                .map_err(|e| CommandError::failed(format!("writing to {}", dir.display()), e))
+        }
+    }
+}
+
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
@@ -322,8 +346,19 @@ fn init_logging() {
 }
 
 async fn run(cli: Cli) -> Result<(), CommandError> {
-    if let Command::HashPassword = cli.command {
-        return commands::console::hash_password_from_stdin();
+    match &cli.command {
+        Command::HashPassword => return commands::console::hash_password_from_stdin(),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                *shell,
+                &mut Cli::command(),
+                "earshot",
+                &mut std::io::stdout(),
+            );
+            return Ok(());
+        }
+        Command::Man { dir } => return man_pages(dir.as_deref()),
+        _ => {}
     }
     let config = Config::load(cli.config.as_deref())?;
     match cli.command {
@@ -336,7 +371,9 @@ async fn run(cli: Cli) -> Result<(), CommandError> {
         }
         Command::Serve => commands::serve::run(config).await,
         Command::Console => commands::console::run(config).await,
-        Command::HashPassword => unreachable!("answered before the config is loaded"),
+        Command::HashPassword | Command::Completions { .. } | Command::Man { .. } => {
+            unreachable!("answered before the config is loaded")
+        }
         Command::Review { action } => {
             let action = match action {
                 ReviewAction::List => commands::review::Action::List,

@@ -517,3 +517,67 @@ async fn scan_retro_and_restore_from_the_command_line() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Shell completions and man pages come from the command definitions, need no config, and
+/// name every command: the bash script is valid bash that completes `serve` and `check-config`;
+/// `man --dir` writes a page per command and subcommand.
+#[test]
+fn completions_and_man_pages_are_made_from_the_commands() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bash = earshot(None, &["completions", "bash"], dir.path());
+    assert!(
+        bash.status.success(),
+        "{}",
+        String::from_utf8_lossy(&bash.stderr)
+    );
+    let script = String::from_utf8(bash.stdout).expect("UTF-8");
+    assert!(script.contains("_earshot()") && script.contains("check-config"));
+    let script_path = dir.path().join("earshot.bash");
+    std::fs::write(&script_path, &script).expect("write");
+    let checked = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&script_path)
+        .output()
+        .expect("bash runs");
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    for shell in ["zsh", "fish"] {
+        let out = earshot(None, &["completions", shell], dir.path());
+        assert!(out.status.success() && out.stdout.len() > 1000, "{shell}");
+    }
+    let page = earshot(None, &["man"], dir.path());
+    assert!(
+        page.status.success(),
+        "{}",
+        String::from_utf8_lossy(&page.stderr)
+    );
+    let page = String::from_utf8(page.stdout).expect("UTF-8");
+    assert!(
+        page.contains(".TH earshot 1") && page.contains(".SH NAME"),
+        "{page}"
+    );
+    let pages = dir.path().join("man");
+    let wrote = earshot(
+        None,
+        &["man", "--dir", pages.to_str().expect("UTF-8")],
+        dir.path(),
+    );
+    assert!(
+        wrote.status.success(),
+        "{}",
+        String::from_utf8_lossy(&wrote.stderr)
+    );
+    for name in [
+        "earshot.1",
+        "earshot-serve.1",
+        "earshot-callbacks-replay.1",
+        "earshot-review-decide.1",
+    ] {
+        let text =
+            std::fs::read_to_string(pages.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(text.contains(".TH"), "{name}");
+    }
+}

@@ -399,7 +399,6 @@ fn number(value: Option<&Value>) -> f64 {
     }
 }
 
-/// The scene of an AMS label; None for `Normal` and labels earshot does not know.
 /// The result in the body of an AMS task (a callback's or `DescribeTaskDetail`'s); None while
 /// the task has not finished.
 ///
@@ -411,6 +410,7 @@ pub fn result_of(body: &[u8], engine: &str) -> Result<Option<TaskResult>, String
     Ok(detail.into_result(engine))
 }
 
+/// The scene of an AMS label; None for `Normal` and labels earshot does not know.
 pub fn scene_of(label: &str) -> Option<Scene> {
     match label.to_ascii_lowercase().as_str() {
         "porn" | "sexy" | "moan" => Some(Scene::Porn),

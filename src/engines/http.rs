@@ -65,7 +65,6 @@ fn score(value: f64) -> Result<u8, String> {
     }
 }
 
-/// The verdict in a classifier's answer, for the scenes asked about.
 /// The verdict in an engine's answer (a JSON object of scene answers) for the scenes asked.
 ///
 /// # Errors
@@ -77,6 +76,7 @@ pub fn verdict_of(body: &[u8], scenes: &[Scene]) -> Result<Verdict, String> {
     verdict(answer, scenes)
 }
 
+/// The verdict in a classifier's answer, for the scenes asked about.
 fn verdict(answer: BTreeMap<String, SceneAnswer>, scenes: &[Scene]) -> Result<Verdict, String> {
     let mut verdict = Verdict::default();
     for (name, answer) in answer {

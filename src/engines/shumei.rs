@@ -258,7 +258,6 @@ struct Detail {
     risk_type: Option<String>,
 }
 
-/// The scene of a Shumei label or risk type.
 /// The result in the body of a Shumei audio callback or query; None while it has not finished.
 ///
 /// # Errors
@@ -269,6 +268,7 @@ pub fn result_of(body: &[u8], engine: &str) -> Result<Option<TaskResult>, String
     Ok(result.into_result(engine))
 }
 
+/// The scene of a Shumei label or risk type.
 pub fn scene_of(label: &str) -> Option<Scene> {
     match label.to_ascii_lowercase().as_str() {
         "porn" | "erotic" | "moan" | "sexy" => Some(Scene::Porn),

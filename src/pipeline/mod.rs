@@ -193,17 +193,10 @@ impl Pipeline {
                 }
             },
         };
-        let retry_not_before = match &result {
-            Ok(Outcome::InProgress {
-                elsewhere_until, ..
-            }) => *elsewhere_until,
-            _ => None,
-        };
         Handled {
             result,
             ack,
             parked,
-            retry_not_before,
         }
     }
 
@@ -267,6 +260,7 @@ impl Pipeline {
         // judges, the other leaves its delivery for later and then finds the job record. A lease
         // of this process's own is one an earlier run could not release (S3 refused): taken over,
         // as the claim above says no task here runs the job.
+        //
         // The lease is renewed while the job runs, so a holder that stopped (a crash, SIGKILL)
         // has its job taken over soon after; a delivery that finds it held comes back when the
         // lease would run out, not sooner (each return spends one of the queue's redrives).

@@ -157,9 +157,19 @@ pub struct Handled {
     pub ack: Ack,
     /// Where the job was parked, when it can never succeed as it stands.
     pub parked: Option<String>,
-    /// For [`Ack::Retry`]: not before this (seconds since the epoch) can the retry do more than
-    /// find the job still held by another process.
-    pub retry_not_before: Option<u64>,
+}
+
+impl Handled {
+    /// For a job another process holds: not before this (seconds since the epoch) can a retry do
+    /// more than find it still held.
+    pub fn retry_not_before(&self) -> Option<u64> {
+        match &self.result {
+            Ok(Outcome::InProgress {
+                elsewhere_until, ..
+            }) => *elsewhere_until,
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]

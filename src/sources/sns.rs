@@ -100,6 +100,7 @@ impl Verifier {
     /// [`SnsError::Refused`] for a bad certificate URL, certificate or signature;
     /// [`SnsError::CertUnavailable`] when the certificate could not be downloaded.
     pub async fn verify(&self, message: &Message) -> Result<(), SnsError> {
+        // An unknown version is refused before any certificate is fetched for it.
         algorithm(&message.signature_version)?;
         let url = Url::parse(&message.signing_cert_url).map_err(|e| {
             SnsError::Refused(format!(

@@ -134,7 +134,7 @@ async fn handle(pipeline: &Pipeline, sqs: &Client, config: &SqsConfig, message: 
         }
         if handled.ack == Ack::Retry {
             ack = Ack::Retry;
-            not_before = not_before.max(handled.retry_not_before);
+            not_before = not_before.max(handled.retry_not_before());
         }
     }
     drop(keeper);

@@ -445,27 +445,8 @@ async fn admin_listener_beside_sqs_reports_health_readiness_and_metrics() {
 /// receives; returns that queue's URL.
 async fn redrive_after(setup: &Setup, max_receives: u32) -> String {
     use aws_sdk_sqs::types::QueueAttributeName as A;
-    let dlq = setup
-        .sqs
-        .create_queue()
-        .queue_name(unique("dlq"))
-        .send()
-        .await
-        .expect("create queue")
-        .queue_url
-        .expect("queue url");
-    let arn = setup
-        .sqs
-        .get_queue_attributes()
-        .queue_url(&dlq)
-        .attribute_names(A::QueueArn)
-        .send()
-        .await
-        .expect("attributes")
-        .attributes()
-        .and_then(|a| a.get(&A::QueueArn))
-        .expect("queue ARN")
-        .clone();
+    let (_, dlq) = fresh_queue(&setup.s3, None).await;
+    let arn = queue_arn(&setup.sqs, &dlq).await;
     let policy = serde_json::json!({"deadLetterTargetArn": arn, "maxReceiveCount": max_receives});
     setup
         .sqs

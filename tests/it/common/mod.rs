@@ -10,8 +10,12 @@ pub mod corpus;
 pub mod gate;
 pub mod lambda_api;
 pub mod providers;
+mod queues;
 pub mod requests;
 pub mod whole_tracks;
+
+#[allow(unused_imports)] // the benches share this module and use neither
+pub use queues::{fresh_queue, queue_arn};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -95,53 +99,6 @@ pub async fn fresh_bucket(s3: &aws_sdk_s3::Client) -> String {
         .await
         .unwrap_or_else(|e| panic!("create bucket {bucket}: {e:?}"));
     bucket
-}
-
-/// A fresh SQS queue on LocalStack; with `notify_from`, that bucket's ObjectCreated events feed it.
-pub async fn fresh_queue(
-    s3: &aws_sdk_s3::Client,
-    notify_from: Option<&str>,
-) -> (aws_sdk_sqs::Client, String) {
-    use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
-    use aws_sdk_sqs::types::QueueAttributeName;
-    let sqs = earshot::storage::sqs_client(&s3_config(LOCALSTACK), Some(LOCALSTACK)).await;
-    let url = sqs
-        .create_queue()
-        .queue_name(unique("q"))
-        .send()
-        .await
-        .expect("create queue")
-        .queue_url
-        .expect("queue url");
-    if let Some(bucket) = notify_from {
-        let arn = sqs
-            .get_queue_attributes()
-            .queue_url(&url)
-            .attribute_names(QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .expect("queue attributes")
-            .attributes()
-            .and_then(|a| a.get(&QueueAttributeName::QueueArn))
-            .expect("queue ARN")
-            .clone();
-        let queue = QueueConfiguration::builder()
-            .queue_arn(arn)
-            .events(Event::from("s3:ObjectCreated:*"))
-            .build()
-            .expect("queue configuration");
-        s3.put_bucket_notification_configuration()
-            .bucket(bucket)
-            .notification_configuration(
-                NotificationConfiguration::builder()
-                    .queue_configurations(queue)
-                    .build(),
-            )
-            .send()
-            .await
-            .expect("bucket notification");
-    }
-    (sqs, url)
 }
 
 pub async fn put_file(

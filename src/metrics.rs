@@ -53,6 +53,23 @@ struct OperationLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct S3ErrorLabels {
+    operation: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReloadLabels {
+    engine: String,
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BucketLabels {
+    bucket: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EngineLabels {
     engine: String,
     via: String,
@@ -82,6 +99,11 @@ pub struct Metrics {
     jobs_parked: Family<SourceLabels, Counter>,
     reviews: Family<ReviewLabels, Counter>,
     s3_requests: Family<OperationLabels, Counter>,
+    s3_errors: Family<S3ErrorLabels, Counter>,
+    reference_reloads: Family<ReloadLabels, Counter>,
+    review_open: Family<BucketLabels, Gauge>,
+    review_oldest: Family<BucketLabels, Gauge>,
+    review_timeout: Family<BucketLabels, Gauge>,
 }
 
 fn stage_histogram() -> Histogram {
@@ -124,7 +146,7 @@ impl Default for Metrics {
         let queue_depth = Family::default();
         registry.register(
             "earshot_queue_depth",
-            "Jobs accepted by a source and waiting for a worker",
+            "Jobs waiting for a worker: the webhook's accepted jobs, or the SQS queue's visible messages (sampled every 30 s)",
             Family::clone(&queue_depth),
         );
         let jobs_in_flight = Gauge::default();
@@ -163,6 +185,36 @@ impl Default for Metrics {
             "Requests sent to object storage by the daemon's S3 client, by operation (HeadObject, GetObject, PutObject…), retries included",
             Family::clone(&s3_requests),
         );
+        let s3_errors = Family::default();
+        registry.register(
+            "earshot_s3_errors",
+            "Object storage requests that failed, by operation and HTTP status (`unreachable` when no answer came); the answers earshot asks for (404, 304, 409, 412) are not errors",
+            Family::clone(&s3_errors),
+        );
+        let reference_reloads = Family::default();
+        registry.register(
+            "earshot_reference_reloads",
+            "Checks of an engine's reference data (library, dictionaries), by engine and result (changed, unchanged, failed)",
+            Family::clone(&reference_reloads),
+        );
+        let review_open = Family::default();
+        registry.register(
+            "earshot_review_open_items",
+            "Review items waiting for a decision, by bucket (as of the last review sweep)",
+            Family::clone(&review_open),
+        );
+        let review_oldest = Family::default();
+        registry.register(
+            "earshot_review_oldest_open_seconds",
+            "Age of the oldest review item waiting for a decision, by bucket (0 when none; as of the last review sweep)",
+            Family::clone(&review_oldest),
+        );
+        let review_timeout = Family::default();
+        registry.register(
+            "earshot_review_timeout_seconds",
+            "The longest review_timeout_secs of the rules reviewed in a bucket: an item older than this is overdue",
+            Family::clone(&review_timeout),
+        );
         Metrics {
             registry,
             jobs,
@@ -177,7 +229,47 @@ impl Default for Metrics {
             jobs_parked,
             reviews,
             s3_requests,
+            s3_errors,
+            reference_reloads,
+            review_open,
+            review_oldest,
+            review_timeout,
         }
+    }
+}
+
+/// The S3 client's counters: every request sent, and every one that failed.
+#[derive(Clone, Debug)]
+pub struct S3Counters {
+    requests: Family<OperationLabels, Counter>,
+    errors: Family<S3ErrorLabels, Counter>,
+}
+
+impl S3Counters {
+    /// A request of `operation` (`GetObject`…) is being sent.
+    pub fn request(&self, operation: &str) {
+        self.requests
+            .get_or_create(&OperationLabels {
+                operation: operation.to_owned(),
+            })
+            .inc();
+    }
+
+    /// A request of `operation` was answered `status`, or not at all (`None`). Counted as an
+    /// error unless it is a success or an answer earshot asks for: 404 (no such object), 304 and
+    /// 412 (a condition not met: another daemon holds a lease) and 409.
+    pub fn answered(&self, operation: &str, status: Option<u16>) {
+        let status = match status {
+            Some(200..=299 | 304 | 404 | 409 | 412) => return,
+            Some(code) => code.to_string(),
+            None => "unreachable".to_owned(),
+        };
+        self.errors
+            .get_or_create(&S3ErrorLabels {
+                operation: operation.to_owned(),
+                status,
+            })
+            .inc();
     }
 }
 
@@ -268,16 +360,40 @@ impl Metrics {
             .inc();
     }
 
-    /// A counter of S3 requests by operation, for [`crate::storage::s3_client_counted`]'s hook.
-    pub fn s3_request_counter(&self) -> impl Fn(&str) + Send + Sync + 'static {
-        let family = self.s3_requests.clone();
-        move |operation: &str| {
-            family
-                .get_or_create(&OperationLabels {
-                    operation: operation.to_owned(),
-                })
-                .inc();
+    /// The S3 request and error counters, for [`crate::storage::s3_client_counted`]'s hook.
+    pub fn s3_counters(&self) -> S3Counters {
+        S3Counters {
+            requests: self.s3_requests.clone(),
+            errors: self.s3_errors.clone(),
         }
+    }
+
+    /// An engine checked its reference data: `result` is `changed`, `unchanged` or `failed`.
+    pub fn reference_reload(&self, engine: &str, result: &str) {
+        self.reference_reloads
+            .get_or_create(&ReloadLabels {
+                engine: engine.to_owned(),
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+
+    /// A review sweep read `bucket`'s queue: `open` items, the oldest `oldest_secs` old, under
+    /// rules whose longest review timeout is `timeout_secs`.
+    pub fn review_backlog(&self, bucket: &str, open: usize, oldest_secs: u64, timeout_secs: u64) {
+        let labels = BucketLabels {
+            bucket: bucket.to_owned(),
+        };
+        let gauge = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
+        self.review_open
+            .get_or_create(&labels)
+            .set(gauge(open as u64));
+        self.review_oldest
+            .get_or_create(&labels)
+            .set(gauge(oldest_secs));
+        self.review_timeout
+            .get_or_create(&labels)
+            .set(gauge(timeout_secs));
     }
 
     /// A review item was opened, or decided (`event` = `opened`, `block`, `pass`,
@@ -298,6 +414,29 @@ impl Metrics {
             .filter_map(|rest| rest.split_whitespace().next())
             .map(str::to_owned)
             .collect()
+    }
+
+    /// Metrics with one sample in every family (a family with none is not rendered): what a page
+    /// that has seen every kind of event exports, for the checks of the README, the alerting
+    /// rules and the dashboard against it.
+    pub fn with_every_family() -> Metrics {
+        let metrics = Metrics::default();
+        metrics.job("r", "passed");
+        let guard = metrics.job_started();
+        metrics.stage("fetch", Instant::now());
+        metrics.fetched_bytes(10);
+        metrics.callback(true, 1);
+        metrics.queue_depth("webhook", 0);
+        metrics.webhook_request("minio", 200);
+        metrics.engine_result("ams", "callback");
+        metrics.parked("webhook");
+        metrics.review("r", "opened");
+        metrics.s3_counters().request("GetObject");
+        metrics.s3_counters().answered("GetObject", Some(503));
+        metrics.reference_reload("local", "failed");
+        metrics.review_backlog("b", 1, 60, 3600);
+        drop(guard);
+        metrics
     }
 
     /// Every family, in the Prometheus text format.
@@ -357,19 +496,7 @@ mod tests {
     /// those the README documents.
     #[test]
     fn every_family_recorded_is_exported_and_documented() {
-        let metrics = Metrics::default();
-        metrics.job("r", "passed");
-        let guard = metrics.job_started();
-        metrics.stage("fetch", Instant::now());
-        metrics.fetched_bytes(10);
-        metrics.callback(true, 1);
-        metrics.queue_depth("webhook", 0);
-        metrics.webhook_request("minio", 200);
-        metrics.engine_result("ams", "callback");
-        metrics.parked("webhook");
-        metrics.review("r", "opened");
-        metrics.s3_request_counter()("GetObject");
-        drop(guard);
+        let metrics = Metrics::with_every_family();
         let exported = Metrics::families(&metrics.render());
         let readme = std::fs::read_to_string(
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"),
@@ -382,11 +509,39 @@ mod tests {
             .filter(|quoted| quoted.starts_with("earshot_"))
             .map(|quoted| quoted.split('{').next().unwrap_or(quoted).to_owned())
             .collect();
-        assert_eq!(exported.len(), 12, "one family per method: {exported:?}");
+        assert_eq!(exported.len(), 17, "one family per method: {exported:?}");
         assert_eq!(
             exported, documented,
             "families exported (left) and documented in the README (right) differ"
         );
+    }
+
+    #[test]
+    fn s3_answers_earshot_asks_for_are_not_errors() {
+        let metrics = Metrics::default();
+        let s3 = metrics.s3_counters();
+        for status in [
+            Some(200),
+            Some(204),
+            Some(304),
+            Some(404),
+            Some(409),
+            Some(412),
+        ] {
+            s3.answered("HeadObject", status);
+        }
+        assert!(!metrics.render().contains("earshot_s3_errors_total{"));
+        s3.answered("GetObject", Some(503));
+        s3.answered("GetObject", None);
+        s3.answered("PutObject", Some(403));
+        let text = metrics.render();
+        for line in [
+            "earshot_s3_errors_total{operation=\"GetObject\",status=\"503\"} 1\n",
+            "earshot_s3_errors_total{operation=\"GetObject\",status=\"unreachable\"} 1\n",
+            "earshot_s3_errors_total{operation=\"PutObject\",status=\"403\"} 1\n",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
     }
 
     #[test]

@@ -105,7 +105,7 @@ impl Pipeline {
     /// An engine could not load its reference data.
     pub async fn new(config: Config) -> Result<Pipeline, engines::EngineError> {
         let metrics = Arc::new(Metrics::default());
-        let s3 = storage::s3_client_counted(&config.s3, metrics.s3_request_counter()).await;
+        let s3 = storage::s3_client_counted(&config.s3, metrics.s3_counters()).await;
         let engines = engines::build(&config, &s3).await?;
         let tokens = config
             .async_jobs
@@ -578,9 +578,15 @@ impl Pipeline {
     /// Asks every engine to pick up changes to its reference data.
     pub async fn refresh_engines(&self) {
         for (name, engine) in &self.engines {
-            if let Err(e) = engine.refresh().await {
-                tracing::warn!(engine = %name, error = %e, "Reference refresh failed; keeping the loaded references.");
-            }
+            let result = match engine.refresh().await {
+                Ok(true) => "changed",
+                Ok(false) => "unchanged",
+                Err(e) => {
+                    tracing::warn!(engine = %name, error = %e, "Reference refresh failed; keeping the loaded references.");
+                    "failed"
+                }
+            };
+            self.metrics.reference_reload(name, result);
         }
     }
 }

@@ -35,6 +35,12 @@ pub async fn run(
     let mut tasks = JoinSet::new();
     let mut receive_backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
     tracing::info!(queue_url = %config.queue_url, max_concurrency = config.max_concurrency, "Polling SQS.");
+    let depth = tokio::spawn(report_depth(
+        pipeline.clone(),
+        sqs.clone(),
+        config.queue_url.clone(),
+        shutdown.clone(),
+    ));
     loop {
         // Wait for a free slot before asking for work, so received messages never wait in memory.
         let first = tokio::select! {
@@ -94,7 +100,49 @@ pub async fn run(
     while let Some(joined) = tasks.join_next().await {
         report_panic(joined);
     }
+    depth.abort();
     tracing::info!("SQS source stopped.");
+}
+
+/// How often the queue's backlog is sampled for `earshot_queue_depth{source="sqs"}`.
+const DEPTH_EVERY: Duration = Duration::from_secs(30);
+
+/// Samples the queue's visible messages (SQS's approximate count) into the queue depth gauge,
+/// so a backlog that grows shows on the daemon's own `/metrics`.
+async fn report_depth(
+    pipeline: Arc<Pipeline>,
+    sqs: Client,
+    queue_url: String,
+    shutdown: CancellationToken,
+) {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    loop {
+        let asked = sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .send()
+            .await;
+        match asked {
+            Ok(out) => {
+                let visible = out
+                    .attributes
+                    .as_ref()
+                    .and_then(|a| a.get(&QueueAttributeName::ApproximateNumberOfMessages))
+                    .and_then(|n| n.parse::<usize>().ok());
+                if let Some(visible) = visible {
+                    pipeline.metrics.queue_depth("sqs", visible);
+                }
+            }
+            Err(e) => {
+                tracing::debug!(%queue_url, error = %S3Failure::from_sdk(&e), "Queue depth not read.");
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(DEPTH_EVERY) => {}
+            () = shutdown.cancelled() => return,
+        }
+    }
 }
 
 /// A job task that panicked is logged: its message was not deleted, so it comes back (and reaches

@@ -4,8 +4,6 @@
 
 pub mod object;
 
-use std::sync::Arc;
-
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_s3::config::Credentials;
 use aws_sdk_s3::config::http::HttpResponse;
@@ -47,19 +45,17 @@ pub async fn s3_client(s3: &S3Config) -> aws_sdk_s3::Client {
 /// every request it sends, retries included: what `earshot_s3_requests` counts.
 pub async fn s3_client_counted(
     s3: &S3Config,
-    count: impl Fn(&str) + Send + Sync + 'static,
+    counters: crate::metrics::S3Counters,
 ) -> aws_sdk_s3::Client {
     let shared = sdk_config(s3, s3.endpoint_url.as_deref()).await;
     let config = aws_sdk_s3::config::Builder::from(&shared)
         .force_path_style(s3.force_path_style)
-        .interceptor(CountRequests(Arc::new(count)))
+        .interceptor(CountRequests(counters))
         .build();
     aws_sdk_s3::Client::from_conf(config)
 }
 
-type RequestCounter = Arc<dyn Fn(&str) + Send + Sync>;
-
-struct CountRequests(RequestCounter);
+struct CountRequests(crate::metrics::S3Counters);
 
 impl std::fmt::Debug for CountRequests {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -81,7 +77,22 @@ impl aws_sdk_s3::config::Intercept for CountRequests {
         if let Some(operation) =
             config.load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
         {
-            (self.0)(operation.name());
+            self.0.request(operation.name());
+        }
+        Ok(())
+    }
+
+    fn read_after_attempt(
+        &self,
+        context: &aws_sdk_s3::config::interceptors::FinalizerInterceptorContextRef<'_>,
+        _components: &aws_sdk_s3::config::RuntimeComponents,
+        config: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        if let Some(operation) =
+            config.load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
+        {
+            let status = context.response().map(|r| r.status().as_u16());
+            self.0.answered(operation.name(), status);
         }
         Ok(())
     }

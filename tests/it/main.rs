@@ -20,6 +20,7 @@ mod leases;
 mod local_engine;
 mod mandarin;
 mod meaning;
+mod monitoring;
 mod moto_acl;
 mod outage;
 mod pipeline;

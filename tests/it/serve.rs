@@ -437,6 +437,11 @@ async fn admin_listener_beside_sqs_reports_health_readiness_and_metrics() {
         metrics.contains("earshot_jobs_total{rule=\"uploads\",outcome=\"blocked\"} 1\n"),
         "{metrics}"
     );
+    // The SQS source samples its queue's backlog from the start.
+    assert!(
+        metrics.contains("earshot_queue_depth{source=\"sqs\"} "),
+        "{metrics}"
+    );
     let (status, log) = daemon.terminate().await;
     assert!(status.success(), "log:\n{log}");
 }

@@ -29,6 +29,7 @@ impl Pipeline {
                     continue;
                 }
             };
+            let mut settled = std::collections::HashSet::new();
             // Markers sort oldest first: once one is too young to be due under any rule, so
             // are the rest.
             for q in queued
@@ -60,13 +61,31 @@ impl Pipeline {
                     takeover: 0,
                 };
                 match self.claim_and_apply(&item, decision).await {
-                    Ok(_) => decided += 1,
-                    Err(ReviewError::Conflict(_)) => decided += 1,
+                    Ok(_) | Err(ReviewError::Conflict(_)) => {
+                        decided += 1;
+                        settled.insert(q.trace_id.as_str());
+                    }
                     Err(e) => {
                         tracing::warn!(trace_id = %item.trace_id, error = %e, "Review timeout not carried out; trying later.")
                     }
                 }
             }
+            let longest = self
+                .rules
+                .all()
+                .iter()
+                .filter(|r| r.block.review == Review::Human && r.bucket == bucket)
+                .map(|r| r.block.review_timeout_secs)
+                .max()
+                .unwrap_or(0);
+            let oldest = queued
+                .iter()
+                .filter(|q| !settled.contains(q.trace_id.as_str()))
+                .map(|q| now.saturating_sub(q.created_at))
+                .max()
+                .unwrap_or(0);
+            self.metrics
+                .review_backlog(&bucket, queued.len() - settled.len(), oldest, longest);
         }
         decided
     }

@@ -59,12 +59,12 @@ fn systemd_unit_passes_systemd_analyze_verify() {
     // `verify` checks that ExecStart's binary exists: point it at the one cargo built, and change
     // nothing else.
     let unit = std::fs::read_to_string(root().join("infra/minio/earshot.service")).expect("unit");
-    assert!(unit.contains("ExecStart=/usr/local/bin/earshot "));
+    assert!(unit.contains("ExecStart=/usr/bin/earshot "));
     let dir = tempfile::tempdir().expect("tempdir");
     let copy = dir.path().join("earshot.service");
     std::fs::write(
         &copy,
-        unit.replace("/usr/local/bin/earshot", env!("CARGO_BIN_EXE_earshot")),
+        unit.replace("/usr/bin/earshot", env!("CARGO_BIN_EXE_earshot")),
     )
     .expect("write unit");
     let out = Command::new(analyze)
@@ -79,7 +79,7 @@ fn systemd_unit_passes_systemd_analyze_verify() {
         out.status
     );
     for hardening in [
-        "DynamicUser=yes",
+        "User=earshot",
         "ProtectSystem=strict",
         "NoNewPrivileges=yes",
         "CapabilityBoundingSet=\n",

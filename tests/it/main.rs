@@ -23,6 +23,7 @@ mod meaning;
 mod monitoring;
 mod moto_acl;
 mod outage;
+mod package;
 mod pipeline;
 mod restore;
 mod retro;

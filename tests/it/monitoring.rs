@@ -29,14 +29,7 @@ fn promtool() -> Command {
 }
 
 fn succeeds(command: &mut Command, what: &str) -> String {
-    let out = command.output().expect("promtool runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{what}: {:?}\n{text}", out.status);
-    text
+    crate::common::succeeded(command.output().expect("promtool runs"), what)
 }
 
 /// Every `earshot_…` name in a file.

@@ -65,6 +65,17 @@ fn require(url: &str, what: &str, start: &str) {
     );
 }
 
+/// A command's stdout and stderr, after asserting that it succeeded (`what` names it).
+pub fn succeeded(out: std::process::Output, what: &str) -> String {
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{what}: {:?}\n{text}", out.status);
+    text
+}
+
 pub fn s3_config(endpoint: &str) -> S3Config {
     S3Config {
         endpoint_url: Some(endpoint.to_owned()),

@@ -190,6 +190,12 @@ pub fn results_of_day(day: &str) -> String {
     format!("{RESULTS_PREFIX}{day}/")
 }
 
+/// A day's results packed into one object (a cache of the rows: each one checked against the
+/// listing's ETag), so the history reads a day with one GET instead of one per row.
+pub fn result_pack_key(day: &str) -> String {
+    format!("audit_freeze_backup/earshot/result-packs/{day}.jsonl.gz")
+}
+
 /// One result, filed under the day it was judged.
 pub fn result_key(day: &str, judged_at: u64, trace_id: &str) -> String {
     format!("{}{judged_at:011}-{trace_id}.json", results_of_day(day))
@@ -213,6 +219,7 @@ mod tests {
             audit_key(1, "x"),
             allow_key("ab"),
             allow_print_key("ab"),
+            result_pack_key("2026-01-02"),
             scan_checkpoint_key("s"),
             scan_report_key("s"),
             prints_prefix("r"),

@@ -19,6 +19,9 @@ fn verdict(text: &str) -> Option<ReviewVerdict> {
     }
 }
 
+/// Items on a page of the queue.
+const QUEUE_PAGE: usize = 50;
+
 pub(super) async fn queue(
     State(c): Shared,
     ConnectInfo(peer): Peer,
@@ -35,11 +38,15 @@ pub(super) async fn queue(
         min: score(q.get("min")),
         max: score(q.get("max")),
     };
-    let items = match c.pipeline.review_queue().await {
-        Ok(items) => items,
+    let after = q.get("after").map(String::as_str).filter(|a| !a.is_empty());
+    let page = match c
+        .pipeline
+        .review_page(after, QUEUE_PAGE, |i| filter.keeps(i))
+        .await
+    {
+        Ok(page) => page,
         Err(e) => return failed(e),
     };
-    let shown: Vec<_> = items.into_iter().filter(|i| filter.keeps(i)).collect();
     let rules: Vec<String> = c
         .pipeline
         .rules()
@@ -52,7 +59,8 @@ pub(super) async fn queue(
     Html(html::queue(
         &user,
         &csrf,
-        &shown,
+        &page,
+        after.is_some(),
         &filter,
         &rules,
         q.get("done").map(String::as_str),

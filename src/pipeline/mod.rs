@@ -37,7 +37,7 @@ use tracing::Instrument;
 
 pub use judge::Judgement;
 pub use outcome::{Ack, CallbackOutcome, Disposition, Handled, JobError, Outcome};
-pub use review::{DecideRequest, Decided, ReviewError};
+pub use review::{DecideRequest, Decided, ReviewError, ReviewPage};
 pub use undo::{RestoreRequest, Restored, UndoError};
 pub use waiting::{Received, Rejection};
 

@@ -16,7 +16,12 @@
 //!   so the sweep finds unfinished claims with one listing.
 //!
 //! And, for the history of results, one [`ResultRow`] per judged object under the day it was
-//! judged (`results/<YYYY-MM-DD>/…`).
+//! judged (`results/<YYYY-MM-DD>/…`), written by whoever judged it (several daemons at once,
+//! each row its own object). Reading a day packs it: `result-packs/<YYYY-MM-DD>.jsonl.gz` holds
+//! every row with the ETag it had when packed. A read lists the day (1,000 rows a request), takes
+//! from the pack each row whose ETag still matches, GETs only the rest, and writes a new pack when
+//! it had to GET many. The pack is a cache: a row changed since (a review updates its row) or
+//! added since is read from its own object, and a lost or damaged pack costs one slow read.
 
 use aws_sdk_s3::Client;
 use serde::{Deserialize, Serialize};
@@ -351,7 +356,19 @@ pub async fn record_result(s3: &Client, row: &ResultRow) -> Result<(), StateErro
     put_json(s3, &row.bucket, &key, row).await
 }
 
-/// The results of one day, oldest first.
+/// One row of a day's pack: the row's key, its ETag when packed, and the row.
+#[derive(Debug, Serialize, Deserialize)]
+struct Packed {
+    key: String,
+    etag: String,
+    row: ResultRow,
+}
+
+/// A read of a day that had to GET at least this many rows writes a new pack.
+const REPACK_AFTER: usize = 64;
+
+/// The results of one day, oldest first: a listing, the day's pack, and a GET for each row the
+/// pack does not hold as listed (a new pack is written when there were many).
 ///
 /// # Errors
 /// S3 failed or a row is not valid.
@@ -361,13 +378,95 @@ pub async fn results_of_day(
     day: &str,
 ) -> Result<Vec<ResultRow>, StateError> {
     use futures::{StreamExt, TryStreamExt};
-    let keys = keys_under(s3, bucket, &layout::results_of_day(day)).await?;
-    let rows: Vec<Option<ResultRow>> = futures::stream::iter(keys)
-        .map(|key| async move { get_json::<ResultRow>(s3, bucket, &key).await })
+    let listed = object::list(s3, bucket, &layout::results_of_day(day)).await?;
+    let mut packed = read_pack(s3, bucket, day).await;
+    let mut rows = Vec::with_capacity(listed.len());
+    let mut unpacked = Vec::new();
+    for listed in listed {
+        match packed.remove(&listed.key) {
+            Some(p) if p.etag == listed.etag && !listed.etag.is_empty() => rows.push(p),
+            _ => unpacked.push(listed),
+        }
+    }
+    // Read after the listing, each row is at least as new as its listed ETag says: a row
+    // changed in between is packed under its old ETag and read again next time.
+    let read_one_by_one = unpacked.len();
+    let fetched: Vec<Option<Packed>> = futures::stream::iter(unpacked)
+        .map(|listed| async move {
+            let row = get_json::<ResultRow>(s3, bucket, &listed.key).await?;
+            Ok::<_, StateError>(row.map(|row| Packed {
+                key: listed.key,
+                etag: listed.etag,
+                row,
+            }))
+        })
         .buffered(16)
         .try_collect()
         .await?;
-    Ok(rows.into_iter().flatten().collect())
+    rows.extend(fetched.into_iter().flatten());
+    rows.sort_by(|a, b| a.key.cmp(&b.key));
+    if read_one_by_one >= REPACK_AFTER
+        && let Err(e) = write_pack(s3, bucket, day, &rows).await
+    {
+        tracing::warn!(%bucket, %day, error = %e, "Results of the day not packed; read row by row until they are.");
+    }
+    Ok(rows.into_iter().map(|p| p.row).collect())
+}
+
+/// The day's pack by key; empty when there is none or it cannot be read (the rows are then
+/// read one by one, and packed again).
+async fn read_pack(
+    s3: &Client,
+    bucket: &str,
+    day: &str,
+) -> std::collections::HashMap<String, Packed> {
+    let key = layout::result_pack_key(day);
+    let bytes = match super::get_bytes(s3, bucket, &key).await {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => return Default::default(),
+        Err(e) => {
+            tracing::warn!(%bucket, %key, error = %e, "Results pack not read; reading rows one by one.");
+            return Default::default();
+        }
+    };
+    match parse_pack(&bytes) {
+        Ok(rows) => rows.into_iter().map(|p| (p.key.clone(), p)).collect(),
+        Err(e) => {
+            tracing::warn!(%bucket, %key, error = %e, "Results pack damaged; reading rows one by one.");
+            Default::default()
+        }
+    }
+}
+
+/// The rows of a pack (gzip of one JSON [`Packed`] per line).
+fn parse_pack(bytes: &[u8]) -> Result<Vec<Packed>, String> {
+    use std::io::BufRead;
+    let reader = std::io::BufReader::new(flate2::read::GzDecoder::new(bytes));
+    let mut rows = Vec::new();
+    for line in reader.lines() {
+        let line = line.map_err(|e| format!("not gzip: {e}"))?;
+        if line.is_empty() {
+            continue;
+        }
+        rows.push(serde_json::from_str(&line).map_err(|e| format!("not a packed row: {e}"))?);
+    }
+    Ok(rows)
+}
+
+async fn write_pack(
+    s3: &Client,
+    bucket: &str,
+    day: &str,
+    rows: &[Packed],
+) -> Result<(), StateError> {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    for row in rows {
+        serde_json::to_writer(&mut gz, row).expect("rows always serialise");
+        gz.write_all(b"\n").expect("writing to memory");
+    }
+    let body = gz.finish().expect("writing to memory");
+    super::put_bytes(s3, bucket, &layout::result_pack_key(day), body).await
 }
 
 /// The days that have results, oldest first (one listing by delimiter).

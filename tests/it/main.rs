@@ -9,6 +9,7 @@ mod audio;
 mod cli;
 mod cloud_engines;
 mod console;
+mod console_scale;
 mod console_speech;
 mod events;
 mod fingerprint;

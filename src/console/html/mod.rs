@@ -13,6 +13,11 @@ use super::auth::User;
 use crate::clock;
 use crate::state::review::ReviewItem;
 
+/// Encodes text for a URL's query (every byte but letters and digits), safe in an attribute.
+fn url_escape(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
 /// Escapes text for HTML content and attribute values.
 pub fn esc(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -108,10 +113,12 @@ impl QueueFilter {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn queue(
     user: &User,
     csrf: &str,
-    items: &[ReviewItem],
+    shown: &crate::pipeline::ReviewPage,
+    later_page: bool,
     filter: &QueueFilter,
     rules: &[String],
     flash: Option<&str>,
@@ -142,7 +149,7 @@ pub fn queue(
     );
     let _ = write!(
         body,
-        "<p class=\"muted\">{} waiting, oldest first. Keys: <kbd>j</kbd>/<kbd>k</kbd> next/previous, \
+        "<p class=\"muted\"><span id=\"waiting\">{}</span> waiting, oldest first. Keys: <kbd>j</kbd>/<kbd>k</kbd> next/previous, \
          <kbd>x</kbd> select, <kbd>Enter</kbd> open, <kbd>b</kbd> block, <kbd>p</kbd> pass \
          (the selected items, or the current one).</p>\
          <form method=\"post\" action=\"/decide\" id=\"batch\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
@@ -150,10 +157,10 @@ pub fn queue(
          <button name=\"verdict\" value=\"block\" id=\"batch-block\">Block <span class=\"count\">0</span> selected</button> \
          <button name=\"verdict\" value=\"pass\" id=\"batch-pass\">Pass <span class=\"count\">0</span> selected</button></p>\
          <table id=\"queue\"><thead><tr><th></th><th>Waiting since</th><th>Rule</th><th>Scene</th><th>Score</th><th>Object</th><th>While waiting</th><th>Decided by timeout at</th></tr></thead><tbody>",
-        items.len(),
+        shown.total,
         esc(csrf)
     );
-    for item in items {
+    for item in &shown.items {
         let _ = write!(
             body,
             "<tr data-id=\"{id}\"><td><input type=\"checkbox\" name=\"id\" value=\"{id}\"></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
@@ -171,6 +178,29 @@ pub fn queue(
         );
     }
     body.push_str("</tbody></table></form>");
+    // Paging keeps the filter; a page starts after the last marker of the one before.
+    let filter_query = format!(
+        "rule={}&amp;scene={}&amp;min={}&amp;max={}",
+        url_escape(&filter.rule),
+        url_escape(&filter.scene),
+        filter.min.map(|m| m.to_string()).unwrap_or_default(),
+        filter.max.map(|m| m.to_string()).unwrap_or_default(),
+    );
+    body.push_str("<p id=\"paging\">");
+    if later_page {
+        let _ = write!(
+            body,
+            "<a id=\"first-page\" href=\"/?{filter_query}\">First page</a> "
+        );
+    }
+    if let Some(next) = &shown.next {
+        let _ = write!(
+            body,
+            "<a id=\"next-page\" href=\"/?{filter_query}&amp;after={}\">Next page</a>",
+            url_escape(next)
+        );
+    }
+    body.push_str("</p>");
     body.push_str(QUEUE_SCRIPT);
     page("Review queue", Some((user, csrf)), &body)
 }

@@ -75,6 +75,16 @@ pub enum ReviewError {
     Undo(#[from] UndoError),
 }
 
+/// A page of the review queue.
+#[derive(Debug)]
+pub struct ReviewPage {
+    pub items: Vec<ReviewItem>,
+    /// Open items in every reviewed bucket (one listing of the markers).
+    pub total: usize,
+    /// The cursor of the next page, when items follow.
+    pub next: Option<String>,
+}
+
 impl Pipeline {
     /// Holds an object for a person: blocks it first when the rule holds, writes the item, and
     /// returns the pending callback body. Run again after an interruption, it keeps the item
@@ -268,6 +278,60 @@ impl Pipeline {
             .try_collect()
             .await?;
         Ok(items.into_iter().flatten().collect())
+    }
+
+    /// One page of the open items, oldest first: those after the marker `after`
+    /// (`<created_at>-<trace_id>`, as [`ReviewPage::next`] gives it) that `keeps` keeps, at most
+    /// `size`. One listing of the markers, and only as many items read as the page needs (all of
+    /// the rest when a filter keeps few).
+    ///
+    /// # Errors
+    /// S3 failed or an item is not valid.
+    pub async fn review_page(
+        &self,
+        after: Option<&str>,
+        size: usize,
+        keeps: impl Fn(&ReviewItem) -> bool,
+    ) -> Result<ReviewPage, ReviewError> {
+        use futures::{StreamExt, TryStreamExt};
+        let size = size.max(1);
+        let queued = self.review_ids().await?;
+        let cursor = after.and_then(|after| {
+            let (at, id) = after.split_once('-')?;
+            Some((at.parse::<u64>().ok()?, id.to_owned()))
+        });
+        let start = cursor.map_or(0, |(at, id)| {
+            queued.partition_point(|(_, q)| (q.created_at, q.trace_id.as_str()) <= (at, &id))
+        });
+        let mut items = Vec::new();
+        let mut consumed = start;
+        'pages: for chunk in queued[start..].chunks(size) {
+            let read: Vec<Option<ReviewItem>> = futures::stream::iter(chunk.to_vec())
+                .map(
+                    |(bucket, q)| async move { review::item(&self.s3, &bucket, &q.trace_id).await },
+                )
+                .buffered(16)
+                .try_collect()
+                .await?;
+            for item in read {
+                consumed += 1;
+                if let Some(item) = item.filter(|item| keeps(item)) {
+                    items.push(item);
+                    if items.len() == size {
+                        break 'pages;
+                    }
+                }
+            }
+        }
+        let next = (consumed < queued.len()).then(|| {
+            let (_, q) = &queued[consumed - 1];
+            format!("{}-{}", q.created_at, q.trace_id)
+        });
+        Ok(ReviewPage {
+            items,
+            total: queued.len(),
+            next,
+        })
     }
 
     /// Decides an item: the first decision wins; a second gets [`ReviewError::Conflict`] (unless

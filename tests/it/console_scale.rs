@@ -1,0 +1,175 @@
+//! The console's reads at scale, counted in S3 requests by earshot's own client: a day of the
+//! history is read from its pack (one GET) plus the rows changed or added since, and the queue
+//! page reads the items of its page only, with a cursor to the next.
+
+use earshot::metrics::Metrics;
+use earshot::pipeline::Pipeline;
+use earshot::state::review::{self, ResultRow};
+
+use crate::common::*;
+
+/// Requests of `operation` counted on a metrics page.
+fn requests(metrics: &Metrics, operation: &str) -> u64 {
+    let name = format!("earshot_s3_requests_total{{operation=\"{operation}\"}}");
+    metrics
+        .render()
+        .lines()
+        .find_map(|line| line.strip_prefix(&name)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn row(bucket: &str, day_start: u64, n: u64) -> ResultRow {
+    ResultRow {
+        judged_at: day_start + 60 + n,
+        trace_id: format!("trace-{n:05}"),
+        bucket: bucket.to_owned(),
+        key: format!("audio/{n}.mp3"),
+        rule: "uploads".to_owned(),
+        source: "upload".to_owned(),
+        code: 0,
+        message: "OK".to_owned(),
+        result: 0,
+        forbidden_status: 0,
+        scenes: vec![(earshot::model::Scene::Porn, (n % 100) as u8, String::new())],
+        review: None,
+        terms: Vec::new(),
+    }
+}
+
+#[tokio::test]
+async fn a_days_history_is_read_from_its_pack_and_only_rows_changed_since_are_read_again() {
+    require_localstack();
+    let plain = s3(LOCALSTACK).await;
+    let bucket = fresh_bucket(&plain).await;
+    let metrics = Metrics::default();
+    let counted =
+        earshot::storage::s3_client_counted(&s3_config(LOCALSTACK), metrics.s3_counters()).await;
+    let day = "2026-03-04";
+    let day_start = 1_772_582_400; // 2026-03-04T00:00:00Z
+    assert_eq!(earshot::clock::day(day_start), day);
+    let written: Vec<ResultRow> = (0..150).map(|n| row(&bucket, day_start, n)).collect();
+    for r in &written {
+        review::record_result(&plain, r).await.expect("row");
+    }
+
+    // The first read GETs every row (and finds no pack), then packs the day.
+    let rows = review::results_of_day(&counted, &bucket, day)
+        .await
+        .expect("read");
+    assert_eq!(rows, written);
+    assert_eq!(requests(&metrics, "GetObject"), 151);
+    assert_eq!(requests(&metrics, "PutObject"), 1, "the pack written");
+
+    // The second reads the pack alone.
+    let rows = review::results_of_day(&counted, &bucket, day)
+        .await
+        .expect("read");
+    assert_eq!(rows, written);
+    assert_eq!(requests(&metrics, "GetObject"), 152);
+    assert_eq!(requests(&metrics, "ListObjectsV2"), 2);
+
+    // A row a review changed and a row added since are read on their own.
+    let mut reviewed = written[7].clone();
+    reviewed.review = Some("block".to_owned());
+    review::record_result(&plain, &reviewed).await.expect("row");
+    let added = row(&bucket, day_start, 500);
+    review::record_result(&plain, &added).await.expect("row");
+    let rows = review::results_of_day(&counted, &bucket, day)
+        .await
+        .expect("read");
+    let mut expected = written.clone();
+    expected[7] = reviewed;
+    expected.push(added);
+    assert_eq!(rows, expected);
+    assert_eq!(requests(&metrics, "GetObject"), 152 + 3);
+    assert_eq!(
+        requests(&metrics, "PutObject"),
+        1,
+        "two rows are not worth a pack"
+    );
+
+    // A damaged pack costs a slow read, then is packed again.
+    plain
+        .put_object()
+        .bucket(&bucket)
+        .key(earshot::layout::result_pack_key(day))
+        .body(b"not gzip at all".to_vec().into())
+        .send()
+        .await
+        .expect("pack damaged");
+    let rows = review::results_of_day(&counted, &bucket, day)
+        .await
+        .expect("read");
+    assert_eq!(rows, expected);
+    assert_eq!(requests(&metrics, "GetObject"), 155 + 1 + 151);
+    assert_eq!(requests(&metrics, "PutObject"), 2);
+}
+
+#[tokio::test]
+async fn the_queue_page_reads_only_its_items_and_pages_on_in_order() {
+    require_localstack();
+    let s3 = s3(LOCALSTACK).await;
+    let bucket = fresh_bucket(&s3).await;
+    let listener = Listener::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (upload, library) = suspicious_in_library(dir.path()).await;
+    let mut config = config(&bucket, &listener.url, "move", &library);
+    human_review(&mut config, false, 3600);
+    put_file(&s3, &bucket, "audio/voice.mp3", &upload, "audio/mpeg").await;
+    let pipeline = Pipeline::new(config).await.expect("pipeline");
+    pipeline
+        .process(&earshot::job::Job::new(bucket.clone(), "audio/voice.mp3"))
+        .await
+        .expect("judged");
+    let queued = review::queue(&s3, &bucket).await.expect("queue");
+    assert_eq!(queued.len(), 1, "the upload waits for a person");
+    let first = review::item(&s3, &bucket, &queued[0].trace_id)
+        .await
+        .expect("item")
+        .expect("an item");
+    // 119 more like it, half of them scored 95, all older than the real one.
+    for n in 0..119u64 {
+        let mut copy = first.clone();
+        copy.trace_id = format!("copy-{n:04}");
+        copy.created_at = first.created_at - 1000 + n;
+        copy.score = if n % 2 == 0 { 95 } else { 70 };
+        review::open(&s3, &copy).await.expect("opened");
+    }
+
+    let gets = || requests(&pipeline.metrics, "GetObject");
+    let before = gets();
+    let page = pipeline
+        .review_page(None, 50, |_| true)
+        .await
+        .expect("page");
+    assert_eq!((page.items.len(), page.total), (50, 120));
+    assert_eq!(gets() - before, 50, "only the page's items are read");
+    let ids: Vec<&str> = page.items.iter().map(|i| i.trace_id.as_str()).collect();
+    assert_eq!(ids[0], "copy-0000");
+    assert_eq!(ids[49], "copy-0049");
+    let next = page.next.expect("more follow");
+
+    let page = pipeline
+        .review_page(Some(&next), 50, |_| true)
+        .await
+        .expect("page");
+    assert_eq!(page.items[0].trace_id, "copy-0050");
+    let last = pipeline
+        .review_page(page.next.as_deref(), 50, |_| true)
+        .await
+        .expect("page");
+    assert_eq!(last.items.len(), 20);
+    assert_eq!(last.items[19].trace_id, first.trace_id);
+    assert!(last.next.is_none());
+
+    // A filter reads on until the page is full: 50 of the score-95 items take 99 reads.
+    let before = gets();
+    let high = pipeline
+        .review_page(None, 50, |i| i.score >= 90)
+        .await
+        .expect("page");
+    assert_eq!(high.items.len(), 50);
+    assert!(high.items.iter().all(|i| i.score == 95));
+    assert_eq!(high.items[49].trace_id, "copy-0098");
+    assert_eq!(gets() - before, 100, "two chunks of 50 read");
+}

@@ -190,6 +190,11 @@ pub fn results_of_day(day: &str) -> String {
     format!("{RESULTS_PREFIX}{day}/")
 }
 
+/// The console's failed logins of one user name (by the SHA-256 of the name, in hex).
+pub fn login_failures_prefix(name_sha256: &str) -> String {
+    format!("audit_freeze_backup/earshot/console/login-failures/{name_sha256}/")
+}
+
 /// A day's results packed into one object (a cache of the rows: each one checked against the
 /// listing's ETag), so the history reads a day with one GET instead of one per row.
 pub fn result_pack_key(day: &str) -> String {
@@ -220,6 +225,7 @@ mod tests {
             allow_key("ab"),
             allow_print_key("ab"),
             result_pack_key("2026-01-02"),
+            login_failures_prefix("ab"),
             scan_checkpoint_key("s"),
             scan_report_key("s"),
             prints_prefix("r"),

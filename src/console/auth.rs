@@ -37,8 +37,8 @@ struct Claims {
     n: String,
 }
 
-/// Failed logins for one user name within [`LOCKOUT_SECS`] before its logins are refused
-/// until the window passes.
+/// Failed logins for one user name within the last [`LOCKOUT_SECS`] before its logins are
+/// refused (counted in the bucket by [`crate::state::logins`], across replicas).
 pub const MAX_FAILURES: u32 = 5;
 pub const LOCKOUT_SECS: u64 = 900;
 
@@ -46,48 +46,12 @@ pub const LOCKOUT_SECS: u64 = 900;
 pub struct Auth {
     config: ConsoleConfig,
     key: hmac::Key,
-    /// Per user name: failed logins and when the first of them was (this process only).
-    failures: std::sync::Mutex<std::collections::HashMap<String, (u32, u64)>>,
 }
 
 impl Auth {
     pub fn new(config: ConsoleConfig) -> Auth {
         let key = hmac::Key::new(hmac::HMAC_SHA256, config.session_key.as_bytes());
-        Auth {
-            config,
-            key,
-            failures: Default::default(),
-        }
-    }
-
-    /// Whether `name` failed to log in too often lately (its logins are refused for now).
-    pub fn locked_out(&self, name: &str, now: u64) -> bool {
-        let failures = self
-            .failures
-            .lock()
-            .expect("never poisoned: no panics under it");
-        failures
-            .get(name)
-            .is_some_and(|(count, since)| *count >= MAX_FAILURES && now < since + LOCKOUT_SECS)
-    }
-
-    /// Counts a failed login (or, with `ok`, forgets the failures).
-    pub fn record_login(&self, name: &str, ok: bool, now: u64) {
-        let mut failures = self
-            .failures
-            .lock()
-            .expect("never poisoned: no panics under it");
-        if ok {
-            failures.remove(name);
-            return;
-        }
-        failures.retain(|_, (_, since)| now < *since + LOCKOUT_SECS);
-        if failures.len() >= 10_000 && !failures.contains_key(name) {
-            // Guessing at random names must not grow the map without bound.
-            failures.clear();
-        }
-        let entry = failures.entry(name.to_owned()).or_insert((0, now));
-        entry.0 += 1;
+        Auth { config, key }
     }
 
     pub fn ttl_secs(&self) -> u64 {
@@ -166,6 +130,15 @@ impl Auth {
             role,
             nonce: claims.n,
         })
+    }
+
+    /// Whether `peer` is one of `[console.proxy] trusted_peers`: its forwarded headers are
+    /// believed.
+    pub fn trusted_proxy(&self, peer: IpAddr) -> bool {
+        self.config
+            .proxy
+            .as_ref()
+            .is_some_and(|proxy| proxy.trusted_peers.contains(&peer))
     }
 
     fn proxy_user(&self, headers: &HeaderMap, peer: IpAddr) -> Option<User> {
@@ -300,20 +273,6 @@ mod tests {
         assert!(auth.cookie(Some("v")).contains("HttpOnly; SameSite=Strict"));
         assert!(auth.cookie(Some("v")).ends_with("; Secure"));
         assert!(PasswordHash::new(DUMMY_HASH).is_ok());
-    }
-
-    #[test]
-    fn repeated_failures_lock_a_name_out_for_a_while() {
-        let auth = auth();
-        for _ in 0..MAX_FAILURES {
-            assert!(!auth.locked_out("ana", 100));
-            auth.record_login("ana", false, 100);
-        }
-        assert!(auth.locked_out("ana", 100));
-        assert!(!auth.locked_out("bob", 100));
-        assert!(!auth.locked_out("ana", 100 + LOCKOUT_SECS));
-        auth.record_login("ana", true, 101);
-        assert!(!auth.locked_out("ana", 101));
     }
 
     #[test]

@@ -19,6 +19,9 @@ mod history;
 mod html;
 mod queue;
 
+/// The history's CSV export of result rows (what `/history.csv` answers).
+pub use html::csv as results_csv;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -42,6 +45,9 @@ struct Console {
     pipeline: Arc<Pipeline>,
     auth: Auth,
     libraries: Vec<LibraryStore>,
+    /// Where failed logins are counted (the first reviewed bucket, else the first rule's), so
+    /// that every replica of the console sees them.
+    logins_bucket: String,
 }
 
 /// The console's routes.
@@ -55,10 +61,17 @@ pub fn router(pipeline: Arc<Pipeline>, config: ConsoleConfig) -> Router {
             _ => None,
         })
         .collect();
+    let logins_bucket = pipeline
+        .review_buckets()
+        .into_iter()
+        .next()
+        .or_else(|| pipeline.rules().buckets().first().map(|b| (*b).to_owned()))
+        .unwrap_or_default();
     let console = Arc::new(Console {
         auth: Auth::new(config),
         pipeline,
         libraries,
+        logins_bucket,
     });
     Router::new()
         .route("/login", get(login_page).post(login))
@@ -115,7 +128,8 @@ impl Console {
         let user = self.user(headers, peer, &Method::POST, "/")?;
         let form = Form::parse(body);
         let csrf = self.auth.csrf_token(&user);
-        if !same_origin(headers) || !self.auth.csrf_ok(&user, form.one("csrf")) {
+        let behind_proxy = self.auth.trusted_proxy(peer.ip());
+        if !same_origin(headers, behind_proxy) || !self.auth.csrf_ok(&user, form.one("csrf")) {
             tracing::warn!(user = %user.name, "Console: state change refused (CSRF token or Origin).");
             let page = html::message(
                 "Refused",
@@ -132,14 +146,21 @@ impl Console {
     }
 }
 
-/// `Origin`, when a browser sends one, must name this host.
-fn same_origin(headers: &HeaderMap) -> bool {
+/// `Origin`, when a browser sends one, must name this host: the `Host` the request came to, or,
+/// from a trusted reverse proxy (`behind_proxy`), the `X-Forwarded-Host` the browser used (its
+/// first value, the one the outermost proxy saw).
+fn same_origin(headers: &HeaderMap, behind_proxy: bool) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
         return true;
     };
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
+    let forwarded = behind_proxy
+        .then(|| headers.get("x-forwarded-host")?.to_str().ok())
+        .flatten()
+        .and_then(|hosts| hosts.split(',').next())
+        .map(str::trim)
+        .filter(|host| !host.is_empty());
+    let host = forwarded
+        .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()))
         .unwrap_or("");
     origin
         .split_once("://")
@@ -208,8 +229,13 @@ async fn login_page(
     Html(html::login(next, None)).into_response()
 }
 
-async fn login(State(c): Shared, headers: HeaderMap, body: Bytes) -> Response {
-    if !same_origin(&headers) {
+async fn login(
+    State(c): Shared,
+    ConnectInfo(peer): Peer,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !same_origin(&headers, c.auth.trusted_proxy(peer.ip())) {
         return (
             StatusCode::FORBIDDEN,
             "A login from another site is refused.",
@@ -219,8 +245,21 @@ async fn login(State(c): Shared, headers: HeaderMap, body: Bytes) -> Response {
     let form = Form::parse(&body);
     let (name, password) = (form.one("user").to_owned(), form.one("password").to_owned());
     let next = local_path(form.one("next")).to_owned();
-    if c.auth.locked_out(&name, c.now()) {
-        tracing::warn!(user = %name, "Console: login refused after repeated failures.");
+    let (s3, bucket) = (&c.pipeline.s3, c.logins_bucket.as_str());
+    let since = c.now().saturating_sub(auth::LOCKOUT_SECS - 1);
+    let failures = match crate::state::logins::failures_since(s3, bucket, &name, since).await {
+        Ok(failures) => failures,
+        Err(e) => {
+            tracing::warn!(user = %name, error = %e, "Console: failed logins cannot be counted; login refused.");
+            let page = html::login(
+                &next,
+                Some("The console cannot reach its bucket to check this login; try again shortly."),
+            );
+            return (StatusCode::SERVICE_UNAVAILABLE, Html(page)).into_response();
+        }
+    };
+    if failures >= auth::MAX_FAILURES as usize {
+        tracing::warn!(user = %name, failures, "Console: login refused after repeated failures.");
         let page = html::login(
             &next,
             Some("Too many failed logins for this user; try again later."),
@@ -234,7 +273,11 @@ async fn login(State(c): Shared, headers: HeaderMap, body: Bytes) -> Response {
     };
     match checked {
         Ok(Some(_role)) => {
-            c.auth.record_login(&name, true, c.now());
+            if failures > 0
+                && let Err(e) = crate::state::logins::clear(s3, bucket, &name).await
+            {
+                tracing::warn!(user = %name, error = %e, "Console: earlier failed logins not forgotten.");
+            }
             tracing::info!(user = %name, "Console: logged in.");
             let session = c.auth.issue(&name, c.now());
             (
@@ -247,7 +290,9 @@ async fn login(State(c): Shared, headers: HeaderMap, body: Bytes) -> Response {
                 .into_response()
         }
         _ => {
-            c.auth.record_login(&name, false, c.now());
+            if let Err(e) = crate::state::logins::record_failure(s3, bucket, &name, c.now()).await {
+                tracing::warn!(user = %name, error = %e, "Console: failed login not counted.");
+            }
             tracing::warn!(user = %name, "Console: wrong user name or password.");
             (
                 StatusCode::UNAUTHORIZED,
@@ -307,16 +352,42 @@ mod tests {
     fn origin_must_name_this_host() {
         let mut headers = HeaderMap::new();
         headers.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8090"));
-        assert!(same_origin(&headers));
+        assert!(same_origin(&headers, false));
         headers.insert(
             header::ORIGIN,
             HeaderValue::from_static("http://127.0.0.1:8090"),
         );
-        assert!(same_origin(&headers));
+        assert!(same_origin(&headers, false));
         headers.insert(
             header::ORIGIN,
             HeaderValue::from_static("http://evil.example"),
         );
-        assert!(!same_origin(&headers));
+        assert!(!same_origin(&headers, false));
+    }
+
+    #[test]
+    fn behind_a_trusted_proxy_origin_must_name_the_forwarded_host() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8090"));
+        headers.insert(
+            "x-forwarded-host",
+            HeaderValue::from_static("review.example.com, 10.0.0.5:8080"),
+        );
+        headers.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://review.example.com"),
+        );
+        assert!(same_origin(&headers, true));
+        // From a peer that is not a trusted proxy the header is anyone's to send.
+        assert!(!same_origin(&headers, false));
+        headers.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://127.0.0.1:8090"),
+        );
+        assert!(
+            !same_origin(&headers, true),
+            "the proxy's host is not the site's"
+        );
+        assert!(same_origin(&headers, false));
     }
 }

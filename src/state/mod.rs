@@ -16,6 +16,7 @@
 
 pub mod blocks;
 pub mod lease;
+pub mod logins;
 pub mod pending;
 pub mod prints;
 pub mod review;

@@ -6,6 +6,7 @@ use earshot::metrics::Metrics;
 use earshot::pipeline::Pipeline;
 use earshot::state::review::{self, ResultRow};
 
+use crate::common::browser::Served;
 use crate::common::*;
 
 /// Requests of `operation` counted on a metrics page.
@@ -172,4 +173,95 @@ async fn the_queue_page_reads_only_its_items_and_pages_on_in_order() {
     assert!(high.items.iter().all(|i| i.score == 95));
     assert_eq!(high.items[49].trace_id, "copy-0098");
     assert_eq!(gets() - before, 100, "two chunks of 50 read");
+}
+
+/// Two consoles (two replicas, each its own process state) on one bucket: failed logins made
+/// on both at once all count, and the lockout they earn holds on either.
+#[tokio::test]
+async fn a_login_lockout_holds_across_two_consoles_on_one_bucket() {
+    use earshot::config::{ConsoleConfig, ConsoleUserConfig, Role};
+    use earshot::console::auth::{LOCKOUT_SECS, MAX_FAILURES};
+    require_localstack();
+    let s3 = s3(LOCALSTACK).await;
+    let bucket = fresh_bucket(&s3).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let library = dir.path().join("library");
+    std::fs::create_dir_all(&library).expect("library");
+    let password = "ana's long passphrase";
+    let user = ConsoleUserConfig {
+        name: "ana".to_owned(),
+        role: Role::Reviewer,
+        password_hash: Some(earshot::console::auth::hash_password(password).expect("hash")),
+    };
+    let mut replicas = Vec::new();
+    for _ in 0..2 {
+        let console = ConsoleConfig {
+            listen: format!("127.0.0.1:{}", free_port()),
+            session_key: "a console session key of at least 32 characters".to_owned(),
+            session_ttl_secs: 3600,
+            secure_cookie: false,
+            users: vec![user.clone()],
+            proxy: None,
+        };
+        let config = config(&bucket, "http://127.0.0.1:9/unused", "move", &library);
+        let pipeline = std::sync::Arc::new(Pipeline::new(config).await.expect("pipeline"));
+        replicas.push(Served::start(pipeline, &console).await);
+    }
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let log_in = |base: &str, password: &str| {
+        client
+            .post(format!("{base}/login"))
+            .form(&[("user", "ana"), ("password", password), ("next", "/")])
+            .send()
+    };
+    let (a, b) = (&replicas[0].base, &replicas[1].base);
+
+    // One short of the limit, half on each replica, at the same moment.
+    let wrong: Vec<_> = (0..MAX_FAILURES - 1)
+        .map(|n| log_in(if n % 2 == 0 { a } else { b }, "guess"))
+        .collect();
+    for answer in futures::future::join_all(wrong).await {
+        assert_eq!(answer.expect("answers").status(), 401);
+    }
+    // Still allowed: the right password works on A, and forgets the failures.
+    assert_eq!(log_in(a, password).await.expect("answers").status(), 303);
+    let prefix = earshot::layout::login_failures_prefix(&hex::encode(
+        <sha2::Sha256 as sha2::Digest>::digest(b"ana"),
+    ));
+    let failures = || async {
+        earshot::storage::object::list(&s3, &bucket, &prefix)
+            .await
+            .expect("listing")
+            .len()
+    };
+    assert_eq!(failures().await, 0, "a login forgets the failures");
+
+    // The limit reached across both: each replica refuses even the right password.
+    let wrong: Vec<_> = (0..MAX_FAILURES)
+        .map(|n| log_in(if n % 2 == 0 { a } else { b }, "guess"))
+        .collect();
+    for answer in futures::future::join_all(wrong).await {
+        assert_eq!(answer.expect("answers").status(), 401);
+    }
+    assert_eq!(
+        failures().await,
+        MAX_FAILURES as usize,
+        "every failure counted"
+    );
+    for base in [a, b] {
+        assert_eq!(log_in(base, password).await.expect("answers").status(), 429);
+    }
+    // Once the window has passed, the failures no longer count and are deleted.
+    let now = earshot::clock::system_secs();
+    let recent = earshot::state::logins::failures_since(&s3, &bucket, "ana", now + LOCKOUT_SECS)
+        .await
+        .expect("counted");
+    assert_eq!(recent, 0);
+    assert_eq!(failures().await, 0);
+    for replica in replicas {
+        replica.stop().await;
+    }
 }

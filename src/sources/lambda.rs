@@ -15,8 +15,9 @@
 //! With asynchronous engines (AMS, Shumei) the same function also takes their results behind a
 //! function URL or an API Gateway HTTP API (payload format 2.0): `POST
 //! /engines/<engine>/results/<token>` is answered like `earshot serve` answers it. A scheduled
-//! rule invoking it with `{"earshot": "sweep"}` does what `earshot serve`'s sweep does (poll late
-//! results, call back overdue ones with 1202).
+//! rule invoking it with `{"earshot": "sweep"}` (the SAM template's `Sweep` schedule) does what
+//! `earshot serve`'s sweeps do: poll late results, call back overdue ones with 1202, and let
+//! `on_review_timeout` decide the review items nobody decided in time.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::StreamExt;
@@ -68,7 +69,8 @@ pub async fn handle(pipeline: &Pipeline, payload: Value) -> Result<Value, Lambda
     }
     if payload.get("earshot").and_then(Value::as_str) == Some("sweep") {
         pipeline.sweep().await;
-        return Ok(json!({"swept": true}));
+        let reviews_decided = pipeline.expire_reviews().await;
+        return Ok(json!({"swept": true, "reviews_decided": reviews_decided}));
     }
     let parsed = parse_event_value(&payload)?;
     for ignored in &parsed.ignored {

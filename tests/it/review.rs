@@ -333,6 +333,41 @@ async fn nobody_deciding_in_time_lets_the_rule_decide() {
     assert_eq!(listener.arrived(), 2);
 }
 
+/// Where earshot runs only as a Lambda function, the template's scheduled `{"earshot": "sweep"}`
+/// invocation lets the rule decide the review items nobody decided in time, once.
+#[tokio::test]
+async fn a_scheduled_lambda_sweep_decides_overdue_review_items() {
+    require_localstack();
+    let s3 = s3(LOCALSTACK).await;
+    let bucket = fresh_bucket(&s3).await;
+    let listener = Listener::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (upload, library) = suspicious_in_library(dir.path()).await;
+    let mut config = config(&bucket, &listener.url, "move", &library);
+    human_review(&mut config, false, 600);
+    put_file(&s3, &bucket, "audio/late.mp3", &upload, "audio/mpeg").await;
+    let mut pipeline = Pipeline::new(config).await.expect("pipeline");
+    let clock = Clock::fixed(earshot::clock::system_secs());
+    pipeline.clock = clock.clone();
+    finished(&pipeline, &bucket, "audio/late.mp3").await;
+    listener.wait_for(1, Duration::from_secs(30)).await;
+    let sweep =
+        || earshot::sources::lambda::handle(&pipeline, serde_json::json!({"earshot": "sweep"}));
+    let answer = sweep().await.expect("the sweep runs");
+    assert_eq!(answer["reviews_decided"], 0, "not due yet: {answer}");
+    clock.advance(600);
+    let answer = sweep().await.expect("the sweep runs");
+    assert_eq!(answer["reviews_decided"], 1, "{answer}");
+    let second = listener.wait_for(2, Duration::from_secs(30)).await;
+    let body = second[1].json();
+    assert_eq!(body["data"]["review"]["timeout"], true);
+    assert_eq!(body["data"]["forbidden_status"], 2);
+    assert_eq!(head_status(&s3, &bucket, "audio/late.mp3").await, 404);
+    let answer = sweep().await.expect("the sweep runs");
+    assert_eq!(answer["reviews_decided"], 0, "decided once: {answer}");
+    assert_eq!(listener.arrived(), 2);
+}
+
 /// The README's `earshot hash-password` and `earshot console`: the console alone, a password
 /// hashed by the CLI, a page without a session redirected to the login, the session cookie's
 /// flags, a wrong password refused, and the hash redacted by `check-config`.

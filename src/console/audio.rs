@@ -11,6 +11,7 @@ use axum::http::HeaderValue;
 
 use super::{AUDIO_URL_SECS, Peer, Shared, failed};
 use crate::pipeline::ReviewError;
+use crate::state::review::ReviewItem;
 
 /// The upload's audio: a redirect to a short-lived presigned URL of wherever the bytes are now
 /// (the object, or its backup when moved).
@@ -20,29 +21,12 @@ pub(super) async fn audio(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(to_login) = c.user(&headers, peer, &Method::GET, "/") {
-        return *to_login;
-    }
-    let (item, _) = match c.pipeline.review_item(&id).await {
-        Ok(found) => found,
-        Err(ReviewError::NotFound { .. }) => {
-            return (StatusCode::NOT_FOUND, "No such item.").into_response();
-        }
-        Err(e) => return failed(e),
+    let item = match item_for_user(&c, &headers, peer, &id).await {
+        Ok(item) => item,
+        Err(answer) => return *answer,
     };
     let s3 = &c.pipeline.s3;
-    let here = s3
-        .head_object()
-        .bucket(&item.bucket)
-        .key(&item.key)
-        .send()
-        .await
-        .is_ok_and(|h| h.e_tag().map(|e| e.trim_matches('"')) == Some(item.etag.as_str()));
-    let (key, version) = if here {
-        (item.key.clone(), item.version_id.as_deref())
-    } else {
-        (crate::layout::backup_key(&item.key), None)
-    };
+    let (key, version) = whereabouts(s3, &item).await;
     match crate::storage::presigned_get(
         s3,
         &item.bucket,
@@ -60,6 +44,44 @@ pub(super) async fn audio(
             response
         }
         Err(e) => failed(e),
+    }
+}
+
+/// The review item `id` for a signed-in user, or the answer instead: to the login, 404, or the
+/// failure.
+pub(super) async fn item_for_user(
+    c: &super::Console,
+    headers: &HeaderMap,
+    peer: std::net::SocketAddr,
+    id: &str,
+) -> Result<ReviewItem, Box<Response>> {
+    c.user(headers, peer, &Method::GET, "/")?;
+    match c.pipeline.review_item(id).await {
+        Ok((item, _)) => Ok(item),
+        Err(ReviewError::NotFound { .. }) => Err(Box::new(
+            (StatusCode::NOT_FOUND, "No such item.").into_response(),
+        )),
+        Err(e) => Err(Box::new(failed(e))),
+    }
+}
+
+/// Where the upload's bytes are now: the object itself (with its version) while it still is the
+/// one judged, else its backup (moved).
+pub(super) async fn whereabouts<'a>(
+    s3: &aws_sdk_s3::Client,
+    item: &'a ReviewItem,
+) -> (String, Option<&'a str>) {
+    let here = s3
+        .head_object()
+        .bucket(&item.bucket)
+        .key(&item.key)
+        .send()
+        .await
+        .is_ok_and(|h| h.e_tag().map(|e| e.trim_matches('"')) == Some(item.etag.as_str()));
+    if here {
+        (item.key.clone(), item.version_id.as_deref())
+    } else {
+        (crate::layout::backup_key(&item.key), None)
     }
 }
 

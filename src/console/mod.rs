@@ -18,6 +18,7 @@ pub mod auth;
 mod history;
 mod html;
 mod queue;
+mod waveform;
 
 /// The history's CSV export of result rows (what `/history.csv` answers).
 pub use html::csv as results_csv;
@@ -85,6 +86,7 @@ pub fn router(pipeline: Arc<Pipeline>, config: ConsoleConfig) -> Router {
         .route("/blocked", get(history::blocked))
         .route("/restore", post(history::restore))
         .route("/audio/{id}", get(audio::audio))
+        .route("/waveform/{id}", get(waveform::waveform))
         .route("/reference/{id}", get(audio::reference))
         .with_state(console)
 }

@@ -158,6 +158,37 @@ async fn reviewers_decide_in_the_browser() {
         "no autoplay"
     );
     assert!(players[4].as_u64() >= Some(1), "segments on the timeline");
+    // The waveform earshot drew from the decoded upload, the matched segment marked where it
+    // was heard (about 3 s into 4.8 s).
+    ana.wait_until(
+        "the waveform",
+        "const w = document.getElementById('waveform'); return w.complete && w.naturalWidth > 0",
+    )
+    .await;
+    let picture = ana.fetch_text(&format!("/waveform/{}", ids[0])).await;
+    assert!(picture.starts_with("<svg"), "{picture}");
+    let duration: f64 = picture
+        .split("data-duration=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next()?.parse().ok())
+        .expect("the duration drawn");
+    assert!((duration - 4.76).abs() < 0.2, "{duration}");
+    let offsets: Vec<f64> = picture
+        .split("class=\"segment\"")
+        .skip(1)
+        .filter_map(|rest| {
+            rest.split("data-offset=\"")
+                .nth(1)?
+                .split('"')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    assert!(
+        offsets.iter().any(|at| (at - 3.0).abs() < 0.6),
+        "segments at {offsets:?}"
+    );
     ana.screenshot(&screenshots().join("item.png")).await;
 
     // Decide with the keyboard: a reason, leave the field, press b.

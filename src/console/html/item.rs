@@ -38,7 +38,9 @@ pub fn item(
         body,
         "<div class=\"players\"><section><h2>Upload</h2>\
          <audio id=\"upload\" controls preload=\"auto\" src=\"/audio/{id}\" data-start=\"{:.3}\"></audio>\
-         <p>Starts at the matched segment, {:.1} s.</p><div class=\"timeline\" id=\"timeline\"></div></section>",
+         <p>Starts at the matched segment, {:.1} s.</p>\
+         <img id=\"waveform\" class=\"waveform\" src=\"/waveform/{id}\" alt=\"The upload's waveform, with the segments the engines found marked on it\">\
+         <div class=\"timeline\" id=\"timeline\"></div></section>",
         matched.offset_secs, matched.offset_secs
     );
     match &matched.reference {

@@ -44,7 +44,7 @@ header{background:#1d2b3a;color:#fff;padding:8px 16px;display:flex;gap:16px;alig
 header a{color:#cde}header form{margin-left:auto}main{padding:16px}\
 table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:4px 6px;text-align:left}\
 tr.current{background:#fff3c4}.muted{color:#777}.flash{padding:8px;background:#e7f5e7;border:1px solid #9c9}\
-.error{padding:8px;background:#fde8e8;border:1px solid #d99}.timeline{position:relative;height:22px;background:#eee;margin:6px 0}\
+.error{padding:8px;background:#fde8e8;border:1px solid #d99}.waveform{display:block;width:100%;height:136px;margin:6px 0;border:1px solid #dee2e6}.timeline{position:relative;height:22px;background:#eee;margin:6px 0}\
 .timeline div{position:absolute;top:0;height:22px;background:#d9534f;opacity:.7;cursor:pointer}\
 .players{display:flex;gap:24px;flex-wrap:wrap}.players section{flex:1;min-width:300px}\
 kbd{border:1px solid #aaa;border-radius:3px;padding:0 4px;background:#f7f7f7}";

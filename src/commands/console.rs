@@ -35,10 +35,15 @@ pub async fn run(config: Config) -> Result<(), CommandError> {
         pipeline.clone(),
         shutdown.clone(),
     ));
+    let packing = tokio::spawn(super::serve::keep_results_packed(
+        pipeline.clone(),
+        shutdown.clone(),
+    ));
     let router = crate::console::router(pipeline.clone(), console.clone());
     let served = crate::admin::serve(&console.listen, router, shutdown.clone()).await;
     shutdown.cancel();
     let _ = sweep.await;
+    let _ = packing.await;
     served.map_err(|e| CommandError::failed(format!("console listener on {}", console.listen), e))
 }
 

@@ -111,6 +111,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<(), Co
         });
     }
     if let Some(console) = pipeline.config.console.clone() {
+        tracker.spawn(keep_results_packed(pipeline.clone(), shutdown.clone()));
         let (stop, fail) = (shutdown.clone(), fail.clone());
         let router = crate::console::router(pipeline.clone(), console.clone());
         tracker.spawn(async move {
@@ -162,6 +163,21 @@ pub(crate) async fn review_timeouts(pipeline: Arc<Pipeline>, stop: CancellationT
                 );
             }
         }
+    })
+    .await;
+}
+
+/// How often a process serving the console packs the results of today and yesterday, so that
+/// History reads them from their packs.
+const PACK_EVERY: Duration = Duration::from_secs(600);
+
+/// Keeps the recent days of results packed (see [`crate::state::review`]), every
+/// [`PACK_EVERY`] from its start, until `stop` is cancelled: the console's History then reads a
+/// day with a listing, its pack and at most ten minutes of rows, never every row.
+pub(crate) async fn keep_results_packed(pipeline: Arc<Pipeline>, stop: CancellationToken) {
+    every_until(PACK_EVERY, true, stop, move || {
+        let pipeline = pipeline.clone();
+        async move { pipeline.pack_recent_results().await }
     })
     .await;
 }

@@ -265,3 +265,38 @@ async fn a_login_lockout_holds_across_two_consoles_on_one_bucket() {
         replica.stop().await;
     }
 }
+
+/// The process serving the console packs today's results as they come (every ten minutes), so
+/// History's read of today is a listing and a GET even before anyone opened it.
+#[tokio::test]
+async fn the_console_keeps_todays_results_packed() {
+    require_localstack();
+    let plain = s3(LOCALSTACK).await;
+    let bucket = fresh_bucket(&plain).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let library = dir.path().join("library");
+    std::fs::create_dir_all(&library).expect("library");
+    let day_start = 1_772_582_400; // 2026-03-04
+    let mut pipeline = Pipeline::new(config(
+        &bucket,
+        "http://127.0.0.1:9/unused",
+        "move",
+        &library,
+    ))
+    .await
+    .expect("pipeline");
+    pipeline.clock = earshot::clock::Clock::fixed(day_start + 3600);
+    let written: Vec<ResultRow> = (0..80).map(|n| row(&bucket, day_start, n)).collect();
+    for r in &written {
+        review::record_result(&plain, r).await.expect("row");
+    }
+    pipeline.pack_recent_results().await;
+    let metrics = Metrics::default();
+    let counted =
+        earshot::storage::s3_client_counted(&s3_config(LOCALSTACK), metrics.s3_counters()).await;
+    let rows = review::results_of_day(&counted, &bucket, "2026-03-04")
+        .await
+        .expect("read");
+    assert_eq!(rows, written);
+    assert_eq!(requests(&metrics, "GetObject"), 1, "the pack alone");
+}

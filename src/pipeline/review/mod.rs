@@ -280,6 +280,23 @@ impl Pipeline {
         Ok(items.into_iter().flatten().collect())
     }
 
+    /// Packs the results of today and yesterday (UTC) in every rule's bucket, where enough rows
+    /// were added since their last pack (see [`review::results_of_day`]).
+    pub async fn pack_recent_results(&self) {
+        let now = self.clock.now_secs();
+        let days = [
+            crate::clock::day(now.saturating_sub(86_400)),
+            crate::clock::day(now),
+        ];
+        for bucket in self.rules.buckets() {
+            for day in &days {
+                if let Err(e) = review::results_of_day(&self.s3, bucket, day).await {
+                    tracing::warn!(%bucket, %day, error = %e, "Results not packed; trying later.");
+                }
+            }
+        }
+    }
+
     /// One page of the open items, oldest first: those after the marker `after`
     /// (`<created_at>-<trace_id>`, as [`ReviewPage::next`] gives it) that `keeps` keeps, at most
     /// `size`. One listing of the markers, and only as many items read as the page needs (all of

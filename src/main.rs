@@ -39,8 +39,10 @@ enum Command {
         /// For local files: the engine to use.
         #[arg(long, default_value = "local")]
         engine: String,
-        /// For local files: the scenes to judge (repeatable).
-        #[arg(long = "scene", value_parser = parse_scene, default_values = ["porn", "ads", "illegal"])]
+        /// For local files: the scenes to judge (repeatable; by default every scene: porn, ads,
+        /// illegal, abuse). The verdict's `scenes` lists those judged. An `s3://` object is judged
+        /// on its rule's scenes.
+        #[arg(long = "scene", value_parser = parse_scene)]
         scenes: Vec<Scene>,
         /// For local files and a speech engine: print what it heard, with times, before the
         /// verdict.

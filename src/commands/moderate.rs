@@ -18,7 +18,7 @@ pub struct Moderate {
     pub dry_run: bool,
     /// For local files: the engine to use.
     pub engine: String,
-    /// For local files: the scenes to judge.
+    /// For local files: the scenes to judge; empty for every scene.
     pub scenes: Vec<Scene>,
     /// For local files and a speech engine: print the transcript before the verdict.
     pub transcript: bool,
@@ -35,6 +35,7 @@ pub async fn run(
 ) -> Result<Option<serde_json::Value>, CommandError> {
     let pipeline = Pipeline::new(config).await?;
     let target = &args.target;
+    let judged: Vec<Scene>; // for local files
     let body = match parse_s3_url(target) {
         None => {
             let path = PathBuf::from(target);
@@ -43,8 +44,13 @@ pub async fn run(
                     "{target}: no such file (or use s3://bucket/key)"
                 )));
             }
+            judged = if args.scenes.is_empty() {
+                Scene::ALL.to_vec()
+            } else {
+                args.scenes.clone()
+            };
             let (body, transcript) = pipeline
-                .moderate_file(&path, &args.engine, &args.scenes, args.transcript)
+                .moderate_file(&path, &args.engine, &judged, args.transcript)
                 .await?;
             if let Some(transcript) = transcript {
                 for line in transcript.lines() {
@@ -63,6 +69,7 @@ pub async fn run(
                 .find(&job.bucket, &job.key)
                 .map_err(|skip| CommandError::Usage(format!("{target}: {skip}")))?
                 .clone();
+            judged = Vec::new();
             if args.dry_run {
                 match pipeline.judge(&job, &rule, &job.trace_id(), false).await? {
                     Judgement::Done { body, .. } => *body,
@@ -111,5 +118,13 @@ pub async fn run(
             }
         }
     };
-    Ok(Some(serde_json::to_value(&body)?))
+    // The callback body; for a local file, with the scenes judged (COS's body always has porn,
+    // ads and illegal: a scene not judged scores 0 there). An object's verdict is exactly the
+    // callback its rule sent.
+    let mut verdict = serde_json::to_value(&body)?;
+    if !judged.is_empty() {
+        verdict["scenes"] =
+            serde_json::json!(judged.iter().map(|s| s.as_str()).collect::<Vec<_>>());
+    }
+    Ok(Some(verdict))
 }

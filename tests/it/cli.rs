@@ -316,17 +316,14 @@ async fn a_library_under_an_s3_prefix_is_managed_and_used() {
         "the library's index is stored beside its entries"
     );
 
+    // No --scene: every scene is judged, the library's abuse entry's included.
     let verdict = stdout_json(
-        &run(vec![
-            "moderate".into(),
-            bad_path.clone(),
-            "--scene".into(),
-            "abuse".into(),
-        ])
-        .await
-        .expect("runs"),
+        &run(vec!["moderate".into(), bad_path.clone()])
+            .await
+            .expect("runs"),
     );
     assert_eq!(verdict["data"]["abuse_info"]["score"], 100);
+    assert_eq!(verdict["scenes"][3], "abuse");
     assert_eq!(verdict["data"]["abuse_info"]["label"], "slur");
 
     let remove = run(vec!["library".into(), "remove".into(), id])

@@ -162,8 +162,8 @@ pub fn upload_of(dir: &Path, name: &str, parts: &[Part]) -> (PathBuf, Vec<f64>) 
     (out, starts)
 }
 
-/// `earshot moderate FILE --engine speech --transcript` on every scene: the transcript's lines
-/// and the verdict.
+/// `earshot moderate FILE --engine speech --transcript`, with no `--scene`: every scene is
+/// judged. The transcript's lines and the verdict.
 pub fn moderate(config: &Path, file: &Path) -> (Vec<String>, serde_json::Value) {
     let out = ok(&earshot(
         config,
@@ -172,14 +172,6 @@ pub fn moderate(config: &Path, file: &Path) -> (Vec<String>, serde_json::Value) 
             file.to_str().expect("utf-8"),
             "--engine",
             "speech",
-            "--scene",
-            "porn",
-            "--scene",
-            "ads",
-            "--scene",
-            "illegal",
-            "--scene",
-            "abuse",
             "--transcript",
         ],
     ));
@@ -267,6 +259,11 @@ fn planted_terms_are_found_at_their_time_with_exact_and_fuzzy_bands() {
     let (lines, verdict) = moderate(&config, &upload);
     let data = &verdict["data"];
     assert_eq!(data["result"], 1, "{verdict}");
+    // No --scene given: every scene judged, the abuse dictionary's included, and said so.
+    assert_eq!(
+        verdict["scenes"],
+        serde_json::json!(["porn", "ads", "illegal", "abuse"])
+    );
     let transcript = lines.join("\n");
     assert!(
         transcript.to_lowercase().contains("insurance"),

@@ -128,7 +128,7 @@ async fn create_tasks(inner: Arc<Inner>, group: Vec<Queued>) {
         engine: inner.name.clone(),
         rule: first.rule.clone(),
         bucket: first.bucket.clone(),
-        expires: crate::clock::system_secs() + inner.config.deadline_secs + 3600,
+        expires: crate::clock::system_secs() + inner.config.deadline_secs + super::TOKEN_GRACE_SECS,
         jobs: group
             .iter()
             .map(|q| TokenJob {

@@ -112,11 +112,21 @@ impl EngineError {
     }
 }
 
-/// The retry schedule of provider calls: 1 s doubling to 16 s, with jitter.
+/// The first and the longest pause of a provider that throttles (seconds).
+pub const THROTTLED_FIRST_SECS: u64 = 1;
+pub const THROTTLED_MAX_SECS: u64 = 16;
+
+/// How long a provider's result token is taken after the engine's `deadline_secs`: a result on
+/// its way at the deadline still finishes its job.
+pub const TOKEN_GRACE_SECS: u64 = 3600;
+
+/// The retry schedule of provider calls: doubling from [`THROTTLED_FIRST_SECS`] to
+/// [`THROTTLED_MAX_SECS`], each pause drawn from the upper half of its step (see
+/// [`crate::backoff`]).
 fn vendor_backoff() -> crate::backoff::Backoff {
     crate::backoff::Backoff::new(
-        std::time::Duration::from_secs(1),
-        std::time::Duration::from_secs(16),
+        std::time::Duration::from_secs(THROTTLED_FIRST_SECS),
+        std::time::Duration::from_secs(THROTTLED_MAX_SECS),
     )
 }
 
@@ -420,4 +430,40 @@ fn http_client(engine: &str, timeout: std::time::Duration) -> Result<reqwest::Cl
         .connect_timeout(std::time::Duration::from_secs(5))
         .build()
         .map_err(|e| EngineError::failed(engine, format!("HTTP client: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// The README gives these figures to users: they must be the code's.
+    #[test]
+    fn the_readme_states_the_throttling_pauses_and_the_token_grace_the_code_uses() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+            .expect("README.md");
+        let readme = readme.split_whitespace().collect::<Vec<_>>().join(" ");
+        for stated in [
+            format!(
+                "doubling from {THROTTLED_FIRST_SECS} s up to {THROTTLED_MAX_SECS} s, each pause drawn from 50–100 % of its step"
+            ),
+            format!("expires {TOKEN_GRACE_SECS} s after the deadline"),
+        ] {
+            assert!(readme.contains(&stated), "the README lacks {stated:?}");
+        }
+        let mut backoff = vendor_backoff();
+        let first = backoff.next_delay();
+        assert!(
+            (Duration::from_millis(500)..=Duration::from_secs(1)).contains(&first),
+            "{first:?}"
+        );
+        for _ in 0..10 {
+            backoff.next_delay();
+        }
+        let capped = backoff.next_delay();
+        assert!(
+            (Duration::from_secs(8)..=Duration::from_secs(16)).contains(&capped),
+            "{capped:?}"
+        );
+    }
 }

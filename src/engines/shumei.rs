@@ -131,7 +131,9 @@ impl Provider for ShumeiEngine {
             engine: self.name.clone(),
             rule: submission.rule.clone(),
             bucket: submission.bucket.clone(),
-            expires: crate::clock::system_secs() + self.config.deadline_secs + 3600,
+            expires: crate::clock::system_secs()
+                + self.config.deadline_secs
+                + super::TOKEN_GRACE_SECS,
             jobs: vec![TokenJob {
                 trace_id: submission.trace_id.clone(),
                 key: submission.key.clone(),

@@ -215,7 +215,7 @@ async fn queue(items: u64) -> Vec<Measured> {
     })
     .await;
     assert_eq!((page.items.len(), page.total as u64), (50, items));
-    // The 100th page (the queue's end with 10,000 items), found from its cursor.
+    // The last page (the 200th with 10,000 items), found from its cursor.
     let cursor = {
         let q = &review::queue(&s3, &bucket).await.expect("queue")[(items as usize) - 51];
         format!("{}-{}", q.created_at, q.trace_id)

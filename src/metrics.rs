@@ -65,6 +65,12 @@ struct ReloadLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PollLabels {
+    engine: String,
+    answer: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BucketLabels {
     bucket: String,
 }
@@ -82,6 +88,19 @@ struct ReviewLabels {
 }
 
 type Stages = Family<StageLabels, Histogram, fn() -> Histogram>;
+type PollsPerTask = Family<EngineNameLabels, Histogram, fn() -> Histogram>;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EngineNameLabels {
+    engine: String,
+}
+
+/// Upper bounds of the polls-per-task histogram buckets.
+const POLL_BUCKETS: [f64; 9] = [0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 256.0];
+
+fn polls_histogram() -> Histogram {
+    Histogram::new(POLL_BUCKETS)
+}
 
 /// The process's metrics.
 #[derive(Debug)]
@@ -104,6 +123,8 @@ pub struct Metrics {
     review_open: Family<BucketLabels, Gauge>,
     review_oldest: Family<BucketLabels, Gauge>,
     review_timeout: Family<BucketLabels, Gauge>,
+    engine_polls: Family<PollLabels, Counter>,
+    task_polls: PollsPerTask,
 }
 
 fn stage_histogram() -> Histogram {
@@ -215,6 +236,18 @@ impl Default for Metrics {
             "The longest review_timeout_secs of the rules reviewed in a bucket: an item older than this is overdue",
             Family::clone(&review_timeout),
         );
+        let engine_polls = Family::default();
+        registry.register(
+            "earshot_engine_polls",
+            "Polls of a provider for a late result, by engine and answer (running, result, failed)",
+            Family::clone(&engine_polls),
+        );
+        let task_polls: PollsPerTask = Family::new_with_constructor(polls_histogram);
+        registry.register(
+            "earshot_engine_task_polls",
+            "Polls each provider task took before its result came by polling or its deadline passed, by engine",
+            task_polls.clone(),
+        );
         Metrics {
             registry,
             jobs,
@@ -234,6 +267,8 @@ impl Default for Metrics {
             review_open,
             review_oldest,
             review_timeout,
+            engine_polls,
+            task_polls,
         }
     }
 }
@@ -378,6 +413,25 @@ impl Metrics {
             .inc();
     }
 
+    /// A provider was polled for a late result: `answer` is `running`, `result` or `failed`.
+    pub fn engine_poll(&self, engine: &str, answer: &str) {
+        self.engine_polls
+            .get_or_create(&PollLabels {
+                engine: engine.to_owned(),
+                answer: answer.to_owned(),
+            })
+            .inc();
+    }
+
+    /// A provider task ended (its result polled, or its deadline passed) after `polls` polls.
+    pub fn task_polls(&self, engine: &str, polls: u32) {
+        self.task_polls
+            .get_or_create(&EngineNameLabels {
+                engine: engine.to_owned(),
+            })
+            .observe(f64::from(polls));
+    }
+
     /// A review sweep read `bucket`'s queue: `open` items, the oldest `oldest_secs` old, under
     /// rules whose longest review timeout is `timeout_secs`.
     pub fn review_backlog(&self, bucket: &str, open: usize, oldest_secs: u64, timeout_secs: u64) {
@@ -435,6 +489,8 @@ impl Metrics {
         metrics.s3_counters().answered("GetObject", Some(503));
         metrics.reference_reload("local", "failed");
         metrics.review_backlog("b", 1, 60, 3600);
+        metrics.engine_poll("ams", "running");
+        metrics.task_polls("ams", 3);
         drop(guard);
         metrics
     }
@@ -509,7 +565,7 @@ mod tests {
             .filter(|quoted| quoted.starts_with("earshot_"))
             .map(|quoted| quoted.split('{').next().unwrap_or(quoted).to_owned())
             .collect();
-        assert_eq!(exported.len(), 17, "one family per method: {exported:?}");
+        assert_eq!(exported.len(), 19, "one family per method: {exported:?}");
         assert_eq!(
             exported, documented,
             "families exported (left) and documented in the README (right) differ"

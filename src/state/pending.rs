@@ -67,8 +67,37 @@ pub struct Task {
     pub engine: String,
     pub task_id: String,
     pub submitted_at: u64,
+    /// When the sweep next asks the provider for its result (moved on after every poll that
+    /// found it still running: [`Task::after_poll`]).
     pub poll_at: u64,
     pub deadline_at: u64,
+    /// How often the provider was asked.
+    #[serde(default)]
+    pub polls: u32,
+}
+
+/// The longest pause between two polls of one task.
+pub const POLL_INTERVAL_MAX_SECS: u64 = 900;
+
+impl Task {
+    /// The task after a poll at `now` that found no result: counted, and its next poll one
+    /// interval later, the interval doubling from `poll_after_secs` (the wait before the first
+    /// poll) up to [`POLL_INTERVAL_MAX_SECS`], each drawn from 50–100 % of its step so that tasks
+    /// submitted together are not polled in step. A task is thus asked about a dozen times at
+    /// most before any deadline under a day, not at every sweep.
+    pub fn after_poll(&self, now: u64, poll_after_secs: u64) -> Task {
+        let polls = self.polls.saturating_add(1);
+        let step = poll_after_secs
+            .max(1)
+            .saturating_mul(1u64 << polls.min(20))
+            .min(POLL_INTERVAL_MAX_SECS.max(poll_after_secs));
+        let interval = step / 2 + fastrand::u64(0..=step - step / 2);
+        Task {
+            polls,
+            poll_at: now.saturating_add(interval.max(1)),
+            ..self.clone()
+        }
+    }
 }
 
 /// Everything stored for one waiting job.
@@ -180,4 +209,34 @@ pub async fn clear(s3: &Client, bucket: &str, trace_id: &str) -> Result<(), Stat
         state::delete(s3, bucket, &key).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// With the AMS defaults (asked after 300 s, deadline 3600 s, a sweep every 15 s) a task that
+    /// never answers is polled 4 to 8 times, not at every sweep (220 times).
+    #[test]
+    fn a_silent_task_is_polled_a_bounded_number_of_times() {
+        let (poll_after, deadline, sweep) = (300, 3600, 15);
+        for _ in 0..1000 {
+            let mut task = Task {
+                engine: "ams".to_owned(),
+                task_id: "t".to_owned(),
+                submitted_at: 0,
+                poll_at: poll_after,
+                deadline_at: deadline,
+                polls: 0,
+            };
+            let mut now = 0;
+            while now < task.deadline_at {
+                if now >= task.poll_at {
+                    task = task.after_poll(now, poll_after);
+                }
+                now += sweep;
+            }
+            assert!((4..=8).contains(&task.polls), "{} polls", task.polls);
+        }
+    }
 }

@@ -70,6 +70,7 @@ impl Pipeline {
                         submitted_at: now,
                         poll_at: now + timing.poll_after.as_secs(),
                         deadline_at: now + timing.deadline.as_secs(),
+                        polls: 0,
                     };
                     pending::put_task(&self.s3, &bucket, &trace_id, &task).await?;
                     tracing::info!(engine = %name, %task_id, "Submitted; waiting for the engine's result.");

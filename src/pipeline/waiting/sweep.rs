@@ -104,6 +104,9 @@ impl Pipeline {
                 t.deadline_at
             });
             if now >= deadline_at {
+                if let Some(task) = task {
+                    self.metrics.task_polls(&name, task.polls);
+                }
                 let mut late = engine_outcome(
                     &name,
                     Err(format!(
@@ -122,13 +125,24 @@ impl Pipeline {
             }
             let polled = match task {
                 Some(task) if now >= task.poll_at => {
-                    match provider.poll(&task.task_id, trace_id).await {
-                        Ok(polled) => polled,
+                    let answer = provider.poll(&task.task_id, trace_id).await;
+                    let (polled, said) = match answer {
+                        Ok(Some(result)) => (Some(result), "result"),
+                        Ok(None) => (None, "running"),
                         Err(e) => {
                             tracing::warn!(error = %e, %trace_id, "Polling for a late result failed.");
-                            None
+                            (None, "failed")
                         }
+                    };
+                    self.metrics.engine_poll(&name, said);
+                    let asked = task.after_poll(now, timing.poll_after.as_secs());
+                    if polled.is_some() {
+                        self.metrics.task_polls(&name, asked.polls);
+                    } else {
+                        // Asked again one (growing) interval later, not at every sweep.
+                        pending::put_task(&self.s3, bucket, trace_id, &asked).await?;
                     }
+                    polled
                 }
                 _ => None,
             };

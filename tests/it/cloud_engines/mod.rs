@@ -529,6 +529,27 @@ async fn without_callbacks_results_are_polled_and_overdue_ones_called_back_1202(
         .count();
     assert!(describes >= 2, "{:?}", fake.requests());
     assert!(fake.tasks().iter().all(|t| !t.called_back));
+    // The silent task was asked at a doubling interval (1 s, then 1-2 s, then 2-4 s), not at
+    // every one-second sweep until its deadline (5 times): both tasks' polls are counted.
+    let base = setup.base();
+    let ended = scrape(&base, "earshot_engine_task_polls_count{engine=\"ams\"}").await;
+    assert_eq!(ended, Some(2.0), "both tasks ended by polling or deadline");
+    let running = scrape(
+        &base,
+        "earshot_engine_polls_total{engine=\"ams\",answer=\"running\"}",
+    )
+    .await
+    .expect("the silent task was polled");
+    assert!(
+        (1.0..=3.0).contains(&running),
+        "{running} polls of the silent task"
+    );
+    let results = scrape(
+        &base,
+        "earshot_engine_polls_total{engine=\"ams\",answer=\"result\"}",
+    )
+    .await;
+    assert_eq!(results, Some(1.0));
     let (status, log) = daemon.terminate().await;
     assert!(status.success(), "{log}");
     assert!(log.contains("result fetched by polling"), "{log}");

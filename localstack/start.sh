@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Starts LocalStack (S3, SQS, SNS) natively on 127.0.0.1:4566 and waits until it is healthy.
 # Its pid is kept in .localstack/localstack.pid, its log in .localstack/localstack.log.
-# Does nothing when a LocalStack already answers there.
+# Does nothing when the pinned LocalStack already answers there; fails, naming both versions, when
+# another version does (localstack/check-version.sh).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 state="$root/.localstack"
 mkdir -p "$state"
 health=http://127.0.0.1:4566/_localstack/health
 if curl -fsS -o /dev/null "$health" 2>/dev/null; then
+  "$root/localstack/check-version.sh"
   echo "LocalStack already answers on 127.0.0.1:4566" >&2
   exit 0
 fi

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs a command with LocalStack (and, with --moto, moto server) answering on 127.0.0.1: starts
-# whichever is not already running, runs the command, then stops only what it started.
+# whichever is not already running (a LocalStack already running is used only when it is the
+# pinned version: localstack/check-version.sh), runs the command, then stops only what it started.
 # Usage: localstack/with-servers.sh [--moto] -- COMMAND [ARGS...]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,6 +26,9 @@ trap cleanup EXIT
 if ! curl -fsS -o /dev/null http://127.0.0.1:4566/_localstack/health 2>/dev/null; then
   "$root/localstack/start.sh"
   started+=(localstack)
+else
+  # One already runs there: use it only if it is the pinned version.
+  "$root/localstack/check-version.sh"
 fi
 if $want_moto; then
   moto_port=${MOTO_PORT:-5055}

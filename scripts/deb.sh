@@ -5,6 +5,8 @@
 #   --bin-dir DIR   where earshot and earshot-lambda are (default target/release)
 #   --version V     the package version (default: Cargo.toml's)
 #   --out DIR       where the .deb goes (default target/debian)
+#   --fast          strip debug info from the binaries and compress lightly (for a package made
+#                   from a debug build, as the tests do: 230 MB of binaries otherwise)
 # Prints the package's path. The package holds the two binaries, the hardened unit of
 # infra/minio/ (run as the system user `earshot`), /etc/earshot/earshot.toml as a conffile (the
 # MinIO example), the man pages and shell completions made by earshot itself, the alerting rules
@@ -15,12 +17,14 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 bin_dir="$root/target/release"
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$root/Cargo.toml" | head -1)
 out="$root/target/debian"
+fast=false
 while [ $# -gt 0 ]; do
   case "$1" in
+    --fast) fast=true; shift ;;
     --bin-dir) bin_dir=$2; shift 2 ;;
     --version) version=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
-    *) echo "usage: scripts/deb.sh [--bin-dir DIR] [--version V] [--out DIR]" >&2; exit 2 ;;
+    *) echo "usage: scripts/deb.sh [--bin-dir DIR] [--version V] [--out DIR] [--fast]" >&2; exit 2 ;;
   esac
 done
 for binary in earshot earshot-lambda; do
@@ -33,6 +37,11 @@ pkg="$stage/earshot"
 
 install -D -m 0755 "$bin_dir/earshot" "$pkg/usr/bin/earshot"
 install -D -m 0755 "$bin_dir/earshot-lambda" "$pkg/usr/bin/earshot-lambda"
+level=9
+if $fast; then
+  strip --strip-debug "$pkg/usr/bin/earshot" "$pkg/usr/bin/earshot-lambda"
+  level=1
+fi
 install -D -m 0644 "$root/infra/minio/earshot.service" "$pkg/lib/systemd/system/earshot.service"
 install -D -m 0644 "$root/infra/minio/earshot.toml" "$pkg/etc/earshot/earshot.toml"
 for file in earshot-alerts.yml earshot-alerts.test.yml earshot-dashboard.json README.md; do
@@ -77,5 +86,5 @@ Description: moderation of audio uploaded to S3-compatible object storage
 CONTROL
 mkdir -p "$out"
 deb="$out/earshot_${version}_${arch}.deb"
-dpkg-deb --root-owner-group -Zgzip --build "$pkg" "$deb" >/dev/null
+dpkg-deb --root-owner-group -Zgzip -z"$level" --build "$pkg" "$deb" >/dev/null
 echo "$deb"

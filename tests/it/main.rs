@@ -32,5 +32,6 @@ mod review;
 mod review_race;
 mod scan;
 mod serve;
+mod servers;
 mod speech;
 mod webhook;

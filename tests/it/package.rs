@@ -46,7 +46,8 @@ fn status_of_package() -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Builds the package at `version` into `out`.
+/// Builds the package at `version` into `out` (`--fast`: the debug binaries stripped of their
+/// line tables, lightly compressed).
 fn build(version: &str, out: &Path) -> PathBuf {
     let bin_dir = Path::new(env!("CARGO_BIN_EXE_earshot"))
         .parent()
@@ -54,7 +55,7 @@ fn build(version: &str, out: &Path) -> PathBuf {
     let built = Command::new(root().join("scripts/deb.sh"))
         .arg("--bin-dir")
         .arg(bin_dir)
-        .args(["--version", version, "--out"])
+        .args(["--fast", "--version", version, "--out"])
         .arg(out)
         .output()
         .expect("scripts/deb.sh runs");

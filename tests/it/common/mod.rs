@@ -36,13 +36,34 @@ pub fn moto_endpoint() -> String {
     std::env::var("MOTO_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:5055".to_owned())
 }
 
-/// Panics with the command to run when LocalStack does not answer: never skips.
+/// Panics with the command to run when LocalStack does not answer, or names both versions when
+/// the one answering is not the pinned one: never skips.
 pub fn require_localstack() {
-    require(
-        &format!("{LOCALSTACK}/_localstack/health"),
-        "LocalStack",
-        "localstack/start.sh",
+    let url = format!("{LOCALSTACK}/_localstack/health");
+    require(&url, "LocalStack", "localstack/start.sh");
+    let health = std::process::Command::new("curl")
+        .args(["-fsS", "--max-time", "5", &url])
+        .output()
+        .expect("curl runs");
+    let found = serde_json::from_slice::<serde_json::Value>(&health.stdout)
+        .ok()
+        .and_then(|h| h["version"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".to_owned());
+    let needed = pinned_localstack();
+    assert_eq!(
+        found, needed,
+        "The LocalStack answering at {LOCALSTACK} is version {found}; earshot's tests need \
+         {needed} (localstack/install.sh pins it). Stop that one, then run scripts/test.sh."
     );
+}
+
+/// The LocalStack version localstack/install.sh pins.
+pub fn pinned_localstack() -> String {
+    let install = include_str!("../../../localstack/install.sh");
+    let pin = install.split("\"localstack-core[runtime]==").nth(1);
+    pin.and_then(|rest| rest.split('"').next())
+        .expect("install.sh pins localstack-core")
+        .to_owned()
 }
 
 pub fn require_moto() {

@@ -17,7 +17,6 @@ use std::time::Instant;
 
 use common::*;
 use earshot::metrics::Metrics;
-use earshot::pipeline::Pipeline;
 use earshot::state::review::{self, ResultRow};
 use futures::{StreamExt, TryStreamExt};
 
@@ -168,22 +167,8 @@ async fn history(results: u64) -> Vec<Measured> {
 async fn queue(items: u64) -> Vec<Measured> {
     let s3 = s3(LOCALSTACK).await;
     let bucket = fresh_bucket(&s3).await;
-    let listener = Listener::start().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (upload, library) = suspicious_in_library(dir.path()).await;
-    let mut config = config(&bucket, &listener.url, "move", &library);
-    human_review(&mut config, false, 86_400);
-    put_file(&s3, &bucket, "audio/voice.mp3", &upload, "audio/mpeg").await;
-    let pipeline = Pipeline::new(config).await.expect("pipeline");
-    pipeline
-        .process(&earshot::job::Job::new(bucket.clone(), "audio/voice.mp3"))
-        .await
-        .expect("judged");
-    let queued = review::queue(&s3, &bucket).await.expect("queue");
-    let first = review::item(&s3, &bucket, &queued[0].trace_id)
-        .await
-        .expect("item")
-        .expect("an item");
+    let waiting = common::review_items::one_item_waiting(&s3, &bucket, 86_400).await;
+    let (pipeline, first) = (&waiting.pipeline, &waiting.item);
     let started = Instant::now();
     futures::stream::iter(1..items)
         .map(|n| {

@@ -35,7 +35,8 @@ pub async fn run(
 ) -> Result<Option<serde_json::Value>, CommandError> {
     let pipeline = Pipeline::new(config).await?;
     let target = &args.target;
-    let judged: Vec<Scene>; // for local files
+    // The scenes a local file is judged on (an object's are its rule's).
+    let mut judged = None;
     let body = match parse_s3_url(target) {
         None => {
             let path = PathBuf::from(target);
@@ -44,13 +45,13 @@ pub async fn run(
                     "{target}: no such file (or use s3://bucket/key)"
                 )));
             }
-            judged = if args.scenes.is_empty() {
+            let scenes = judged.insert(if args.scenes.is_empty() {
                 Scene::ALL.to_vec()
             } else {
                 args.scenes.clone()
-            };
+            });
             let (body, transcript) = pipeline
-                .moderate_file(&path, &args.engine, &judged, args.transcript)
+                .moderate_file(&path, &args.engine, scenes, args.transcript)
                 .await?;
             if let Some(transcript) = transcript {
                 for line in transcript.lines() {
@@ -69,7 +70,6 @@ pub async fn run(
                 .find(&job.bucket, &job.key)
                 .map_err(|skip| CommandError::Usage(format!("{target}: {skip}")))?
                 .clone();
-            judged = Vec::new();
             if args.dry_run {
                 match pipeline.judge(&job, &rule, &job.trace_id(), false).await? {
                     Judgement::Done { body, .. } => *body,
@@ -122,9 +122,9 @@ pub async fn run(
     // ads and illegal: a scene not judged scores 0 there). An object's verdict is exactly the
     // callback its rule sent.
     let mut verdict = serde_json::to_value(&body)?;
-    if !judged.is_empty() {
+    if let Some(scenes) = judged {
         verdict["scenes"] =
-            serde_json::json!(judged.iter().map(|s| s.as_str()).collect::<Vec<_>>());
+            serde_json::json!(scenes.iter().map(|s| s.as_str()).collect::<Vec<_>>());
     }
     Ok(Some(verdict))
 }

@@ -61,15 +61,7 @@ impl Peaks {
         }
         self.in_current = 0;
         if self.blocks.len() == MAX_BLOCKS {
-            self.blocks = self
-                .blocks
-                .chunks(2)
-                .map(|pair| {
-                    pair.iter().fold((f32::MAX, f32::MIN), |(l, h), (a, b)| {
-                        (l.min(*a), h.max(*b))
-                    })
-                })
-                .collect();
+            self.blocks = self.blocks.chunks(2).map(span).collect();
             self.per_block *= 2;
         }
     }
@@ -85,15 +77,16 @@ impl Peaks {
         let blocks = self.blocks.len();
         let columns = columns.min(blocks);
         (0..columns)
-            .map(|i| {
-                self.blocks[i * blocks / columns..(i + 1) * blocks / columns]
-                    .iter()
-                    .fold((f32::MAX, f32::MIN), |(l, h), (a, b)| {
-                        (l.min(*a), h.max(*b))
-                    })
-            })
+            .map(|i| span(&self.blocks[i * blocks / columns..(i + 1) * blocks / columns]))
             .collect()
     }
+}
+
+/// The lowest and highest sample of consecutive blocks, as one block.
+fn span(blocks: &[(f32, f32)]) -> (f32, f32) {
+    blocks.iter().fold((f32::MAX, f32::MIN), |(l, h), (a, b)| {
+        (l.min(*a), h.max(*b))
+    })
 }
 
 /// Colours of the segments, by scene.
@@ -189,19 +182,13 @@ pub(super) async fn waveform(
         ..Job::new(item.bucket.clone(), key)
     };
     let limits = &c.pipeline.config.limits;
-    let spooled = match fetch::head(&c.pipeline.s3, &job).await {
-        Ok(head) => {
-            fetch::download(
-                &c.pipeline.s3,
-                &job,
-                head,
-                limits.max_object_bytes,
-                &std::env::temp_dir(),
-            )
-            .await
-        }
-        Err(e) => Err(e),
-    };
+    let spooled = fetch::get(
+        &c.pipeline.s3,
+        &job,
+        limits.max_object_bytes,
+        &std::env::temp_dir(),
+    )
+    .await;
     let spooled = match spooled {
         Ok(spooled) => spooled,
         Err(e) => return failed(e),

@@ -7,6 +7,7 @@ use earshot::pipeline::Pipeline;
 use earshot::state::review::{self, ResultRow};
 
 use crate::common::browser::Served;
+use crate::common::review_items::one_item_waiting;
 use crate::common::*;
 
 /// Requests of `operation` counted on a metrics page.
@@ -111,23 +112,8 @@ async fn the_queue_page_reads_only_its_items_and_pages_on_in_order() {
     require_localstack();
     let s3 = s3(LOCALSTACK).await;
     let bucket = fresh_bucket(&s3).await;
-    let listener = Listener::start().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (upload, library) = suspicious_in_library(dir.path()).await;
-    let mut config = config(&bucket, &listener.url, "move", &library);
-    human_review(&mut config, false, 3600);
-    put_file(&s3, &bucket, "audio/voice.mp3", &upload, "audio/mpeg").await;
-    let pipeline = Pipeline::new(config).await.expect("pipeline");
-    pipeline
-        .process(&earshot::job::Job::new(bucket.clone(), "audio/voice.mp3"))
-        .await
-        .expect("judged");
-    let queued = review::queue(&s3, &bucket).await.expect("queue");
-    assert_eq!(queued.len(), 1, "the upload waits for a person");
-    let first = review::item(&s3, &bucket, &queued[0].trace_id)
-        .await
-        .expect("item")
-        .expect("an item");
+    let waiting = one_item_waiting(&s3, &bucket, 3600).await;
+    let (pipeline, first) = (&waiting.pipeline, &waiting.item);
     // 119 more like it, half of them scored 95, all older than the real one.
     for n in 0..119u64 {
         let mut copy = first.clone();

@@ -12,6 +12,7 @@ pub mod lambda_api;
 pub mod providers;
 mod queues;
 pub mod requests;
+pub mod review_items;
 pub mod whole_tracks;
 
 #[allow(unused_imports)] // the benches share this module and use neither
